@@ -1,0 +1,1 @@
+"""Pydantic models of the ModelRollout spec and status: the single source of truth of the CRD."""

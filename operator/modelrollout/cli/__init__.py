@@ -1,0 +1,1 @@
+"""The modelrollout / kubectl-modelrollout command line."""

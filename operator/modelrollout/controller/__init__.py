@@ -1,0 +1,1 @@
+"""kopf wiring only: settings, handlers and the per-rollout ticker daemon."""

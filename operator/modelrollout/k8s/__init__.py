@@ -1,0 +1,1 @@
+"""Kubernetes client wiring: get-modify-put with retry on conflict, owner references."""

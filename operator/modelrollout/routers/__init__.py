@@ -1,0 +1,1 @@
+"""Traffic routers behind one small interface, one module per router."""

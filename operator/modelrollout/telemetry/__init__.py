@@ -1,0 +1,1 @@
+"""Helper for Python model servers to export the metric conventions."""

@@ -1,0 +1,1 @@
+"""Revision Deployments and the stable and canary Services."""
