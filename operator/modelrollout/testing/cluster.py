@@ -1,0 +1,414 @@
+"""A real, local Kubernetes control plane: etcd, kube-apiserver (RBAC on), kube-controller-manager,
+kube-scheduler and kwok-managed nodes, all on 127.0.0.1 with free ports and fresh certificates.
+
+The binaries are built from the Go module proxy by ``hack/build-control-plane.sh`` into a cache
+directory outside the repository. Use it as a context manager, from pytest fixtures, or from the
+shell (``python -m modelrollout.testing.cluster up|down``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from modelrollout.testing.pki import Pki, make_pki, render_kubeconfig
+from modelrollout.testing.processes import (
+    ControlPlaneError,
+    ManagedProcess,
+    cleanup_on_error,
+    free_ports,
+    http_ok,
+    pid_alive,
+    processes_mentioning,
+    terminate,
+)
+
+WORKDIR_PREFIX = "modelrollout-cluster-"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+BUILD_SCRIPT = REPO_ROOT / "hack" / "build-control-plane.sh"
+_KWOK_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """The output directory of one control-plane build."""
+
+    root: Path
+
+    def bin(self, name: str) -> Path:
+        return self.root / "bin" / name
+
+    @property
+    def kubectl(self) -> Path:
+        return self.bin("kubectl")
+
+    @property
+    def kwok_stages(self) -> Path:
+        return self.root / "kwok-stages"
+
+    @property
+    def crd_dirs(self) -> list[Path]:
+        return [self.root / "crds" / "gateway-api", self.root / "crds" / "istio"]
+
+    @classmethod
+    def locate(cls) -> Binaries:
+        """The build named by MODELROLLOUT_CONTROLPLANE, else the cached build (built if cold)."""
+        named = os.environ.get("MODELROLLOUT_CONTROLPLANE")
+        if named:
+            return cls(Path(named))
+        if not BUILD_SCRIPT.is_file():
+            raise ControlPlaneError(
+                f"no control-plane build: set MODELROLLOUT_CONTROLPLANE or run {BUILD_SCRIPT}"
+            )
+        result = subprocess.run(
+            ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise ControlPlaneError(f"building the control plane failed:\n{result.stderr[-3000:]}")
+        return cls(Path(result.stdout.strip().splitlines()[-1]))
+
+
+def _admin_context(pki: Pki) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+    ctx.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+    return ctx
+
+
+# The controller manager and scheduler serve /healthz with their own self-signed certificates;
+# the probe sends no credentials, so not verifying them is harmless.
+_SELF_SIGNED = ssl._create_unverified_context()  # noqa: S323
+
+
+def _node_manifest(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+        },
+    }
+
+
+class LocalCluster:
+    """One control plane; `start()` returns once nodes are Ready and CRDs are established."""
+
+    def __init__(
+        self,
+        binaries: Binaries,
+        *,
+        nodes: int = 2,
+        install_crds: bool = True,
+        tie_to_parent: bool = True,
+        start_timeout: float = 120.0,
+        workdir_parent: Path | None = None,
+    ) -> None:
+        self.binaries = binaries
+        self.node_count = nodes
+        self.install_crds = install_crds
+        self.tie_to_parent = tie_to_parent
+        self.start_timeout = start_timeout
+        # etcd's data in memory is faster; mkdtemp makes a private directory wherever it is.
+        shm = Path("/dev/shm")  # noqa: S108
+        self._workdir_parent = workdir_parent or (shm if shm.is_dir() else None)
+        self.workdir: Path | None = None
+        self.processes: list[ManagedProcess] = []
+        self.server = ""
+        self._pki: Pki | None = None
+
+    # -- public surface ------------------------------------------------------------------------
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self._dir / "kubeconfig"
+
+    def start(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=self._workdir_parent))
+        atexit.register(self.stop)
+        with cleanup_on_error(self.stop):
+            self._pki = make_pki(self._dir / "pki")
+            etcd_port, etcd_peer, api, kcm, sched, kwok = free_ports(6)
+            self._start_etcd(etcd_port, etcd_peer)
+            self._start_apiserver(api, etcd_port)
+            self.kubeconfig.write_text(render_kubeconfig(self.server, self._pki))
+            self._start_controller_manager(kcm)
+            self._start_scheduler(sched)
+            self._start_kwok(kwok)
+            self._create_nodes()
+            self._wait_for_default_service_account()
+            if self.install_crds:
+                self._install_crds()
+
+    def stop(self) -> None:
+        """Stop every process (newest first) and remove the work directory. Idempotent."""
+        if self.workdir is None:
+            return
+        for process in reversed(self.processes):
+            process.stop()
+        keep = os.environ.get("MODELROLLOUT_KEEP_LOGS")
+        if keep:
+            target = Path(keep) / self.workdir.name
+            target.mkdir(parents=True, exist_ok=True)
+            for log in self.workdir.glob("*.log"):
+                shutil.copy(log, target / log.name)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.workdir = None
+        atexit.unregister(self.stop)
+
+    def detach(self) -> None:
+        """Forget the running processes so that they outlive this Python process."""
+        self.workdir = None
+        self.processes = []
+        atexit.unregister(self.stop)
+
+    def leftovers(self, marker: str) -> list[str]:
+        """What a stopped cluster left behind: live processes and files under `marker`."""
+        found = [f"process {pid} still running" for pid in processes_mentioning(marker)]
+        found += [f"process {p.name} ({p.pid}) still running" for p in self.processes
+                  if p.popen is not None and pid_alive(p.pid)]  # fmt: skip
+        if Path(marker).exists():
+            found.append(f"directory {marker} still exists")
+        return found
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def state(self) -> dict[str, object]:
+        """Enough to stop this cluster from another process (`make cluster-down`)."""
+        return {
+            "workdir": str(self._dir),
+            "kubeconfig": str(self.kubeconfig),
+            "server": self.server,
+            "pids": {p.name: p.pid for p in self.processes},
+        }
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    @property
+    def _dir(self) -> Path:
+        if self.workdir is None:
+            raise ControlPlaneError("the cluster is not started")
+        return self.workdir
+
+    def _launch(self, name: str, *args: str) -> ManagedProcess:
+        process = ManagedProcess(
+            name=name,
+            argv=[str(self.binaries.bin(name)), *args],
+            log_path=self._dir / f"{name}.log",
+            tie_to_parent=self.tie_to_parent,
+        )
+        process.start()
+        self.processes.append(process)
+        return process
+
+    def _start_etcd(self, port: int, peer: int) -> None:
+        client, peer_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer}"
+        etcd = self._launch(
+            "etcd",
+            "--name=node0",
+            f"--data-dir={self._dir / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=node0={peer_url}",
+            "--listen-metrics-urls=",
+            "--auto-compaction-retention=1",
+            "--unsafe-no-fsync=true",
+        )
+        etcd.wait_until(
+            lambda: http_ok(f"{client}/health", expect=b'"health":"true"'),
+            "healthy",
+            self.start_timeout,
+        )
+
+    def _start_apiserver(self, port: int, etcd_port: int) -> None:
+        pki = self._pki
+        assert pki is not None
+        self.server = f"https://127.0.0.1:{port}"
+        apiserver = self._launch(
+            "kube-apiserver",
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            # the `kubernetes` Endpoints may not point at loopback, so no endpoint reconciler
+            "--endpoint-reconciler-type=none",
+            f"--secure-port={port}",
+            f"--cert-dir={self._dir / 'apiserver'}",
+            f"--tls-cert-file={pki.admin_cert}",
+            f"--tls-private-key-file={pki.admin_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki.sa_pub}",
+            f"--service-account-signing-key-file={pki.sa_key}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+        )
+        admin = _admin_context(pki)
+        apiserver.wait_until(
+            lambda: http_ok(f"{self.server}/readyz", context=admin, expect=b"ok"),
+            "ready (/readyz)",
+            self.start_timeout,
+        )
+
+    def _component_kubeconfig_args(self) -> list[str]:
+        k = self.kubeconfig
+        return [f"--kubeconfig={k}", f"--authentication-kubeconfig={k}",
+                f"--authorization-kubeconfig={k}"]  # fmt: skip
+
+    def _start_controller_manager(self, port: int) -> None:
+        pki = self._pki
+        assert pki is not None
+        kcm = self._launch(
+            "kube-controller-manager",
+            *self._component_kubeconfig_args(),
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--leader-elect=false",
+            f"--root-ca-file={pki.ca_cert}",
+            f"--service-account-private-key-file={pki.sa_key}",
+            "--use-service-account-credentials=true",
+            "--kube-api-qps=500",
+            "--kube-api-burst=1000",
+            "--node-monitor-period=5s",
+            "--node-monitor-grace-period=40s",
+        )
+        kcm.wait_until(
+            lambda: http_ok(f"https://127.0.0.1:{port}/healthz", context=_SELF_SIGNED),
+            "healthy",
+            self.start_timeout,
+        )
+
+    def _start_scheduler(self, port: int) -> None:
+        scheduler = self._launch(
+            "kube-scheduler",
+            *self._component_kubeconfig_args(),
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--leader-elect=false",
+        )
+        scheduler.wait_until(
+            lambda: http_ok(f"https://127.0.0.1:{port}/healthz", context=_SELF_SIGNED),
+            "healthy",
+            self.start_timeout,
+        )
+
+    def _start_kwok(self, port: int) -> None:
+        stages = ",".join(str(self.binaries.kwok_stages / s) for s in _KWOK_STAGES)
+        kwok = self._launch(
+            "kwok",
+            f"--kubeconfig={self.kubeconfig}",
+            "--manage-all-nodes=true",
+            "--node-lease-duration-seconds=40",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.240.0.1",
+            f"--server-address=127.0.0.1:{port}",
+            f"--config={stages}",
+        )
+        kwok.wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), "healthy", self.start_timeout
+        )
+
+    def _create_nodes(self) -> None:
+        names = [f"kwok-node-{i}" for i in range(self.node_count)]
+        manifests = {"apiVersion": "v1", "kind": "List",
+                     "items": [_node_manifest(n) for n in names]}  # fmt: skip
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(manifests))
+        kwok = next(p for p in self.processes if p.name == "kwok")
+        kwok.wait_until(lambda: self._ready_nodes() >= len(names), "making nodes Ready", 60)
+
+    def _ready_nodes(self) -> int:
+        result = self.kubectl("get", "nodes", "-o", "json", check=False)
+        if result.returncode != 0:
+            return 0
+        ready = 0
+        for node in json.loads(result.stdout)["items"]:
+            conditions = node.get("status", {}).get("conditions", [])
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                ready += 1
+        return ready
+
+    def _wait_for_default_service_account(self) -> None:
+        # Pods are refused in a namespace until the controller manager has created its
+        # `default` ServiceAccount.
+        kcm = next(p for p in self.processes if p.name == "kube-controller-manager")
+        kcm.wait_until(
+            lambda: self.kubectl("get", "sa", "default", check=False).returncode == 0,
+            "creating the default ServiceAccount",
+            60,
+        )
+
+    def _install_crds(self) -> None:
+        for directory in self.binaries.crd_dirs:
+            # server-side apply: the Istio CRDs exceed the client-side last-applied annotation
+            self.kubectl("apply", "--server-side", "-f", str(directory), timeout=120)
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.5) -> bool:
+    """Poll `predicate` until it returns truthy or `timeout` passes; return its last truth."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def stop_from_state(state: dict[str, object]) -> None:
+    """Stop a cluster started by another process, from its saved `state()`."""
+    workdir = str(state["workdir"])
+    pids = state.get("pids", {})
+    assert isinstance(pids, dict)
+    for pid in reversed(list(pids.values())):
+        terminate(int(pid), workdir)
+    for pid in processes_mentioning(workdir):
+        terminate(pid, workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
