@@ -1,0 +1,62 @@
+# modelrollout: `make demo` runs the main job, `make test` runs every test. Nothing to install by hand:
+# Debian packages, the Python virtualenv and the control-plane build are made here, on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+# Test layers present in the tree, fastest first.
+TESTS  := $(wildcard tests/unit tests/integration tests/e2e)
+LINTED := operator tests demo $(wildcard bench)
+
+.PHONY: help system-deps venv controlplane lint unit test demo cluster-up cluster-down lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+system-deps: ## install Debian packages the project needs (prometheus, openssl)
+	@bash hack/system-deps.sh
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --require-hashes -r requirements.lock
+	$(PIP) install --no-deps --no-build-isolation -e .
+	@touch $@
+
+venv: $(VENV)/.installed ## the Python virtualenv, exactly as locked
+
+controlplane: system-deps ## build kube-apiserver & co. from Go modules (once per version set)
+	@bash hack/build-control-plane.sh >/dev/null
+
+lint: venv ## ruff, mypy --strict, import-linter
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+unit: venv ## the fast unit tests only
+	$(PY) -m pytest tests/unit
+
+test: lint controlplane ## lint, then unit, integration and e2e tests on a real control plane
+	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" $(PY) -m pytest $(TESTS)
+
+demo: venv controlplane ## the main job: a real rollout end to end on a local control plane
+	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" $(PY) demo/run.py
+
+cluster-up: venv controlplane ## start a local control plane and print its `export KUBECONFIG=` line
+	@MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" $(PY) -m modelrollout.testing up
+
+cluster-down: venv ## stop the local control plane started by cluster-up
+	@$(PY) -m modelrollout.testing down
+
+lock: venv ## re-resolve requirements.lock from pyproject.toml (with hashes)
+	$(PIP) install pip-tools
+	$(VENV)/bin/pip-compile -q --extra dev --generate-hashes --allow-unsafe --strip-extras \
+	  -o requirements.lock pyproject.toml
+
+clean: ## remove the virtualenv and caches in the tree (not the control-plane build)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,66 @@
+"""Fixtures shared by every layer of tests.
+
+The cluster fixtures never skip: when the control plane cannot be built or started, every test that
+needs it errors with the reason. Under CI, a run with any skipped test fails as a whole.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from modelrollout.testing.cluster import Binaries, LocalCluster
+from modelrollout.testing.prometheus import PrometheusPool
+
+
+@pytest.fixture(scope="session")
+def controlplane_binaries() -> Binaries:
+    return Binaries.locate()
+
+
+@pytest.fixture(scope="session")
+def cluster(controlplane_binaries: Binaries) -> Iterator[LocalCluster]:
+    local = LocalCluster(controlplane_binaries)
+    local.start()
+    marker = str(local.workdir)
+    yield local
+    local.stop()
+    assert local.leftovers(marker) == [], "the local cluster left processes or files behind"
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: LocalCluster) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def namespace(kube: client.ApiClient) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture
+def prometheus() -> Iterator[PrometheusPool]:
+    factory = PrometheusPool()
+    yield factory
+    assert factory.stop_all() == [], "Prometheus left processes or files behind"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not os.environ.get("CI"):
+        return
+    reporter: Any = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter is not None else 0
+    if skipped:
+        reporter.write_line(f"CI: {skipped} test(s) skipped; a skipped test does not count")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
