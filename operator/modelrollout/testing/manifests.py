@@ -1,0 +1,171 @@
+"""ModelRollout manifests for tests: a valid one to start from, and a catalogue of invalid ones.
+
+The same catalogue is checked against the pydantic models (unit tests) and against the real API
+server with the generated CRD (admission tests), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Manifest = dict[str, Any]
+
+
+def rollout(name: str = "fraud-detector", version: str = "2026-11-20") -> Manifest:
+    """A valid ModelRollout with a Gateway API router and one threshold signal."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelRollout",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 2,
+            "model": {"name": name, "version": version},
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {"containers": [{"name": "server", "image": "example/model:1"}]},
+            },
+            "traffic": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
+            "strategy": {
+                "steps": [{"setWeight": 20}, {"analyze": {"duration": "1m"}}, {"pause": {}}]
+            },
+            "analysis": {
+                "interval": "30s",
+                "prometheus": {"address": "http://127.0.0.1:9090"},
+                "signals": [
+                    {
+                        "name": "error-rate",
+                        "threshold": {
+                            "query": 'sum(rate(model_requests_total{version="{{ canary.version }}",'
+                            'code=~"5.."}[{{ interval }}]))',
+                            "max": 0.01,
+                        },
+                    }
+                ],
+            },
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A manifest the API must refuse, and the field its error must name."""
+
+    why: str
+    change: Callable[[Manifest], None]
+    field: str  # as the API server names it, e.g. spec.strategy.steps[0].setWeight
+
+    def manifest(self) -> Manifest:
+        m = rollout(name="invalid")
+        self.change(m)
+        return m
+
+    @property
+    def location(self) -> tuple[str | int, ...]:
+        """`field` below spec, as a pydantic error location: spec.a.b[1].c -> ("a", "b", 1, "c")."""
+        parts: list[str | int] = []
+        for part in self.field.removeprefix("spec.").split("."):
+            name, *indexes = part.replace("]", "").split("[")
+            parts.append(name)
+            parts.extend(int(i) for i in indexes)
+        return tuple(parts)
+
+
+def _spec(m: Manifest) -> Manifest:
+    spec: Manifest = m["spec"]
+    return spec
+
+
+def _signal(m: Manifest) -> Manifest:
+    signal: Manifest = _spec(m)["analysis"]["signals"][0]
+    return signal
+
+
+def _set(path: str, value: Any) -> Callable[[Manifest], None]:
+    def change(m: Manifest) -> None:
+        node: Any = m
+        *parents, last = path.split(".")
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node[key]
+        if last.isdigit():
+            node[int(last)] = copy.deepcopy(value)
+        else:
+            node[last] = copy.deepcopy(value)
+
+    return change
+
+
+def _delete(path: str) -> Callable[[Manifest], None]:
+    def change(m: Manifest) -> None:
+        *parents, last = path.split(".")
+        node: Any = m
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node[key]
+        del node[last]
+
+    return change
+
+
+def _duplicate_signal(m: Manifest) -> None:
+    signals = _spec(m)["analysis"]["signals"]
+    signals.append(copy.deepcopy(signals[0]))
+
+
+def _two_routers(m: Manifest) -> None:
+    _spec(m)["traffic"]["replicas"] = {}
+
+
+def _unmatched_selector(m: Manifest) -> None:
+    _spec(m)["selector"]["matchLabels"] = {"app": "something-else"}
+
+
+INVALID: list[Invalid] = [
+    Invalid("a step with two actions", _set("spec.strategy.steps.0", {"setWeight": 5, "pause": {}}),
+            "spec.strategy.steps[0]"),
+    Invalid("a step with no action", _set("spec.strategy.steps.0", {}), "spec.strategy.steps[0]"),
+    Invalid("a weight above 100", _set("spec.strategy.steps.0.setWeight", 101),
+            "spec.strategy.steps[0].setWeight"),
+    Invalid("a negative weight", _set("spec.strategy.steps.0.setWeight", -1),
+            "spec.strategy.steps[0].setWeight"),
+    Invalid("no steps at all", _set("spec.strategy.steps", []), "spec.strategy.steps"),
+    Invalid("no traffic router", _set("spec.traffic", {}), "spec.traffic"),
+    Invalid("two traffic routers", _two_routers, "spec.traffic"),
+    Invalid("a Gateway API route with no parent", _set("spec.traffic.gatewayAPI.parentRefs", []),
+            "spec.traffic.gatewayAPI.parentRefs"),
+    Invalid("a malformed progressDeadline", _set("spec.progressDeadline", "10 minutes"),
+            "spec.progressDeadline"),
+    Invalid("a malformed analyze duration", _set("spec.strategy.steps.1.analyze.duration", "5x"),
+            "spec.strategy.steps[1].analyze.duration"),
+    Invalid("a malformed pause duration", _set("spec.strategy.steps.2.pause.duration", "soon"),
+            "spec.strategy.steps[2].pause.duration"),
+    Invalid("an unknown template variable",
+            _set("spec.analysis.signals.0.threshold.query", 'up{v="{{ canary.verison }}"}'),
+            "spec.analysis.signals[0].threshold.query"),
+    Invalid("a threshold with no bound", _delete("spec.analysis.signals.0.threshold.max"),
+            "spec.analysis.signals[0].threshold"),
+    Invalid("a threshold whose min exceeds its max",
+            _set("spec.analysis.signals.0.threshold", {"query": "up", "min": 2, "max": 1}),
+            "spec.analysis.signals[0].threshold"),
+    Invalid("a signal of no kind", _delete("spec.analysis.signals.0.threshold"),
+            "spec.analysis.signals[0]"),
+    Invalid("two signals with one name", _duplicate_signal, "spec.analysis.signals[1]"),
+    Invalid("a signal name that is not a DNS label",
+            _set("spec.analysis.signals.0.name", "Error Rate"), "spec.analysis.signals[0].name"),
+    Invalid("a model version that cannot be a label value", _set("spec.model.version", "v1/beta"),
+            "spec.model.version"),
+    Invalid("no model", _delete("spec.model"), "spec.model"),
+    Invalid("a selector that does not match the template", _unmatched_selector, "spec.selector"),
+    Invalid("zero replicas", _set("spec.replicas", 0), "spec.replicas"),
+    Invalid("noData neither inconclusive nor fail", _set("spec.analysis.noData", "pass"),
+            "spec.analysis.noData"),
+    Invalid("a Prometheus address that is not a URL",
+            _set("spec.analysis.prometheus.address", "prometheus:9090"),
+            "spec.analysis.prometheus.address"),
+    Invalid("a negative failureLimit", _set("spec.analysis.failureLimit", -1),
+            "spec.analysis.failureLimit"),
+    Invalid("a misspelt field", _set("spec.strategy.stepz", []), "spec.strategy.stepz"),
+]  # fmt: skip

@@ -1,0 +1,64 @@
+"""Admission: the generated CRD, installed in the real API server, refuses bad specs with a
+message naming the field, and accepts the examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelrollout.testing.cluster import LocalCluster
+from modelrollout.testing.manifests import INVALID, Invalid, rollout
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def crd_installed(cluster: LocalCluster) -> None:
+    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io", "--timeout=60s"
+    )
+
+
+def _apply(cluster: LocalCluster, namespace: str, manifest: dict[str, object]) -> tuple[int, str]:
+    result = cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest), check=False
+    )
+    return result.returncode, result.stderr
+
+
+@pytest.mark.usefixtures("crd_installed")
+def test_a_valid_rollout_is_admitted_with_defaults(cluster: LocalCluster, namespace: str) -> None:
+    # Given a valid ModelRollout, When it is applied
+    code, err = _apply(cluster, namespace, rollout())
+    # Then it is stored, with the schema's defaults filled in, and listed with its columns
+    assert code == 0, err
+    stored = json.loads(
+        cluster.kubectl("get", "mro", "fraud-detector", "-n", namespace, "-o", "json").stdout
+    )
+    assert stored["spec"]["progressDeadline"] == "10m"
+    assert stored["spec"]["analysis"]["noData"] == "inconclusive"
+    header = cluster.kubectl("get", "modelrollouts", "-n", namespace).stdout.splitlines()[0]
+    assert header.split() == ["NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "STEP", "AGE"]
+
+
+@pytest.mark.usefixtures("crd_installed")
+def test_the_examples_are_admitted(cluster: LocalCluster, namespace: str) -> None:
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        result = cluster.kubectl("apply", "-n", namespace, "-f", str(path), check=False)
+        assert result.returncode == 0, f"{path.name}: {result.stderr}"
+
+
+@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.parametrize("case", INVALID, ids=lambda c: c.why)
+def test_an_invalid_rollout_is_refused_naming_the_field(
+    cluster: LocalCluster, namespace: str, case: Invalid
+) -> None:
+    # Given an invalid ModelRollout, When it is applied
+    code, err = _apply(cluster, namespace, case.manifest())
+    # Then the API server refuses it, naming the bad field
+    assert code != 0, f"admitted: {case.why}"
+    assert case.field in err, f"the error does not name {case.field}: {err}"
