@@ -1,0 +1,107 @@
+"""Judging: measurements in, verdicts out; verdicts in, counters and a decision out.
+
+Adapters only measure (PromQL in, numbers out). These pure functions judge, and every verdict
+carries the numbers that produced it, so a decision can be explained from status alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+from modelrollout.api.v1alpha1 import Analysis, Counters, SignalResult, ThresholdSignal, Verdict
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What an adapter measured for one signal: a number, no number, or an error."""
+
+    value: float | None = None
+    error: str | None = None
+
+
+def judge_threshold(
+    name: str, signal: ThresholdSignal, measured: Measurement, at: str
+) -> SignalResult:
+    """Pass when min <= value <= max (inclusive); an empty result or NaN is NoData."""
+
+    def verdict(
+        kind: Verdict, value: float | None = None, message: str | None = None
+    ) -> SignalResult:
+        return SignalResult(
+            name=name, verdict=kind, value=value, min=signal.min, max=signal.max,
+            message=message, at=at,
+        )  # fmt: skip
+
+    if measured.error is not None:
+        return verdict("Error", message=measured.error)
+    value = measured.value
+    if value is None or math.isnan(value):
+        return verdict("NoData", message="the query returned no number")
+    if signal.min is not None and value < signal.min:
+        return verdict("Fail", value, f"{value:.6g} below min {signal.min:.6g}")
+    if signal.max is not None and value > signal.max:
+        return verdict("Fail", value, f"{value:.6g} above max {signal.max:.6g}")
+    return verdict("Pass", value)
+
+
+class Outcome(Enum):
+    CONTINUE = "Continue"
+    ROLLBACK = "Rollback"
+    PAUSE = "Pause"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    counters: Counters
+    outcome: Outcome
+    reason: str = ""
+
+
+def tally(counters: Counters, results: list[SignalResult], analysis: Analysis) -> Judgement:
+    """Fold one evaluation's verdicts into the counters and decide.
+
+    - each Fail (and NoData under `noData: fail`) adds one to `failed`;
+      `failed > failureLimit` rolls back;
+    - each Inconclusive (and NoData under `noData: inconclusive`) adds one to `inconclusive`;
+      `inconclusive > inconclusiveLimit` pauses for a human, never promotes;
+    - an evaluation with an Error adds one to `consecutiveErrors`, one without resets it; past
+      `consecutiveErrorLimit` the errors count as one Fail. An unreachable Prometheus therefore
+      never promotes, and only rolls back after a sustained outage, by the user's limit.
+    """
+    no_data_fails = analysis.no_data == "fail"
+    failing = [
+        r for r in results if r.verdict == "Fail" or (r.verdict == "NoData" and no_data_fails)
+    ]
+    unsure = [
+        r for r in results
+        if r.verdict == "Inconclusive" or (r.verdict == "NoData" and not no_data_fails)
+    ]  # fmt: skip
+    errors = [r for r in results if r.verdict == "Error"]
+
+    failed = counters.failed + len(failing)
+    consecutive = counters.consecutive_errors + 1 if errors else 0
+    reasons = [f"signal {r.name}: {r.message or r.verdict}" for r in failing]
+    if consecutive > analysis.consecutive_error_limit:
+        failed += 1
+        reasons.append(
+            f"{consecutive} evaluations in a row failed to measure "
+            f"(limit {analysis.consecutive_error_limit}): {errors[0].name}: {errors[0].message}"
+        )
+        consecutive = 0
+    updated = Counters(
+        failed=failed,
+        inconclusive=counters.inconclusive + len(unsure),
+        consecutive_errors=consecutive,
+    )
+    if updated.failed > analysis.failure_limit:
+        return Judgement(updated, Outcome.ROLLBACK, "; ".join(reasons))
+    if updated.inconclusive > analysis.inconclusive_limit:
+        names = ", ".join(r.name for r in unsure)
+        reason = (
+            f"{updated.inconclusive} inconclusive results (limit {analysis.inconclusive_limit}), "
+            f"latest: {names}"
+        )
+        return Judgement(updated, Outcome.PAUSE, reason)
+    return Judgement(updated, Outcome.CONTINUE)
