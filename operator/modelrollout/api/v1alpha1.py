@@ -390,6 +390,13 @@ class Condition(_Status):
     last_transition_time: str
 
 
+class ScaleDown(_Status):
+    """A replaced revision kept serving until `after` (scaleDownDelay), then removed."""
+
+    revision: str
+    after: str
+
+
 class HistoryEntry(_Status):
     version: str
     revision: str
@@ -404,6 +411,7 @@ class ModelRolloutStatus(_Status):
     phase: Phase = "Pending"
     stable: RevisionRef | None = None
     canary: RevisionRef | None = None
+    canary_since: str | None = None
     current_step: int | None = None
     step_started_at: str | None = None
     canary_weight: int = 0
@@ -411,4 +419,6 @@ class ModelRolloutStatus(_Status):
     analysis: AnalysisStatus | None = None
     conditions: list[Condition] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list, max_length=10)
+    scale_down: list[ScaleDown] = Field(default_factory=list)
+    last_command: str | None = None
     message: str | None = None

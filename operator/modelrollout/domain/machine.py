@@ -1,0 +1,458 @@
+"""The step machine: one pure function moves a rollout forward from its status and observations.
+
+Everything the machine knows is in status, so an operator restart resumes exactly where it was.
+`advance` returns the next status and the Events to emit; `desired_world` says what the cluster
+should look like for a status, and adapters converge the cluster to it idempotently.
+
+Lifecycle (api.md): the first revision becomes stable at once. A new revision starts a canary
+(replacing a running one); the canary must become Available within progressDeadline; then the
+steps run: setWeight counts once the weight is observed on the route, analyze waits its duration,
+pause waits its duration or for a human. Signals are judged whenever the canary has traffic. After
+the last step the canary is promoted: it is scaled to full size, takes 100%, becomes stable, and
+the old revision is removed after scaleDownDelay. A rollback puts the weight to 0 at once and
+scales the canary to 0; the same revision is not retried unless a human says `retry`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from modelrollout.api.v1alpha1 import (
+    AnalysisStatus,
+    Condition,
+    Counters,
+    HistoryEntry,
+    ModelRolloutSpec,
+    ModelRolloutStatus,
+    PauseState,
+    RevisionRef,
+    ScaleDown,
+    SignalResult,
+)
+from modelrollout.domain.durations import parse_duration
+from modelrollout.domain.judging import Outcome, tally
+
+HISTORY_LENGTH = 10
+EventType = Literal["Normal", "Warning"]
+Emit = Callable[[EventType, str, str], None]
+CommandKind = Literal["promote", "promote-full", "abort", "pause", "resume", "retry"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A human's request, identified so that it is applied once."""
+
+    id: str
+    kind: CommandKind
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class Observations:
+    now: datetime
+    desired: RevisionRef
+    canary_available: bool = False
+    weight: int | None = None
+    results: list[SignalResult] | None = None
+    command: Command | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Step:
+    status: ModelRolloutStatus
+    events: list[Event] = field(default_factory=list)
+
+
+def _ts(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+# --- the machine ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Tick:
+    """What every transition of one tick needs besides the status."""
+
+    spec: ModelRolloutSpec
+    seen: Observations
+    now: str
+    emit: Emit
+
+
+def advance(spec: ModelRolloutSpec, status: ModelRolloutStatus, seen: Observations) -> Step:
+    events: list[Event] = []
+
+    def emit(kind: EventType, reason: str, message: str) -> None:
+        events.append(Event(kind, reason, message))
+
+    t = _Tick(spec, seen, _ts(seen.now), emit)
+    s = _expire_scale_downs(status, seen.now)
+    command = seen.command if seen.command and seen.command.id != s.last_command else None
+    if command is not None:
+        s = s.model_copy(update={"last_command": command.id})
+    changed = _on_new_revision(t, s)
+    if changed is not None:
+        return Step(changed, events)
+    if s.canary is None or s.phase == "Promoted":
+        return Step(s, events)
+    return Step(_progress(t, s, s.canary, command), events)
+
+
+def _on_new_revision(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus | None:
+    """The status after a change of the desired revision, or None when it has not changed."""
+    desired, now = t.seen.desired, t.now
+    if s.stable is None:
+        t.emit(
+            "Normal", "Initialized", f"revision {desired.revision} ({desired.version}) is stable"
+        )
+        s = s.model_copy(update={"stable": desired, "phase": "Promoted", "canary_weight": 0})
+        return _with_condition(s, "Ready", "True", reason="Initialized", now=now)
+    in_flight = s.canary is not None and s.phase in ("Progressing", "Paused")
+    if desired.revision == s.stable.revision:
+        if in_flight:
+            t.emit("Normal", "Superseded", "the spec returned to the stable revision")
+            return _end_canary(s, now, "Superseded", "the spec returned to the stable revision")
+        if s.canary is not None:  # a rolled-back canary is forgotten once the spec reverts
+            return s.model_copy(update={"canary": None, "phase": "Promoted"})
+        return None
+    if s.canary is not None and desired.revision == s.canary.revision:
+        return None
+    if in_flight and s.canary is not None:
+        t.emit("Normal", "Superseded", f"canary {s.canary.revision} replaced by {desired.revision}")
+        s = _end_canary(s, now, "Superseded", f"replaced by revision {desired.revision}")
+    t.emit(
+        "Normal", "CanaryStarted", f"revision {desired.revision} ({desired.version}) is the canary"
+    )
+    return _start_canary(s, desired, now)
+
+
+def _progress(t: _Tick, s: ModelRolloutStatus, canary: RevisionRef,
+              command: Command | None) -> ModelRolloutStatus:  # fmt: skip
+    """One tick of a canary in flight, or rolled back and waiting for a retry."""
+    if s.phase == "RolledBack":
+        if command is not None and command.kind == "retry":
+            t.emit("Normal", "Retry", f"{_by(command)} retries revision {canary.revision}")
+            return _start_canary(s, canary, t.now)
+        return s
+    if command is not None:
+        s, done = _apply_command(t, s, command)
+        if done:
+            return s
+    for check in (_stalled, _judged):
+        ended = check(t, s)
+        if ended[1]:
+            return ended[0]
+        s = ended[0]
+    if s.phase == "Paused":
+        return s
+    return _run_steps(t, s)
+
+
+def _stalled(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
+    """A canary that is not Available holds the steps; past progressDeadline it is rolled back.
+
+    The deadline runs from the start of the current step, so a canary that cannot make progress
+    for that long is rolled back, and a momentary blip late in a long rollout is not."""
+    if t.seen.canary_available:
+        return s, False
+    stalled = (t.seen.now - _parse(s.step_started_at or t.now)).total_seconds()
+    if stalled > parse_duration(t.spec.progress_deadline):
+        reason = f"canary not Available within progressDeadline {t.spec.progress_deadline}"
+        return _rollback(s, t.now, reason, t.emit), True
+    if _promoting(t.spec, s):
+        return s, False  # promotion waits for the full-size canary itself
+    return _with_condition(s, "Progressing", "True", reason="WaitingForCanary", now=t.now), True
+
+
+def _judged(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
+    """Fold this tick's signal results, if any, into the counters; roll back or pause on them."""
+    if t.seen.results is None or t.spec.analysis is None:
+        return s, False
+    judgement = tally(_counters(s), t.seen.results, t.spec.analysis)
+    s = _with_results(s, judgement.counters, t.seen.results, t.now)
+    if judgement.outcome is Outcome.ROLLBACK:
+        return _rollback(s, t.now, judgement.reason, t.emit), True
+    if judgement.outcome is Outcome.PAUSE and s.phase != "Paused":
+        t.emit("Warning", "Paused", judgement.reason)
+        return _pause(s, "Inconclusive", judgement.reason, t.now), True
+    return s, False
+
+
+def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
+    steps = t.spec.strategy.steps
+    index = s.current_step or 0
+    while index < len(steps):
+        step = steps[index]
+        elapsed = (t.seen.now - _parse(s.step_started_at or t.now)).total_seconds()
+        if step.set_weight is not None:
+            s = s.model_copy(update={"canary_weight": step.set_weight})
+            if t.seen.weight != step.set_weight:
+                return s  # counts once the router shows it
+        elif step.analyze is not None:
+            if elapsed < parse_duration(step.analyze.duration) or not _measured(t.spec, s):
+                return s
+        elif step.pause is not None:
+            if step.pause.duration is None:
+                t.emit("Normal", "Paused", f"step {index} waits for `promote`")
+                return _pause(s, "Step", f"step {index} waits for a human", t.now)
+            if elapsed < parse_duration(step.pause.duration):
+                return s
+        index += 1
+        s = s.model_copy(update={"current_step": index, "step_started_at": t.now})
+        t.emit("Normal", "StepAdvanced", f"step {index} of {len(steps)} done")
+    return _promote(t, s)
+
+
+def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
+    """Past the last step: full-size canary, then 100% to it, then it becomes stable."""
+    canary, old = s.canary, s.stable
+    if canary is None or old is None or not _measured(t.spec, s):
+        return s  # never promote on a failed or missing measurement
+    s = s.model_copy(update={"canary_weight": 100})
+    if not t.seen.canary_available or t.seen.weight != 100:
+        return _with_condition(s, "Progressing", "True", reason="Promoting", now=t.now)
+    delay = timedelta(seconds=parse_duration(t.spec.scale_down_delay))
+    after = _ts(t.seen.now + delay)
+    s = _record(s, canary, "Promoted", t.now, f"all {len(t.spec.strategy.steps)} steps passed")
+    s = s.model_copy(
+        update={
+            "stable": canary,
+            "canary": None,
+            "canary_since": None,
+            "canary_weight": 0,
+            "current_step": None,
+            "step_started_at": None,
+            "phase": "Promoted",
+            "pause": None,
+            "scale_down": [*s.scale_down, ScaleDown(revision=old.revision, after=after)],
+        }
+    )
+    t.emit("Normal", "Promoted", f"revision {canary.revision} ({canary.version}) is stable")
+    s = _with_condition(s, "Progressing", "False", reason="Promoted", now=t.now)
+    return _with_condition(s, "Degraded", "False", reason="Promoted", now=t.now)
+
+
+# --- transitions ------------------------------------------------------------------------------
+
+
+def _by(command: Command) -> str:
+    return command.user or "a user"
+
+
+def _apply_command(t: _Tick, s: ModelRolloutStatus,
+                   command: Command) -> tuple[ModelRolloutStatus, bool]:  # fmt: skip
+    """Apply a human's command; the bool says whether this tick ends with it."""
+    who, now = _by(command), t.now
+    if command.kind == "abort":
+        return _rollback(s, now, f"aborted by {who}", t.emit), True
+    if command.kind == "pause":
+        t.emit("Normal", "Paused", f"paused by {who}")
+        return _pause(s, "Manual", f"paused by {who}", now), True
+    if command.kind == "resume" and s.phase == "Paused":
+        t.emit("Normal", "Resumed", f"resumed by {who}")
+        counters = _counters(s).model_copy(update={"inconclusive": 0})
+        return _resume(_with_counters(s, counters)), False
+    if command.kind == "promote":
+        step = s.current_step or 0
+        t.emit("Normal", "PromotedStep", f"{who} ended step {step}")
+        return _resume(s).model_copy(
+            update={"current_step": step + 1, "step_started_at": now}
+        ), False
+    if command.kind == "promote-full":
+        t.emit("Normal", "PromotedFull", f"{who} skipped the remaining steps")
+        last = len(t.spec.strategy.steps)
+        return _resume(s).model_copy(update={"current_step": last, "step_started_at": now}), False
+    return s, False
+
+
+def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> ModelRolloutStatus:
+    s = s.model_copy(
+        update={
+            "canary": desired,
+            "canary_since": now,
+            "canary_weight": 0,
+            "current_step": 0,
+            "step_started_at": now,
+            "phase": "Progressing",
+            "pause": None,
+            "analysis": AnalysisStatus(),
+        }
+    )
+    s = _with_condition(
+        s,
+        "Progressing",
+        "True",
+        reason="CanaryStarted",
+        message=f"revision {desired.revision}",
+        now=now,
+    )
+    return _with_condition(s, "Degraded", "False", reason="CanaryStarted", now=now)
+
+
+def _rollback(s: ModelRolloutStatus, now: str, reason: str, emit: Emit) -> ModelRolloutStatus:
+    emit("Warning", "RolledBack", reason)
+    if s.canary is not None:
+        s = _record(s, s.canary, "RolledBack", now, reason)
+    s = s.model_copy(
+        update={"phase": "RolledBack", "canary_weight": 0, "pause": None, "message": reason}
+    )
+    s = _with_condition(s, "Progressing", "False", reason="RolledBack", message=reason, now=now)
+    return _with_condition(s, "Degraded", "True", reason="RolledBack", message=reason, now=now)
+
+
+def _end_canary(s: ModelRolloutStatus, now: str, outcome: str, reason: str) -> ModelRolloutStatus:
+    if s.canary is not None:
+        s = _record(s, s.canary, outcome, now, reason)
+    return s.model_copy(
+        update={"canary": None, "canary_since": None, "canary_weight": 0, "current_step": None,
+                "step_started_at": None, "phase": "Promoted", "pause": None}
+    )  # fmt: skip
+
+
+def _pause(s: ModelRolloutStatus, reason: str, message: str, now: str) -> ModelRolloutStatus:
+    pause = PauseState(reason=reason, since=now, message=message)
+    return s.model_copy(update={"phase": "Paused", "pause": pause})
+
+
+def _resume(s: ModelRolloutStatus) -> ModelRolloutStatus:
+    return s.model_copy(update={"phase": "Progressing", "pause": None})
+
+
+def _record(s: ModelRolloutStatus, canary: RevisionRef, outcome: str, now: str,
+            reason: str) -> ModelRolloutStatus:  # fmt: skip
+    entry = HistoryEntry(
+        version=canary.version,
+        revision=canary.revision,
+        outcome=outcome,
+        started_at=s.canary_since or now,
+        finished_at=now,
+        reason=reason,
+    )
+    return s.model_copy(update={"history": [*s.history, entry][-HISTORY_LENGTH:]})
+
+
+def _counters(s: ModelRolloutStatus) -> Counters:
+    return s.analysis.counters if s.analysis else Counters()
+
+
+def _with_counters(s: ModelRolloutStatus, counters: Counters) -> ModelRolloutStatus:
+    analysis = (s.analysis or AnalysisStatus()).model_copy(update={"counters": counters})
+    return s.model_copy(update={"analysis": analysis})
+
+
+def _with_results(s: ModelRolloutStatus, counters: Counters, results: list[SignalResult],
+                  now: str) -> ModelRolloutStatus:  # fmt: skip
+    analysis = AnalysisStatus(counters=counters, signals=list(results), last_evaluated_at=now)
+    return s.model_copy(update={"analysis": analysis})
+
+
+def _with_condition(s: ModelRolloutStatus, kind: str, value: Literal["True", "False"], *,
+                    reason: str, now: str, message: str = "") -> ModelRolloutStatus:  # fmt: skip
+    """Set one condition; its transition time changes only when its status does."""
+    kept = [c for c in s.conditions if c.type != kind]
+    old = next((c for c in s.conditions if c.type == kind), None)
+    since = old.last_transition_time if old is not None and old.status == value else now
+    new = Condition(type=kind, status=value, reason=reason, message=message,
+                    last_transition_time=since)  # fmt: skip
+    return s.model_copy(update={"conditions": sorted([*kept, new], key=lambda c: c.type)})
+
+
+def _expire_scale_downs(s: ModelRolloutStatus, now: datetime) -> ModelRolloutStatus:
+    pending = [d for d in s.scale_down if _parse(d.after) > now]
+    return s if len(pending) == len(s.scale_down) else s.model_copy(update={"scale_down": pending})
+
+
+def _measured(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> bool:
+    """True when signals need no measurement, or the latest one is clean and no older than the
+    current step. An unreachable Prometheus thus holds the rollout where it is."""
+    if spec.analysis is None or not spec.analysis.signals:
+        return True
+    analysis = s.analysis
+    if analysis is None or analysis.last_evaluated_at is None:
+        return False
+    fresh = _parse(analysis.last_evaluated_at) >= _parse(
+        s.step_started_at or analysis.last_evaluated_at
+    )
+    return fresh and analysis.counters.consecutive_errors == 0
+
+
+def _promoting(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> bool:
+    return (s.current_step or 0) >= len(spec.strategy.steps)
+
+
+# --- when to measure, and what the cluster should look like -----------------------------------
+
+
+def evaluation_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) -> bool:
+    """Signals are judged every interval while the canary has traffic."""
+    if spec.analysis is None or not spec.analysis.signals or status.canary is None:
+        return False
+    if status.phase not in ("Progressing", "Paused") or status.canary_weight <= 0:
+        return False
+    last = status.analysis.last_evaluated_at if status.analysis else None
+    if last is None:
+        return True
+    return (now - _parse(last)).total_seconds() >= parse_duration(spec.analysis.interval)
+
+
+@dataclass(frozen=True)
+class World:
+    """What the cluster should look like: Deployments (revision -> replicas), the revisions
+    the stable and canary Services select, and the canary's share of traffic."""
+
+    replicas: dict[str, int]
+    stable: str
+    canary: str | None
+    weight: int
+
+
+def canary_replicas(total: int, weight: int) -> int:
+    """Canary pods follow the weight, at least one."""
+    return max(1, math.ceil(total * weight / 100))
+
+
+def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World | None:
+    if status.stable is None:
+        return None
+    replicas = {d.revision: spec.replicas for d in status.scale_down}
+    replicas[status.stable.revision] = spec.replicas
+    canary = status.canary
+    if canary is None or status.phase in ("Promoted",):
+        return World(replicas, status.stable.revision, None, 0)
+    if status.phase == "RolledBack":
+        replicas[canary.revision] = 0
+        return World(replicas, status.stable.revision, canary.revision, 0)
+    full = _promoting(spec, status)
+    replicas[canary.revision] = (
+        spec.replicas if full else canary_replicas(spec.replicas, status.canary_weight)
+    )
+    return World(replicas, status.stable.revision, canary.revision, status.canary_weight)
+
+
+__all__ = [
+    "Command",
+    "Event",
+    "Observations",
+    "Step",
+    "World",
+    "advance",
+    "canary_replicas",
+    "desired_world",
+    "evaluation_due",
+]

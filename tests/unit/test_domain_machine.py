@@ -1,0 +1,275 @@
+"""The step machine, told as rollouts: Given a status, When a tick observes something, Then..."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from modelrollout.api.v1alpha1 import (
+    ModelRolloutSpec,
+    ModelRolloutStatus,
+    RevisionRef,
+    SignalResult,
+)
+from modelrollout.domain.machine import (
+    Command,
+    Event,
+    Observations,
+    advance,
+    canary_replicas,
+    desired_world,
+    evaluation_due,
+)
+from modelrollout.testing.manifests import rollout
+
+V1 = RevisionRef(revision="aaaaaaaaaa", version="v1")
+V2 = RevisionRef(revision="bbbbbbbbbb", version="v2")
+V3 = RevisionRef(revision="cccccccccc", version="v3")
+
+
+def make_spec(steps: list[dict[str, Any]] | None = None, **changes: Any) -> ModelRolloutSpec:
+    raw = rollout()["spec"]
+    raw["replicas"] = 4
+    if steps is not None:
+        raw["strategy"]["steps"] = steps
+    raw.update(changes)
+    return ModelRolloutSpec.model_validate(raw)
+
+
+STEPS = [{"setWeight": 25}, {"analyze": {"duration": "1m"}}, {"pause": {}}, {"setWeight": 50}]
+
+
+def passing(name: str = "error-rate") -> list[SignalResult]:
+    return [SignalResult(name=name, verdict="Pass", value=0.001, max=0.01, at="x")]
+
+
+def verdict(kind: str) -> list[SignalResult]:
+    return [SignalResult.model_validate({"name": "error-rate", "verdict": kind, "at": "x"})]
+
+
+@dataclass
+class Rollout:
+    """Drives `advance` like the operator does, and keeps the status only in its wire form."""
+
+    spec: ModelRolloutSpec
+    now: datetime = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    wire: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def status(self) -> ModelRolloutStatus:
+        return ModelRolloutStatus.model_validate(self.wire)
+
+    def tick(self, desired: RevisionRef, *, after: float = 0, available: bool = True,
+             weight: int | None = None, results: list[SignalResult] | None = None,
+             command: Command | None = None) -> ModelRolloutStatus:  # fmt: skip
+        self.now += timedelta(seconds=after)
+        if weight is None:  # a router that does what it is told, unless a test says otherwise
+            weight = self.status.canary_weight
+        seen = Observations(self.now, desired, available, weight, results, command)
+        step = advance(self.spec, self.status, seen)
+        # restart-safety: the next tick sees only what would be stored in the object's status
+        self.wire = step.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        self.events += step.events
+        return self.status
+
+    def reasons(self) -> list[str]:
+        return [e.reason for e in self.events]
+
+
+def started(steps: list[dict[str, Any]] | None = None, **changes: Any) -> Rollout:
+    """Given v1 stable and v2 just started as canary."""
+    r = Rollout(make_spec(STEPS if steps is None else steps, **changes))
+    r.tick(V1)
+    r.tick(V2)
+    return r
+
+
+def test_the_first_revision_becomes_stable_at_once() -> None:
+    r = Rollout(make_spec(STEPS))
+    status = r.tick(V1)
+    assert (status.phase, status.stable, status.canary) == ("Promoted", V1, None)
+    world = desired_world(r.spec, status)
+    assert world is not None
+    assert (world.replicas, world.stable, world.canary, world.weight) == (
+        {V1.revision: 4},
+        V1.revision,
+        None,
+        0,
+    )
+
+
+def test_a_new_revision_starts_a_canary_with_one_pod_and_no_traffic() -> None:
+    r = started()
+    status = r.status
+    assert (status.phase, status.canary, status.current_step) == ("Progressing", V2, 0)
+    world = desired_world(r.spec, status)
+    assert world is not None
+    assert world.replicas == {V1.revision: 4, V2.revision: 1}
+    assert (world.canary, world.weight) == (V2.revision, 0)
+    assert "CanaryStarted" in r.reasons()
+
+
+def test_set_weight_counts_only_once_the_router_shows_it() -> None:
+    r = started()
+    status = r.tick(V2, weight=0)  # the route still says 0
+    assert (status.current_step, status.canary_weight) == (0, 25)
+    status = r.tick(V2, weight=25)
+    assert status.current_step == 1
+    world = desired_world(r.spec, status)
+    assert world is not None
+    assert world.replicas[V2.revision] == canary_replicas(4, 25) == 1
+
+
+def test_analyze_waits_its_duration_and_a_clean_measurement() -> None:
+    r = started()
+    r.tick(V2, weight=25)
+    assert r.tick(V2, after=30, results=passing()).current_step == 1
+    assert r.tick(V2, after=31).current_step == 2  # 61 s since the step began, measured clean
+    assert r.status.phase == "Paused"  # step 2 is a pause without duration
+
+
+def test_prometheus_down_holds_the_rollout_and_never_promotes() -> None:
+    r = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "1m"}}], **{})
+    r.tick(V2)
+    for _ in range(4):  # consecutiveErrorLimit is 4: four errors in a row are tolerated
+        status = r.tick(V2, after=60, results=verdict("Error"))
+    assert (status.phase, status.current_step, status.stable) == ("Progressing", 1, V1)
+    # When Prometheus returns, Then the rollout goes on and promotes
+    r.tick(V2, after=60, results=passing())
+    status = r.tick(V2)
+    assert (status.phase, status.stable) == ("Promoted", V2)
+
+
+def test_a_sustained_outage_counts_as_one_failure_and_rolls_back() -> None:
+    r = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "1h"}}])
+    r.tick(V2)
+    for _ in range(5):
+        status = r.tick(V2, after=60, results=verdict("Error"))
+    assert status.phase == "RolledBack"
+    assert "in a row failed to measure" in (status.message or "")
+
+
+def test_a_failed_signal_rolls_back_at_once_with_its_reason() -> None:
+    r = started()
+    r.tick(V2, weight=25)
+    failed = [SignalResult(name="error-rate", verdict="Fail", value=0.2, max=0.01,
+                           message="0.2 above max 0.01", at="x")]  # fmt: skip
+    status = r.tick(V2, after=10, results=failed)
+    assert (status.phase, status.canary_weight, status.stable) == ("RolledBack", 0, V1)
+    degraded = next(c for c in status.conditions if c.type == "Degraded")
+    assert degraded.status == "True"
+    assert "error-rate: 0.2 above max 0.01" in degraded.message
+    world = desired_world(r.spec, status)
+    assert world is not None
+    assert (world.weight, world.replicas[V2.revision]) == (0, 0)
+    assert status.history[-1].outcome == "RolledBack"
+
+
+def test_a_rolled_back_revision_is_not_retried_until_a_human_says_retry() -> None:
+    r = started()
+    r.tick(V2, command=Command("c1", "abort", "alice"))
+    assert r.tick(V2, after=3600).phase == "RolledBack"
+    status = r.tick(V2, command=Command("c2", "retry", "bob"))
+    assert (status.phase, status.current_step, status.canary) == ("Progressing", 0, V2)
+    assert "Retry" in r.reasons()
+
+
+def test_a_pause_without_duration_waits_for_promote() -> None:
+    r = started()
+    r.tick(V2, weight=25)
+    r.tick(V2, after=30, results=passing())
+    status = r.tick(V2, after=31)
+    assert (status.phase, status.pause and status.pause.reason) == ("Paused", "Step")
+    assert r.tick(V2, after=3600).phase == "Paused"
+    status = r.tick(V2, command=Command("c1", "promote", "alice"))
+    assert (status.phase, status.current_step, status.canary_weight) == ("Progressing", 3, 50)
+    status = r.tick(V2, results=passing())  # the route now shows 50: the last step is done
+    assert (status.current_step, status.canary_weight) == (4, 100)
+
+
+def test_the_last_step_promotes_then_the_old_revision_goes_after_the_delay() -> None:
+    r = started(steps=[{"setWeight": 50}], scaleDownDelay="30s")
+    assert r.tick(V2).canary_weight == 50
+    # When the route shows 50 and the signals pass, Then the canary is sized up to take 100%
+    status = r.tick(V2, results=passing())
+    assert (status.phase, status.canary_weight) == ("Progressing", 100)
+    world = desired_world(r.spec, status)
+    assert world is not None
+    assert world.replicas[V2.revision] == 4  # full size before it takes all traffic
+    status = r.tick(V2, after=1)
+    assert (status.phase, status.stable, status.canary) == ("Promoted", V2, None)
+    world = desired_world(r.spec, status)
+    assert world is not None
+    assert world.replicas == {V2.revision: 4, V1.revision: 4}  # old kept for scaleDownDelay
+    status = r.tick(V2, after=31)
+    world = desired_world(r.spec, status)
+    assert world is not None
+    assert world.replicas == {V2.revision: 4}
+    assert status.history[-1].outcome == "Promoted"
+
+
+def test_a_new_revision_mid_rollout_replaces_the_canary() -> None:
+    r = started()
+    r.tick(V2, weight=25)
+    status = r.tick(V3)
+    assert (status.canary, status.current_step, status.canary_weight) == (V3, 0, 0)
+    assert status.history[-1].outcome == "Superseded"
+    assert status.history[-1].revision == V2.revision
+
+
+def test_returning_the_spec_to_stable_removes_the_canary() -> None:
+    r = started()
+    status = r.tick(V1)
+    assert (status.phase, status.canary, status.canary_weight) == ("Promoted", None, 0)
+
+
+def test_a_canary_never_available_is_rolled_back_after_progress_deadline() -> None:
+    r = started(progressDeadline="2m")
+    assert r.tick(V2, after=60, available=False).phase == "Progressing"
+    status = r.tick(V2, after=61, available=False)
+    assert status.phase == "RolledBack"
+    assert "progressDeadline 2m" in (status.message or "")
+
+
+def test_inconclusive_past_the_limit_pauses_and_resume_clears_it() -> None:
+    r = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "1h"}}])
+    r.tick(V2)
+    for _ in range(4):
+        status = r.tick(V2, after=60, results=verdict("Inconclusive"))
+    assert (status.phase, status.pause and status.pause.reason) == ("Paused", "Inconclusive")
+    status = r.tick(V2, command=Command("c1", "resume", "alice"))
+    assert status.phase == "Progressing"
+    assert status.analysis is not None
+    assert status.analysis.counters.inconclusive == 0
+
+
+def test_a_command_is_applied_once_though_seen_on_many_ticks() -> None:
+    r = started(steps=[{"setWeight": 10}, {"pause": {}}, {"pause": {}}, {"setWeight": 20}])
+    r.tick(V2, weight=10)
+    assert r.status.current_step == 1
+    # The object keeps carrying the latest command; the machine applies it once
+    promote = Command("c1", "promote", "alice")
+    for _ in range(3):
+        status = r.tick(V2, command=promote)
+    assert (status.phase, status.current_step) == ("Paused", 2)
+    assert r.reasons().count("PromotedStep") == 1
+
+
+def test_evaluation_is_due_every_interval_while_the_canary_has_traffic() -> None:
+    r = started()
+    now = r.now
+    assert not evaluation_due(r.spec, r.status, now)  # weight 0: nothing to measure
+    r.tick(V2, weight=25)
+    assert evaluation_due(r.spec, r.status, r.now)
+    r.tick(V2, results=passing())
+    assert not evaluation_due(r.spec, r.status, r.now + timedelta(seconds=29))
+    assert evaluation_due(r.spec, r.status, r.now + timedelta(seconds=30))
+
+
+@pytest.mark.parametrize(("weight", "pods"), [(0, 1), (1, 1), (25, 1), (26, 2), (50, 2), (100, 4)])
+def test_canary_pods_follow_the_weight_with_at_least_one(weight: int, pods: int) -> None:
+    assert canary_replicas(4, weight) == pods
