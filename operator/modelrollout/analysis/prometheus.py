@@ -1,0 +1,94 @@
+"""Measuring: PromQL in, one number (or none, or an error) out, through prometheus-api-client.
+
+This module only measures; judging is the domain's. It never raises for what Prometheus does:
+an unreachable server, a timeout, a bad query or an ambiguous result become a Measurement with
+an error, which the judge turns into an `Error` verdict (never a pass).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from modelrollout.domain.durations import parse_duration
+from modelrollout.domain.judging import Measurement
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """From the Secret named by authSecretRef: a bearer `token`, or `username` and `password`."""
+
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_secret_data(cls, data: dict[str, str]) -> Credentials:
+        if "token" in data:
+            return cls(token=data["token"])
+        if "username" in data and "password" in data:
+            return cls(username=data["username"], password=data["password"])
+        raise ValueError("the auth Secret needs a `token` key, or `username` and `password`")
+
+
+class PrometheusSource:
+    """One Prometheus server; `measure` is blocking, `measure_async` runs it in a thread."""
+
+    def __init__(
+        self, address: str, *, timeout: str = "10s", credentials: Credentials | None = None
+    ) -> None:
+        headers = {}
+        auth = None
+        if credentials is not None and credentials.token:
+            headers["Authorization"] = f"Bearer {credentials.token}"
+        elif credentials is not None and credentials.username is not None:
+            auth = (credentials.username, credentials.password or "")
+        self.address = address
+        self.timeout = parse_duration(timeout)
+        self._client = PrometheusConnect(
+            url=address, headers=headers or None, auth=auth, timeout=self.timeout, retry=_no_retry()
+        )
+
+    def measure(self, query: str) -> Measurement:
+        try:
+            result: Any = self._client.custom_query(query, timeout=self.timeout)
+        except (requests.RequestException, PrometheusApiClientException, ValueError) as error:
+            return Measurement(error=f"Prometheus at {self.address}: {_short(error)}")
+        return _one_number(result)
+
+    async def measure_async(self, query: str) -> Measurement:
+        return await asyncio.to_thread(self.measure, query)
+
+
+def _no_retry() -> Retry:
+    # Retrying inside one evaluation would hold the tick for minutes; the next interval retries.
+    return Retry(total=0)
+
+
+def _short(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__
+
+
+def _one_number(result: Any) -> Measurement:
+    """A vector of one sample or a scalar gives a number; an empty vector gives none."""
+    if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+        return Measurement(value=float(result[1]))  # a scalar: [timestamp, "value"]
+    if not isinstance(result, list):
+        return Measurement(error=f"unexpected result type {type(result).__name__}")
+    if not result:
+        return Measurement()
+    if len(result) > 1:
+        return Measurement(
+            error=f"the query returned {len(result)} series; aggregate it to one (sum, max, ...)"
+        )
+    sample = result[0].get("value")
+    if not isinstance(sample, list) or len(sample) != 2:
+        return Measurement(error="the query returned a range, not an instant value")
+    return Measurement(value=float(sample[1]))
