@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from kubernetes import client, config
 
 from modelrollout.testing.cluster import Binaries, LocalCluster
 from modelrollout.testing.prometheus import PrometheusPool
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +34,15 @@ def cluster(controlplane_binaries: Binaries) -> Iterator[LocalCluster]:
     yield local
     local.stop()
     assert local.leftovers(marker) == [], "the local cluster left processes or files behind"
+
+
+@pytest.fixture(scope="session")
+def modelrollout_crd(cluster: LocalCluster) -> None:
+    """The generated ModelRollout CRD, installed and Established."""
+    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io", "--timeout=60s"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -15,14 +15,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture(scope="module")
-def crd_installed(cluster: LocalCluster) -> None:
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io", "--timeout=60s"
-    )
-
-
 def _apply(cluster: LocalCluster, namespace: str, manifest: dict[str, object]) -> tuple[int, str]:
     result = cluster.kubectl(
         "apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest), check=False
@@ -30,7 +22,7 @@ def _apply(cluster: LocalCluster, namespace: str, manifest: dict[str, object]) -
     return result.returncode, result.stderr
 
 
-@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.usefixtures("modelrollout_crd")
 def test_a_valid_rollout_is_admitted_with_defaults(cluster: LocalCluster, namespace: str) -> None:
     # Given a valid ModelRollout, When it is applied
     code, err = _apply(cluster, namespace, rollout())
@@ -45,14 +37,14 @@ def test_a_valid_rollout_is_admitted_with_defaults(cluster: LocalCluster, namesp
     assert header.split() == ["NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "STEP", "AGE"]
 
 
-@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.usefixtures("modelrollout_crd")
 def test_the_examples_are_admitted(cluster: LocalCluster, namespace: str) -> None:
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         result = cluster.kubectl("apply", "-n", namespace, "-f", str(path), check=False)
         assert result.returncode == 0, f"{path.name}: {result.stderr}"
 
 
-@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.usefixtures("modelrollout_crd")
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c.why)
 def test_an_invalid_rollout_is_refused_naming_the_field(
     cluster: LocalCluster, namespace: str, case: Invalid

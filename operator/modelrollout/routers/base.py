@@ -1,0 +1,21 @@
+"""The traffic router interface: set the canary's weight, read it back, clean up.
+
+One module per router (gateway_api; istio and replicas later), all behind this small surface,
+chosen from the spec by `router_for`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class RouterError(RuntimeError):
+    """The router could not set or read the weight; the message says why and where."""
+
+
+class Router(Protocol):
+    def set_weight(self, canary_weight: int) -> None:
+        """Route `canary_weight`% to the canary Service and the rest to the stable one."""
+
+    def read_weight(self) -> int | None:
+        """The canary weight the routing object carries now, or None when it does not exist."""
