@@ -1,0 +1,72 @@
+"""kopf wiring only: settings, and one daemon per ModelRollout that ticks it.
+
+kopf has priority peering, not leader election: run one replica (the chart uses `Recreate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
+from modelrollout.controller.tick import Rollout, Ticker
+from modelrollout.domain.machine import Event
+
+TICK_SECONDS = float(os.environ.get("MODELROLLOUT_TICK_SECONDS", "5"))
+log = logging.getLogger("modelrollout")
+_api: dict[str, client.ApiClient] = {}
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = "modelrollout.io/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix="modelrollout.io"
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="modelrollout.io", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # Events are posted by the ticker itself
+    # One thread per rollout's ticker: allow many rollouts to tick at once.
+    settings.execution.max_workers = int(os.environ.get("MODELROLLOUT_MAX_WORKERS", "256"))
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    _api["client"] = client.ApiClient()
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10)
+def tick_rollout(
+    stopped: kopf.DaemonStopped, body: kopf.Body, logger: kopf.Logger, **_: Any
+) -> None:
+    """Tick one rollout every TICK_SECONDS until it is deleted or the operator stops."""
+
+    def post(event: Event) -> None:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        logger.info("%s: %s", event.reason, event.message)
+
+    ticker = Ticker(_api["client"], post)
+    while not stopped:
+        try:
+            ticker.tick(Rollout.from_body(_snapshot(body)))
+        except Exception:  # one failed tick must not end the daemon; the next one retries
+            logger.exception("tick failed")
+        stopped.wait(TICK_SECONDS)
+
+
+_lock = threading.Lock()
+
+
+def _snapshot(body: kopf.Body) -> dict[str, Any]:
+    with _lock:  # kopf updates the live body from the watch stream while we read it
+        return {
+            "metadata": dict(body.metadata),
+            "spec": dict(body.spec),
+            "status": dict(body.status),
+        }

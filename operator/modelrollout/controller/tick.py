@@ -1,0 +1,233 @@
+"""One tick of one rollout: observe the cluster and Prometheus, advance the machine, converge the
+cluster to the world the new status asks for, and record status and Events.
+
+Blocking (the kubernetes client and prometheus-api-client are synchronous); the kopf daemon runs
+it in a worker thread, so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from modelrollout.analysis.prometheus import Credentials, PrometheusSource
+from modelrollout.api.v1alpha1 import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    ModelRolloutSpec,
+    ModelRolloutStatus,
+    RevisionRef,
+    SignalResult,
+)
+from modelrollout.domain.judging import Measurement, judge_threshold
+from modelrollout.domain.machine import (
+    Command,
+    Event,
+    Observations,
+    World,
+    advance,
+    desired_world,
+    evaluation_due,
+)
+from modelrollout.domain.revision import REVISION_LABEL, deployment_name, revision_of
+from modelrollout.domain.templating import TemplateError, render
+from modelrollout.k8s.objects import ROLLOUT_LABEL, Owner, apply, error_message
+from modelrollout.routers.gateway_api import GatewayAPIRouter
+from modelrollout.workloads.builders import build_deployment, build_service
+
+COMMAND_ANNOTATION = "modelrollout.io/command"
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A snapshot of one ModelRollout object."""
+
+    owner: Owner
+    generation: int
+    raw_spec: dict[str, Any]
+    raw_status: dict[str, Any]
+    annotations: dict[str, str]
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Rollout:
+        meta = body["metadata"]
+        return cls(
+            owner=Owner(meta["name"], meta["namespace"], meta["uid"]),
+            generation=int(meta.get("generation", 0)),
+            raw_spec=body.get("spec", {}),
+            raw_status=body.get("status") or {},
+            annotations=meta.get("annotations") or {},
+        )
+
+
+def command_of(annotations: dict[str, str]) -> Command | None:
+    raw = annotations.get(COMMAND_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        return Command(id=str(data["id"]), kind=data["kind"], user=str(data.get("user", "")))
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring a malformed %s annotation: %r", COMMAND_ANNOTATION, raw)
+        return None
+
+
+class Ticker:
+    """Everything one rollout's ticks share: API client, router, Prometheus source."""
+
+    def __init__(self, api: client.ApiClient, emit: EventSink) -> None:
+        self.api = api
+        self.emit = emit
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.objects = client.CustomObjectsApi(api)
+
+    def tick(self, rollout: Rollout, now: datetime | None = None) -> ModelRolloutStatus | None:
+        moment = now or datetime.now(UTC)
+        try:
+            spec = ModelRolloutSpec.model_validate(rollout.raw_spec)
+        except ValidationError as error:  # admission should have refused it; say so, touch nothing
+            self._write_status(rollout, {"message": f"invalid spec: {error}"})
+            return None
+        status = ModelRolloutStatus.model_validate(rollout.raw_status)
+        desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
+        router = self._router(rollout.owner, spec)
+        seen = Observations(
+            now=moment,
+            desired=desired,
+            canary_available=self._available(rollout.owner, status.canary),
+            weight=router.read_weight() if router is not None else status.canary_weight,
+            results=self._evaluate(rollout, spec, status, moment),
+            command=command_of(rollout.annotations),
+        )
+        step = advance(spec, status, seen)
+        new_status = step.status.model_copy(update={"observed_generation": rollout.generation})
+        world = desired_world(spec, new_status)
+        if world is not None:
+            self._converge(rollout.owner, spec, world, router)
+        self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True))
+        for event in step.events:
+            self.emit(event)
+        return new_status
+
+    # -- observing -----------------------------------------------------------------------------
+
+    def _router(self, owner: Owner, spec: ModelRolloutSpec) -> GatewayAPIRouter | None:
+        if spec.traffic.gateway_api is not None:
+            return GatewayAPIRouter(self.api, owner, spec.traffic.gateway_api, spec.service.port)
+        return None  # istio and replica-ratio routers come later
+
+    def _available(self, owner: Owner, canary: RevisionRef | None) -> bool:
+        if canary is None:
+            return False
+        try:
+            deployment = self.apps.read_namespaced_deployment_status(
+                deployment_name(owner.name, canary.revision), owner.namespace
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        state = deployment.status
+        if state is None:
+            return False
+        available = any(
+            c.type == "Available" and c.status == "True" for c in state.conditions or []
+        )
+        return available and (state.ready_replicas or 0) >= 1
+
+    def _evaluate(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus,
+                  now: datetime) -> list[SignalResult] | None:  # fmt: skip
+        if spec.analysis is None or not evaluation_due(spec, status, now):
+            return None
+        source = PrometheusSource(
+            spec.analysis.prometheus.address,
+            timeout=spec.analysis.prometheus.timeout,
+            credentials=self._credentials(rollout.owner, spec),
+        )
+        values = self._template_values(rollout.owner, spec, status)
+        at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        results = []
+        for signal in spec.analysis.signals:
+            if signal.threshold is None:
+                continue
+            try:
+                query = render(signal.threshold.query, values)
+            except TemplateError as error:
+                measured = Measurement(error=str(error))
+            else:
+                measured = source.measure(query)
+            results.append(judge_threshold(signal.name, signal.threshold, measured, at))
+        return results
+
+    def _template_values(self, owner: Owner, spec: ModelRolloutSpec,
+                         status: ModelRolloutStatus) -> dict[str, str]:  # fmt: skip
+        values = {
+            "model": spec.model.name,
+            "namespace": owner.namespace,
+            "name": owner.name,
+            "interval": spec.analysis.interval if spec.analysis else "1m",
+        }
+        for role, ref in (("canary", status.canary), ("stable", status.stable)):
+            if ref is not None:
+                values[f"{role}.version"] = ref.version
+                values[f"{role}.revision"] = ref.revision
+        if status.canary is not None:
+            values["version"] = status.canary.version
+        return values
+
+    def _credentials(self, owner: Owner, spec: ModelRolloutSpec) -> Credentials | None:
+        ref = spec.analysis.prometheus.auth_secret_ref if spec.analysis else None
+        if ref is None:
+            return None
+        secret = self.core.read_namespaced_secret(ref.name, owner.namespace)
+        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        return Credentials.from_secret_data(data)
+
+    # -- converging ----------------------------------------------------------------------------
+
+    def _converge(self, owner: Owner, spec: ModelRolloutSpec, world: World,
+                  router: GatewayAPIRouter | None) -> None:  # fmt: skip
+        for revision, replicas in world.replicas.items():
+            apply(self.api, build_deployment(owner, spec, revision, replicas))
+        apply(self.api, build_service(owner, spec, "stable", world.stable))
+        apply(self.api, build_service(owner, spec, "canary", world.canary or world.stable))
+        if router is not None:
+            router.set_weight(world.weight)
+        self._remove_other_revisions(owner, set(world.replicas))
+
+    def _remove_other_revisions(self, owner: Owner, keep: set[str]) -> None:
+        listed = self.apps.list_namespaced_deployment(
+            owner.namespace, label_selector=f"{ROLLOUT_LABEL}={owner.name}"
+        )
+        for deployment in listed.items:
+            meta = deployment.metadata
+            revision = (meta.labels or {}).get(REVISION_LABEL) if meta else None
+            if meta is not None and meta.name and revision is not None and revision not in keep:
+                self.apps.delete_namespaced_deployment(meta.name, owner.namespace)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def _write_status(self, rollout: Rollout, status: dict[str, Any]) -> None:
+        # A merge patch of the whole status: fields the machine cleared are sent as null.
+        try:
+            self.objects.patch_namespaced_custom_object_status(
+                GROUP, VERSION, rollout.owner.namespace, PLURAL, rollout.owner.name,
+                cast(Any, {"status": status}),
+            )  # fmt: skip
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile: nothing to record
+                raise RuntimeError(f"writing status: {error_message(error)}") from error

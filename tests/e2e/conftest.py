@@ -1,0 +1,32 @@
+"""End-to-end fixtures: the operator as a process, and model telemetry Prometheus scrapes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from modelrollout.testing.cluster import LocalCluster
+from modelrollout.testing.exporter import ErrorRateExporter
+from modelrollout.testing.operator import OperatorProcess
+from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer, ScrapeJob
+
+
+@pytest.fixture
+def telemetry() -> Iterator[ErrorRateExporter]:
+    t = ErrorRateExporter()
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def metrics(prometheus: PrometheusPool, telemetry: ErrorRateExporter) -> PrometheusServer:
+    return prometheus([ScrapeJob("models", (telemetry.target,))])
+
+
+@pytest.fixture
+def operator(cluster: LocalCluster, modelrollout_crd: None) -> Iterator[OperatorProcess]:
+    running = OperatorProcess(cluster.kubeconfig, tick_seconds=0.5)
+    running.start()
+    yield running
+    running.close()
