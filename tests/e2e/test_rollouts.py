@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
+from modelrollout.domain.machine import CommandKind
 from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.exporter import ErrorRateExporter
 from modelrollout.testing.manifests import rollout
@@ -17,13 +19,16 @@ pytestmark = pytest.mark.cluster
 NAME = "fraud-detector"
 
 
-def model_rollout(prometheus: str, version: str) -> dict[str, Any]:
+def model_rollout(
+    prometheus: str, version: str, steps: list[dict[str, Any]] | None = None, **analysis: Any
+) -> dict[str, Any]:
     m = rollout(NAME, version)
     m["spec"].update(
         progressDeadline="60s",
         scaleDownDelay="2s",
-        strategy={"steps": [{"setWeight": 50}, {"analyze": {"duration": "3s"}}]},
+        strategy={"steps": steps or [{"setWeight": 50}, {"analyze": {"duration": "3s"}}]},
         analysis={
+            **analysis,
             "interval": "1s",
             "prometheus": {"address": prometheus},
             "signals": [
@@ -76,6 +81,20 @@ class Story:
         out = self.cluster.kubectl("get", "deploy", "-n", self.namespace, "-o", "json")
         items: list[dict[str, Any]] = json.loads(out.stdout)["items"]
         return items
+
+    def command(self, kind: str) -> None:
+        """What `modelrollout promote|abort|...` does: one annotation, never the spec."""
+        value = encode(new_command(cast(CommandKind, kind), "alice"))
+        self.cluster.kubectl("annotate", "--overwrite", "-n", self.namespace, "mro", NAME,
+                             f"{COMMAND_ANNOTATION}={value}")  # fmt: skip
+
+    def phase(self) -> str | None:
+        phase: str | None = self.status().get("phase")
+        return phase
+
+    def stable(self, version: str) -> None:
+        """Given `version` is the stable revision (the first one is stable at once)."""
+        self.until(f"{version} is stable", lambda: self.stable_version() == version)
 
     def stable_version(self) -> str | None:
         return (self.status().get("stable") or {}).get("version")
@@ -135,3 +154,148 @@ def test_a_threshold_breach_rolls_back(
     )
     canary = story.get("deploy", f"fraud-detector-{status['canary']['revision']}") or {}
     assert canary["spec"]["replicas"] == 0
+
+
+CANARY_AT_50 = ("fraud-detector-canary", 50)
+
+
+def test_abort_rolls_back_at_once(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    telemetry.error_rate.labels(version="v1").set(0.001)
+    telemetry.error_rate.labels(version="v2").set(0.001)
+    long_analysis = [{"setWeight": 50}, {"analyze": {"duration": "10m"}}]
+    story.apply(model_rollout(metrics.url, "v1", long_analysis))
+    story.stable("v1")
+    # Given v2 is under analysis at 50%
+    story.apply(model_rollout(metrics.url, "v2", long_analysis))
+    story.until("the canary takes 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # When a human aborts
+    story.command("abort")
+    # Then it is rolled back, naming who did it, and the canary gets no traffic
+    story.until("rolled back", lambda: story.phase() == "RolledBack")
+    assert story.status()["message"] == "aborted by alice"
+    story.until(
+        "no canary traffic", lambda: story.route_weights()[1] == ("fraud-detector-canary", 0)
+    )
+
+
+def test_manual_pause_holds_then_promote_ends_the_step(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    telemetry.error_rate.labels(version="v1").set(0.001)
+    telemetry.error_rate.labels(version="v2").set(0.001)
+    steps = [{"setWeight": 50}, {"analyze": {"duration": "4s"}}]
+    story.apply(model_rollout(metrics.url, "v1", steps))
+    story.stable("v1")
+    story.apply(model_rollout(metrics.url, "v2", steps))
+    story.until("the canary takes 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # When a human pauses the rollout
+    story.command("pause")
+    story.until("paused", lambda: story.phase() == "Paused")
+    # Then it holds well past the analysis step's duration
+    assert not wait_for(lambda: story.phase() != "Paused", timeout=6)
+    assert story.status()["pause"]["reason"] == "Manual"
+    # When the human promotes, Then the step ends and the canary is promoted
+    story.command("promote")
+    story.until("v2 promoted", lambda: story.stable_version() == "v2")
+
+
+def test_a_new_revision_mid_rollout_replaces_the_canary(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    for version in ("v1", "v2", "v3"):
+        telemetry.error_rate.labels(version=version).set(0.001)
+    story.apply(
+        model_rollout(metrics.url, "v1", [{"setWeight": 50}, {"analyze": {"duration": "10m"}}])
+    )
+    story.stable("v1")
+    story.apply(
+        model_rollout(metrics.url, "v2", [{"setWeight": 50}, {"analyze": {"duration": "10m"}}])
+    )
+    story.until("v2 at 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # When v3 is applied while v2 is still a canary
+    story.apply(model_rollout(metrics.url, "v3"))
+    # Then v2 is superseded and v3 goes through the steps to promotion
+    story.until("v3 promoted", lambda: story.stable_version() == "v3")
+    outcomes = [(h["version"], h["outcome"]) for h in story.status()["history"]]
+    assert outcomes == [("v2", "Superseded"), ("v3", "Promoted")]
+
+
+def test_an_operator_killed_mid_step_resumes_where_it_was(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    telemetry.error_rate.labels(version="v1").set(0.001)
+    telemetry.error_rate.labels(version="v2").set(0.001)
+    steps = [{"setWeight": 50}, {"analyze": {"duration": "6s"}}]
+    story.apply(model_rollout(metrics.url, "v1", steps))
+    story.stable("v1")
+    story.apply(model_rollout(metrics.url, "v2", steps))
+    story.until("v2 at 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # When the operator is killed outright mid-step and a new one starts
+    assert story.operator.process is not None
+    assert story.operator.process.popen is not None
+    story.operator.process.popen.kill()
+    story.operator.process.popen.wait()
+    assert story.status()["phase"] == "Progressing"
+    story.operator.start()
+    # Then the rollout resumes from status and ends promoted, exactly once
+    story.until("v2 promoted", lambda: story.stable_version() == "v2")
+    assert [h["outcome"] for h in story.status()["history"]] == ["Promoted"]
+
+
+def test_prometheus_down_neither_promotes_nor_storms_and_recovers(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    telemetry.error_rate.labels(version="v1").set(0.001)
+    telemetry.error_rate.labels(version="v2").set(0.001)
+    steps = [{"setWeight": 50}, {"analyze": {"duration": "2s"}}]
+    story.apply(model_rollout(metrics.url, "v1", steps, consecutiveErrorLimit=100))
+    story.stable("v1")
+    story.apply(model_rollout(metrics.url, "v2", steps, consecutiveErrorLimit=100))
+    story.until("v2 at 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # When Prometheus goes away for longer than the analysis step
+    metrics.pause()
+    story.until("errors counted", lambda: (story.status().get("analysis") or {})
+                .get("counters", {}).get("consecutiveErrors", 0) >= 3)  # fmt: skip
+    # Then the rollout neither promotes nor rolls back: it holds at 50%
+    status = story.status()
+    assert (status["phase"], status["stable"]["version"]) == ("Progressing", "v1")
+    assert CANARY_AT_50 in story.route_weights()
+    # When Prometheus returns, Then the rollout goes on to promotion
+    metrics.resume()
+    story.until("v2 promoted", lambda: story.stable_version() == "v2")
+
+
+def test_deleting_a_rollout_mid_way_leaves_nothing_routed_to_the_canary(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    telemetry.error_rate.labels(version="v1").set(0.001)
+    telemetry.error_rate.labels(version="v2").set(0.001)
+    steps = [{"setWeight": 50}, {"analyze": {"duration": "10m"}}]
+    story.apply(model_rollout(metrics.url, "v1", steps))
+    story.stable("v1")
+    story.apply(model_rollout(metrics.url, "v2", steps))
+    story.until("v2 at 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # When the ModelRollout is deleted
+    story.cluster.kubectl("delete", "mro", NAME, "-n", story.namespace, "--wait=true", timeout=60)
+    # Then the route and the revisions it owned are garbage-collected
+    story.until("route gone", lambda: story.get("httproute", NAME) is None, timeout=60)
+    story.until("deployments gone", lambda: story.deployments() == [], timeout=60)
+
+
+def test_a_canary_that_never_becomes_available_is_rolled_back(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    telemetry.error_rate.labels(version="v1").set(0.001)
+    story.apply(model_rollout(metrics.url, "v1"))
+    story.stable("v1")
+    # Given v2's pods can be scheduled nowhere
+    broken = model_rollout(metrics.url, "v2")
+    broken["spec"]["progressDeadline"] = "4s"
+    broken["spec"]["template"]["spec"]["nodeSelector"] = {"no-such-node": "true"}
+    story.apply(broken)
+    # Then it is rolled back after progressDeadline, with that reason, and never took traffic
+    story.until("rolled back", lambda: story.phase() == "RolledBack")
+    assert "progressDeadline 4s" in story.status()["message"]
+    assert story.route_weights()[1] == ("fraud-detector-canary", 0)

@@ -8,7 +8,6 @@ it in a worker thread, so the event loop never blocks.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from modelrollout.api.v1alpha1 import (
     RevisionRef,
     SignalResult,
 )
+from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
 from modelrollout.domain.judging import Measurement, judge_threshold
 from modelrollout.domain.machine import (
     Command,
@@ -45,7 +45,6 @@ from modelrollout.k8s.objects import ROLLOUT_LABEL, Owner, apply, error_message
 from modelrollout.routers.gateway_api import GatewayAPIRouter
 from modelrollout.workloads.builders import build_deployment, build_service
 
-COMMAND_ANNOTATION = "modelrollout.io/command"
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
@@ -75,14 +74,10 @@ class Rollout:
 
 def command_of(annotations: dict[str, str]) -> Command | None:
     raw = annotations.get(COMMAND_ANNOTATION)
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-        return Command(id=str(data["id"]), kind=data["kind"], user=str(data.get("user", "")))
-    except (ValueError, KeyError, TypeError):
+    command = decode(raw)
+    if raw and command is None:
         log.warning("ignoring a malformed %s annotation: %r", COMMAND_ANNOTATION, raw)
-        return None
+    return command
 
 
 class Ticker:

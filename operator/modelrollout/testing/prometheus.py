@@ -109,6 +109,20 @@ class PrometheusServer:
                 lambda: http_ok(f"{self.url}/-/ready"), "ready (/-/ready)", self.start_timeout
             )
 
+    def pause(self) -> None:
+        """Stop the server but keep its port and data, to stage an outage."""
+        if self.process is not None:
+            self.process.stop()
+
+    def resume(self) -> None:
+        """Start the paused server again on the same port, with the same data."""
+        if self.process is None:
+            raise ControlPlaneError("prometheus was never started")
+        self.process.start()
+        self.process.wait_until(
+            lambda: http_ok(f"{self.url}/-/ready"), "ready (/-/ready)", self.start_timeout
+        )
+
     def set_jobs(self, jobs: list[ScrapeJob]) -> None:
         """Replace the scrape jobs and reload the configuration in place."""
         self.jobs = list(jobs)
