@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+import subprocess
+import sys
+from typing import Any
 
 import pytest
 
-from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
-from modelrollout.domain.machine import CommandKind
 from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.exporter import ErrorRateExporter
 from modelrollout.testing.manifests import rollout
@@ -82,11 +82,18 @@ class Story:
         items: list[dict[str, Any]] = json.loads(out.stdout)["items"]
         return items
 
-    def command(self, kind: str) -> None:
-        """What `modelrollout promote|abort|...` does: one annotation, never the spec."""
-        value = encode(new_command(cast(CommandKind, kind), "alice"))
-        self.cluster.kubectl("annotate", "--overwrite", "-n", self.namespace, "mro", NAME,
-                             f"{COMMAND_ANNOTATION}={value}")  # fmt: skip
+    def cli(self, *args: str) -> str:
+        """Run the `modelrollout` command line as a user would."""
+        result = subprocess.run(
+            [sys.executable, "-m", "modelrollout.cli.main", "--kubeconfig",
+             str(self.cluster.kubeconfig), "-n", self.namespace, *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def command(self, *args: str) -> None:
+        self.cli(*args, NAME)
 
     def phase(self) -> str | None:
         phase: str | None = self.status().get("phase")
@@ -174,7 +181,7 @@ def test_abort_rolls_back_at_once(
     story.command("abort")
     # Then it is rolled back, naming who did it, and the canary gets no traffic
     story.until("rolled back", lambda: story.phase() == "RolledBack")
-    assert story.status()["message"] == "aborted by alice"
+    assert story.status()["message"] == "aborted by admin"  # the API server's name for us
     story.until(
         "no canary traffic", lambda: story.route_weights()[1] == ("fraud-detector-canary", 0)
     )
@@ -196,9 +203,20 @@ def test_manual_pause_holds_then_promote_ends_the_step(
     # Then it holds well past the analysis step's duration
     assert not wait_for(lambda: story.phase() != "Paused", timeout=6)
     assert story.status()["pause"]["reason"] == "Manual"
+    # And `status` shows why
+    shown = story.cli("status", NAME)
+    assert "phase Paused" in shown
+    assert "paused  Manual: paused by admin" in shown
+    assert "error-rate" in shown
     # When the human promotes, Then the step ends and the canary is promoted
     story.command("promote")
     story.until("v2 promoted", lambda: story.stable_version() == "v2")
+    listed = story.cli("list").splitlines()
+    assert listed[0].split() == ["NAMESPACE", "NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "STEP"]
+    assert listed[1].split()[1:5] == [NAME, "Promoted", "v2", "-"]
+    events = story.cluster.kubectl("get", "events", "-n", story.namespace, "-o", "json").stdout
+    reasons = {e["reason"] for e in json.loads(events)["items"]}
+    assert {"CanaryStarted", "Paused", "PromotedStep", "Promoted"} <= reasons
 
 
 def test_a_new_revision_mid_rollout_replaces_the_canary(

@@ -1,0 +1,89 @@
+"""The text a person reads: one rollout's live state, or a table of rollouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ref(ref: dict[str, Any] | None) -> str:
+    return f"{ref['version']} ({ref['revision']})" if ref else "-"
+
+
+def _bound(signal: dict[str, Any]) -> str:
+    low, high = signal.get("min"), signal.get("max")
+    if low is not None and high is not None:
+        return f"in [{low:g}, {high:g}]"
+    if high is not None:
+        return f"<= {high:g}"
+    return f">= {low:g}" if low is not None else ""
+
+
+def render_status(body: dict[str, Any]) -> str:
+    meta, spec = body.get("metadata", {}), body.get("spec", {})
+    status: dict[str, Any] = body.get("status") or {}
+    steps = spec.get("strategy", {}).get("steps", [])
+    analysis = spec.get("analysis") or {}
+    step = status.get("currentStep")
+    step_text = f"{step}/{len(steps)}" if step is not None else "-"
+    lines = [
+        f"{meta.get('namespace')}/{meta.get('name')}  phase {status.get('phase', 'Pending')}"
+        f"  step {step_text}  canary weight {status.get('canaryWeight', 0)}%",
+        f"  stable  {_ref(status.get('stable'))}",
+        f"  canary  {_ref(status.get('canary'))}",
+    ]
+    pause = status.get("pause")
+    if pause:
+        lines.append(
+            f"  paused  {pause.get('reason')}: {pause.get('message', '')}"
+            f" (since {pause.get('since')})"
+        )
+    if status.get("message"):
+        lines.append(f"  reason  {status['message']}")
+    result = status.get("analysis") or {}
+    counters = result.get("counters") or {}
+    if analysis:
+        lines.append(
+            "  counters  failed {}/{}  inconclusive {}/{}  errors in a row {}/{}".format(
+                counters.get("failed", 0), analysis.get("failureLimit", 0),
+                counters.get("inconclusive", 0), analysis.get("inconclusiveLimit", 3),
+                counters.get("consecutiveErrors", 0), analysis.get("consecutiveErrorLimit", 4),
+            )
+        )  # fmt: skip
+    signals = result.get("signals") or []
+    if signals:
+        lines.append(f"  signals (at {result.get('lastEvaluatedAt', '-')}):")
+        for s in signals:
+            value = s.get("value")
+            shown = f"{value:.4g}" if isinstance(value, int | float) else "-"
+            note = f"  {s['message']}" if s.get("message") and s.get("verdict") != "Pass" else ""
+            lines.append(f"    {s['name']:<20} {s['verdict']:<12} {shown:>10}  {_bound(s)}{note}")
+    history = status.get("history") or []
+    if history:
+        lines.append("  history:")
+        for h in history[-5:]:
+            lines.append(
+                f"    {h['finishedAt']}  {h['version']:<12} {h['outcome']:<11}"
+                f" {h.get('reason', '')}"
+            )
+    return "\n".join(lines)
+
+
+def render_table(items: list[dict[str, Any]]) -> str:
+    rows = [("NAMESPACE", "NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "STEP")]
+    for body in items:
+        status = body.get("status") or {}
+        rows.append(
+            (
+                body["metadata"]["namespace"],
+                body["metadata"]["name"],
+                status.get("phase", "Pending"),
+                (status.get("stable") or {}).get("version", "-"),
+                (status.get("canary") or {}).get("version", "-"),
+                f"{status.get('canaryWeight', 0)}%",
+                str(status.get("currentStep", "-")),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )

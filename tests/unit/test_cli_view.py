@@ -1,0 +1,43 @@
+"""What the CLI shows a person."""
+
+from __future__ import annotations
+
+from modelrollout.cli.view import render_status, render_table
+
+BODY = {
+    "metadata": {"name": "fraud", "namespace": "ml"},
+    "spec": {
+        "strategy": {"steps": [{"setWeight": 25}, {"analyze": {"duration": "1m"}}]},
+        "analysis": {"failureLimit": 0, "inconclusiveLimit": 3, "consecutiveErrorLimit": 4},
+    },
+    "status": {
+        "phase": "Progressing",
+        "stable": {"revision": "aaa", "version": "v1"},
+        "canary": {"revision": "bbb", "version": "v2"},
+        "currentStep": 1,
+        "canaryWeight": 25,
+        "analysis": {
+            "counters": {"failed": 0, "inconclusive": 1, "consecutiveErrors": 2},
+            "lastEvaluatedAt": "2026-11-24T10:00:00Z",
+            "signals": [
+                {"name": "error-rate", "verdict": "Pass", "value": 0.0021, "max": 0.01, "at": "x"},
+                {"name": "latency", "verdict": "Error", "message": "connection refused", "at": "x"},
+            ],
+        },
+    },
+}
+
+
+def test_status_shows_step_weight_and_each_signal_against_its_bound() -> None:
+    text = render_status(BODY)
+    assert "ml/fraud  phase Progressing  step 1/2  canary weight 25%" in text
+    assert "stable  v1 (aaa)" in text
+    assert "inconclusive 1/3  errors in a row 2/4" in text
+    assert "error-rate           Pass             0.0021  <= 0.01" in text
+    assert "latency              Error                 -    connection refused" in text
+
+
+def test_list_is_a_table_with_the_printer_columns() -> None:
+    lines = render_table([BODY]).splitlines()
+    assert lines[0].split() == ["NAMESPACE", "NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "STEP"]
+    assert lines[1].split() == ["ml", "fraud", "Progressing", "v1", "v2", "25%", "1"]
