@@ -98,3 +98,13 @@ def test_counters_never_decrease_and_pass_never_rolls_back(verdicts: list[str]) 
     assert judged.counters.inconclusive >= before.inconclusive
     if all(v == "Pass" for v in verdicts):
         assert judged.outcome is Outcome.CONTINUE
+
+
+def test_counters_count_evaluations_not_signals() -> None:
+    # Three signals without data in one evaluation are one inconclusive evaluation, and two
+    # failing signals one failure, so a limit means the same whatever the number of signals.
+    three = [result("NoData", "a"), result("NoData", "b"), result("NoData", "c")]
+    assert tally(Counters(), three, analysis()).counters.inconclusive == 1
+    two_fail = [result("Fail", "a"), result("Fail", "b"), result("Inconclusive", "c")]
+    judged = tally(Counters(), two_fail, analysis(failureLimit=5))
+    assert (judged.counters.failed, judged.counters.inconclusive) == (1, 0)

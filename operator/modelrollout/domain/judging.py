@@ -62,10 +62,12 @@ class Judgement:
 def tally(counters: Counters, results: list[SignalResult], analysis: Analysis) -> Judgement:
     """Fold one evaluation's verdicts into the counters and decide.
 
-    - each Fail (and NoData under `noData: fail`) adds one to `failed`;
+    Counters count evaluations, not signals, so a limit means the same whatever the number of
+    signals:
+    - an evaluation with a Fail (or NoData under `noData: fail`) adds one to `failed`;
       `failed > failureLimit` rolls back;
-    - each Inconclusive (and NoData under `noData: inconclusive`) adds one to `inconclusive`;
-      `inconclusive > inconclusiveLimit` pauses for a human, never promotes;
+    - one with no failure but an Inconclusive (or NoData under `noData: inconclusive`) adds one to
+      `inconclusive`; `inconclusive > inconclusiveLimit` pauses for a human, never promotes;
     - an evaluation with an Error adds one to `consecutiveErrors`, one without resets it; past
       `consecutiveErrorLimit` the errors count as one Fail. An unreachable Prometheus therefore
       never promotes, and only rolls back after a sustained outage, by the user's limit.
@@ -80,7 +82,7 @@ def tally(counters: Counters, results: list[SignalResult], analysis: Analysis) -
     ]  # fmt: skip
     errors = [r for r in results if r.verdict == "Error"]
 
-    failed = counters.failed + len(failing)
+    failed = counters.failed + (1 if failing else 0)
     consecutive = counters.consecutive_errors + 1 if errors else 0
     reasons = [f"signal {r.name}: {r.message or r.verdict}" for r in failing]
     if consecutive > analysis.consecutive_error_limit:
@@ -92,7 +94,7 @@ def tally(counters: Counters, results: list[SignalResult], analysis: Analysis) -
         consecutive = 0
     updated = Counters(
         failed=failed,
-        inconclusive=counters.inconclusive + len(unsure),
+        inconclusive=counters.inconclusive + (1 if unsure and not failing else 0),
         consecutive_errors=consecutive,
     )
     if updated.failed > analysis.failure_limit:
