@@ -55,7 +55,7 @@ cluster-down: venv ## stop the local control plane started by cluster-up
 
 lock: venv ## re-resolve requirements.lock from pyproject.toml (with hashes)
 	$(PIP) install pip-tools
-	$(VENV)/bin/pip-compile -q --extra dev --generate-hashes --allow-unsafe --strip-extras \
+	$(VENV)/bin/pip-compile -q --extra dev --extra demo --generate-hashes --allow-unsafe --strip-extras \
 	  -o requirements.lock pyproject.toml
 
 clean: ## remove the virtualenv and caches in the tree (not the control-plane build)

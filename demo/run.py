@@ -1,75 +1,213 @@
-"""`make demo`: the main job, on a local control plane built from Go modules.
+"""`make demo`: real model rollouts end to end on a local control plane.
 
-Today it shows the foundation the canary loop will run on: a real API server with controllers,
-scheduler and kwok nodes, a model Deployment that becomes Available behind a weighted HTTPRoute,
-and a real Prometheus. The canary loop itself (issue 3) replaces the middle of this script.
+From nothing: a control plane built from Go modules, a real Prometheus, the ModelRollout CRD and
+the operator as a process. Three small classifiers are trained here; a traffic generator sends
+requests to them as the HTTPRoute says, scores them and exports telemetry Prometheus scrapes.
+Then: v1 becomes stable, v2 (better) is promoted step by step, v3 (a serving bug) is rolled back
+by itself with its reason. The live `modelrollout status` view is printed as it goes; a timeline
+picture and a summary are written to out/.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+import matplotlib.pyplot as plt
+import numpy as np
+import yaml
+from kubernetes import client, config
+from models import accuracy, draw, train_all
+from traffic import Telemetry, TrafficGenerator
+
+from modelrollout.cli.view import render_status
 from modelrollout.testing.cluster import Binaries, LocalCluster, wait_for
-from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.operator import OperatorProcess
+from modelrollout.testing.prometheus import PrometheusServer, ScrapeJob
 
-MANIFESTS = {
-    "apiVersion": "v1",
-    "kind": "List",
-    "items": [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "fraud-detector-v1", "namespace": "default"},
-            "spec": {
-                "replicas": 3,
-                "selector": {"matchLabels": {"app": "fraud-detector"}},
-                "template": {
-                    "metadata": {"labels": {"app": "fraud-detector", "version": "v1"}},
-                    "spec": {"containers": [{"name": "server", "image": "example/model:1"}]},
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "fraud-detector-stable", "namespace": "default"},
-            "spec": {"selector": {"app": "fraud-detector"}, "ports": [{"port": 80}]},
-        },
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "HTTPRoute",
-            "metadata": {"name": "fraud-detector", "namespace": "default"},
-            "spec": {
-                "parentRefs": [{"name": "public"}],
-                "rules": [
-                    {"backendRefs": [{"name": "fraud-detector-stable", "port": 80, "weight": 100}]}
-                ],
-            },
-        },
-    ],
-}
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "out"
+NAME, NAMESPACE = "fraud-detector", "default"
+MANIFEST = ROOT / "examples" / "demo" / "fraud-detector.yaml"
+
+
+@dataclass
+class Recorder:
+    """Samples the rollout's status every second, for the timeline."""
+
+    objects: client.CustomObjectsApi
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def get(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.objects.get_namespaced_custom_object(
+            "modelrollout.io", "v1alpha1", NAMESPACE, "modelrollouts", NAME
+        )
+        return body
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                status = self.get().get("status") or {}
+            except client.exceptions.ApiException:
+                status = {}
+            signals = (status.get("analysis") or {}).get("signals") or []
+            self.rows.append(
+                {
+                    "t": time.monotonic(),
+                    "phase": status.get("phase"),
+                    "canary": (status.get("canary") or {}).get("version"),
+                    "weight": status.get("canaryWeight", 0),
+                    "signals": {s["name"]: s for s in signals},
+                }
+            )
+            self.stopped.wait(1.0)
+
+
+def apply(cluster: LocalCluster, prometheus: str, version: str) -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    manifest["spec"]["model"]["version"] = version
+    manifest["spec"]["template"]["spec"]["containers"][0]["image"] = (
+        f"example.invalid/fraud:{version}"
+    )
+    manifest["spec"]["analysis"]["prometheus"]["address"] = prometheus
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(manifest))
+
+
+def watch(recorder: Recorder, version: str, outcome: str, timeout: float,
+          every: float = 6.0) -> dict[str, Any]:  # fmt: skip
+    """Print the live status view until `version` is Promoted or RolledBack, or time out."""
+    deadline, shown = time.monotonic() + timeout, 0.0
+    while time.monotonic() < deadline:
+        body = recorder.get()
+        status = body.get("status") or {}
+        if time.monotonic() - shown >= every:
+            print(render_status(body) + "\n", flush=True)
+            shown = time.monotonic()
+        history = status.get("history") or []
+        if history and (history[-1]["version"], history[-1]["outcome"]) == (version, outcome):
+            return body
+        time.sleep(1.0)
+    raise SystemExit(f"{version} was not {outcome} within {timeout:.0f} s")
+
+
+def draw_timeline(rows: list[dict[str, Any]], spec: dict[str, Any], path: Path) -> None:
+    plt.switch_backend("Agg")  # files only, no display
+    t0 = rows[0]["t"]
+    ts = [r["t"] - t0 for r in rows]
+    signals = [s["name"] for s in spec["analysis"]["signals"]]
+    bounds = {s["name"]: s["threshold"] for s in spec["analysis"]["signals"]}
+    fig, axes = plt.subplots(
+        len(signals) + 1, 1, figsize=(11, 2.3 * (len(signals) + 1)), sharex=True
+    )
+    axes[0].step(ts, [r["weight"] for r in rows], where="post", color="tab:blue")
+    axes[0].set_ylabel("canary weight %")
+    axes[0].set_ylim(-5, 105)
+    last, heights = None, iter([95, 80, 65] * 10)
+    for t, r in zip(ts, rows, strict=True):
+        marker = (r["phase"], r["canary"])
+        if marker != last and r["phase"] in ("Progressing", "Promoted", "RolledBack"):
+            label = r["phase"] if r["phase"] != "Progressing" else f"canary {r['canary']}"
+            for ax in axes:
+                ax.axvline(t, color="grey", linewidth=0.6, linestyle=":")
+            axes[0].annotate(label, (t, next(heights)), fontsize=8, ha="left", va="top")
+        last = marker
+    for ax, name in zip(axes[1:], signals, strict=True):
+        points = [
+            (t, r["signals"][name]) for t, r in zip(ts, rows, strict=True) if name in r["signals"]
+        ]
+        xs = [t for t, s in points if s.get("value") is not None]
+        ys = [s["value"] for t, s in points if s.get("value") is not None]
+        ax.plot(xs, ys, ".-", color="tab:green", markersize=3)
+        fails = [(t, s["value"]) for t, s in points if s.get("verdict") == "Fail"]
+        if fails:
+            ax.plot(*zip(*fails, strict=True), "x", color="tab:red", markersize=8, label="Fail")
+            ax.legend(loc="upper right", fontsize=8)
+        for key in ("min", "max"):
+            if bounds[name].get(key) is not None:
+                ax.axhline(bounds[name][key], color="tab:red", linestyle="--", linewidth=1)
+        ax.set_ylabel(name)
+    axes[-1].set_xlabel("seconds since v2 was applied")
+    fig.suptitle("modelrollout demo: v2 promoted, v3 rolled back")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summarise(offline: dict[str, float], history: list[dict[str, Any]], seconds: float) -> str:
+    lines = [
+        "# modelrollout demo",
+        "",
+        f"Run at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s in all.",
+        "",
+        "Held-out accuracy: " + ", ".join(f"{v} {a:.3f}" for v, a in offline.items()),
+        "",
+        "| version | outcome | started | finished | reason |",
+        "|---|---|---|---|---|",
+    ]
+    for h in history:
+        cells = (h["version"], h["outcome"], h["startedAt"], h["finishedAt"], h.get("reason", ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     began = time.monotonic()
-    with LocalCluster(Binaries.locate()) as cluster, PrometheusServer([]) as prometheus:
-        print(f"control plane up in {time.monotonic() - began:.1f} s at {cluster.server}")
-        print(cluster.kubectl("get", "nodes").stdout)
-        print(f"prometheus up at {prometheus.url}\n")
-        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(MANIFESTS))
+    OUT.mkdir(exist_ok=True)
+    print("training three fraud classifiers on synthetic data ...", flush=True)
+    models = train_all()
+    held_out = draw(np.random.default_rng(99), 20_000)
+    offline = {v: accuracy(m, held_out) for v, m in models.items()}
+    print("  held-out accuracy: " + ", ".join(f"{v} {a:.3f}" for v, a in offline.items()))
 
-        def available() -> bool:
-            out = cluster.kubectl("get", "deploy", "fraud-detector-v1", "-o", "json").stdout
-            return json.loads(out).get("status", {}).get("availableReplicas") == 3
-
-        if not wait_for(available, timeout=60):
-            print("the model Deployment did not become Available", file=sys.stderr)
-            return 1
-        print(cluster.kubectl("get", "deploy,pods,svc,httproute", "-o", "wide").stdout)
-        print("The canary loop (ModelRollout, issue 3) is not built yet; this is its foundation.")
-    print(f"done in {time.monotonic() - began:.1f} s; everything stopped")
+    telemetry = Telemetry()
+    with (
+        LocalCluster(Binaries.locate()) as cluster,
+        PrometheusServer([ScrapeJob("model-servers", (f"127.0.0.1:{telemetry.port}",))]) as prom,
+    ):
+        print(f"control plane up in {time.monotonic() - began:.0f} s; prometheus at {prom.url}")
+        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        cluster.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
+        operator = OperatorProcess(cluster.kubeconfig, tick_seconds=1.0)
+        operator.start()
+        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        traffic = TrafficGenerator(api, NAMESPACE, models, telemetry)
+        recorder = Recorder(client.CustomObjectsApi(api))
+        try:
+            apply(cluster, prom.url, "v1")
+            if not wait_for(
+                lambda: (recorder.get().get("status") or {}).get("phase") == "Promoted", 60
+            ):
+                raise SystemExit(f"v1 never became stable; operator log:\n{operator.log()}")
+            traffic.start()
+            print("\nv1 is stable and serving 200 requests/s. Rolling out v2 ...\n", flush=True)
+            threading.Thread(target=recorder.run, daemon=True).start()
+            apply(cluster, prom.url, "v2")
+            promoted = watch(recorder, "v2", "Promoted", timeout=240)
+            print(render_status(promoted) + "\n")
+            print("v2 is promoted. Rolling out v3, which has a serving bug ...\n", flush=True)
+            apply(cluster, prom.url, "v3")
+            rolled_back = watch(recorder, "v3", "RolledBack", timeout=180)
+            time.sleep(3)  # a few seconds of the aftermath for the timeline
+            print(render_status(rolled_back) + "\n")
+        finally:
+            recorder.stopped.set()
+            traffic.stop()
+            operator.close()
+            telemetry.close()
+        spec = yaml.safe_load(MANIFEST.read_text())["spec"]
+        draw_timeline(recorder.rows, spec, OUT / "demo-timeline.png")
+        summary = OUT / "demo-summary.md"
+        history = (rolled_back.get("status") or {}).get("history", [])
+        summary.write_text(summarise(offline, history, time.monotonic() - began))
+    print(f"timeline: {OUT / 'demo-timeline.png'}\nsummary:  {summary}")
+    print(f"demo done in {time.monotonic() - began:.0f} s; everything it started is stopped")
     return 0
 
 

@@ -1,0 +1,101 @@
+"""Small fraud classifiers, trained at demo start on synthetic data (numpy only).
+
+`v1` is the stable baseline, `v2` a better model (more features, an interaction), `v3` the same
+model shipped with a serving bug: trained on log(amount), served on the raw amount. It is less
+accurate, and it fails on large amounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+FEATURES = ("amount", "transactions_24h", "account_age_days", "foreign")
+Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Sample:
+    x: Array  # one row per request, columns as FEATURES
+    y: NDArray[np.int_]  # the true label: 1 = fraud
+
+
+def draw(rng: np.random.Generator, n: int) -> Sample:
+    """Transactions whose fraud probability rises with amount, activity and foreignness."""
+    amount = rng.lognormal(4.0, 1.0, n)
+    transactions = rng.poisson(3.0, n).astype(float)
+    age = rng.exponential(400.0, n)
+    foreign = (rng.random(n) < 0.3).astype(float)
+    logit = (
+        -3.0 + 0.9 * np.log(amount) - 2.4 + 0.35 * transactions - 0.004 * age + 1.2 * foreign
+        + 0.5 * foreign * np.log(amount) - 1.0
+    )  # fmt: skip
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int_)
+    return Sample(np.column_stack([amount, transactions, age, foreign]), y)
+
+
+class ServingError(RuntimeError):
+    """The model server could not answer (an HTTP 500)."""
+
+
+@dataclass
+class Model:
+    version: str
+    columns: tuple[int, ...]
+    interaction: bool
+    weights: Array
+    mean: Array
+    scale: Array
+    broken_scaling: bool = False
+
+    def design(self, x: Array, serving: bool = False) -> Array:
+        amount = x[:, 0] / 20 if serving and self.broken_scaling else np.log(x[:, 0])
+        cols = [amount, x[:, 1], x[:, 2] / 100, x[:, 3]]
+        features = np.column_stack([cols[c] for c in self.columns])
+        if self.interaction:
+            features = np.column_stack([features, cols[3] * cols[0]])
+        return features
+
+    def score(self, x: Array) -> Array:
+        if self.broken_scaling and np.any(x[:, 0] > 400):
+            raise ServingError("amount out of the range the scaler was fitted on")
+        # The bug: trained on log(amount), served on a raw rescaled amount.
+        z = (self.design(x, serving=True) - self.mean) / self.scale
+        return 1 / (1 + np.exp(-(z @ self.weights[1:] + self.weights[0])))
+
+
+def train(version: str, columns: tuple[int, ...], interaction: bool, sample: Sample,
+          *, broken_scaling: bool = False, steps: int = 400) -> Model:  # fmt: skip
+    model = Model(version, columns, interaction, np.zeros(0), np.zeros(0), np.ones(0))
+    raw = model.design(sample.x)
+    model.mean, model.scale = raw.mean(axis=0), raw.std(axis=0) + 1e-9
+    z = (raw - model.mean) / model.scale
+    design = np.column_stack([np.ones(len(z)), z])
+    weights = np.zeros(design.shape[1])
+    for _ in range(steps):  # plain gradient descent on the log-loss
+        p = 1 / (1 + np.exp(-(design @ weights)))
+        weights -= 0.5 * design.T @ (p - sample.y) / len(z)
+    model.weights = weights
+    model.broken_scaling = broken_scaling
+    return model
+
+
+def train_all(seed: int = 7) -> dict[str, Model]:
+    training = draw(np.random.default_rng(seed), 20_000)
+    return {
+        "v1": train("v1", (0, 1), False, training),
+        "v2": train("v2", (0, 1, 2, 3), True, training),
+        "v3": train("v3", (0, 1, 2, 3), True, training, broken_scaling=True),
+    }
+
+
+def accuracy(model: Model, sample: Sample) -> float:
+    try:
+        predicted = model.score(sample.x) >= 0.5
+    except ServingError:
+        keep = sample.x[:, 0] <= 400
+        predicted = model.score(sample.x[keep]) >= 0.5
+        return float(np.mean(predicted == sample.y[keep]))
+    return float(np.mean(predicted == sample.y))
