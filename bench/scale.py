@@ -1,0 +1,190 @@
+"""Scale benchmark: N concurrent ModelRollouts with short steps on the local control plane.
+
+    python bench/scale.py [--rollouts 100] [--tick 2] [--runs 1]
+
+Prints, per run and as medians over runs: step lag (when a timed step actually ended minus when
+it was scheduled to end; median, p95, max), operator peak RSS and CPU time, and API requests per
+step (from the API server's own request counter). Steps are timed pauses, so the figures measure
+the controller, not Prometheus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import ssl
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from modelrollout.testing.cluster import Binaries, LocalCluster, wait_for
+from modelrollout.testing.manifests import rollout
+from modelrollout.testing.operator import OperatorProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+PAUSE = 5.0
+STEPS = [
+    {"setWeight": 25},
+    {"pause": {"duration": "5s"}},
+    {"setWeight": 50},
+    {"pause": {"duration": "5s"}},
+]
+TIMED = {1, 3}  # the indexes of the timed steps
+
+
+def manifest(i: int, version: str) -> dict[str, Any]:
+    m = rollout(f"model-{i:04d}", version)
+    m["spec"]["replicas"] = 1
+    m["spec"]["strategy"] = {"steps": STEPS}
+    del m["spec"]["analysis"]
+    return m
+
+
+def apiserver_requests(cluster: LocalCluster) -> float:
+    pki = cluster.workdir / "pki"  # type: ignore[operator]
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    with urllib.request.urlopen(f"{cluster.server}/metrics", context=ctx, timeout=30) as r:  # noqa: S310
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{") and 'component="apiserver"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(peak RSS in MiB, CPU seconds) of a process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return hwm / 1024, ticks / 100
+
+
+@dataclass
+class Transitions:
+    """When each rollout was first seen at each step (polled every 0.25 s)."""
+
+    seen: dict[str, dict[int, float]]
+    stopped: threading.Event
+
+    def poll(self, objects: client.CustomObjectsApi) -> None:
+        while not self.stopped.is_set():
+            listed: Any = objects.list_namespaced_custom_object(
+                "modelrollout.io", "v1alpha1", "default", "modelrollouts"
+            )
+            now = time.monotonic()
+            for item in listed["items"]:
+                status = item.get("status") or {}
+                if (status.get("canary") or {}).get("version") == "v2" and status.get(
+                    "currentStep"
+                ) is not None:
+                    self.seen.setdefault(item["metadata"]["name"], {}).setdefault(
+                        status["currentStep"], now
+                    )
+                if (status.get("stable") or {}).get("version") == "v2":
+                    self.seen.setdefault(item["metadata"]["name"], {}).setdefault(
+                        len(STEPS) + 1, now
+                    )
+            self.stopped.wait(0.25)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def one_run(n: int, tick: float) -> dict[str, float]:
+    with LocalCluster(Binaries.locate()) as cluster:
+        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        cluster.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
+        operator = OperatorProcess(cluster.kubeconfig, tick_seconds=tick)
+        operator.start()
+        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        objects = client.CustomObjectsApi(api)
+        try:
+            items = {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [manifest(i, "v1") for i in range(n)],
+            }
+            cluster.kubectl("apply", "-f", "-", stdin=json.dumps(items), timeout=300)
+
+            def all_stable(version: str) -> bool:
+                listed: Any = objects.list_namespaced_custom_object(
+                    "modelrollout.io", "v1alpha1", "default", "modelrollouts"
+                )
+                return sum(((i.get("status") or {}).get("stable") or {}).get("version") == version
+                           for i in listed["items"]) == n  # fmt: skip
+
+            if not wait_for(lambda: all_stable("v1"), timeout=600, interval=1):
+                raise SystemExit(f"not all v1 stable; operator log:\n{operator.log()}")
+            assert operator.process is not None
+            requests_before = apiserver_requests(cluster)
+            _, cpu_before = proc_stats(operator.process.pid)
+            transitions = Transitions({}, threading.Event())
+            poller = threading.Thread(target=transitions.poll, args=(objects,), daemon=True)
+            poller.start()
+            started = time.monotonic()
+            items = {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [manifest(i, "v2") for i in range(n)],
+            }
+            cluster.kubectl("apply", "-f", "-", stdin=json.dumps(items), timeout=300)
+            if not wait_for(lambda: all_stable("v2"), timeout=900, interval=1):
+                raise SystemExit(f"not all v2 promoted; operator log:\n{operator.log()}")
+            elapsed = time.monotonic() - started
+            transitions.stopped.set()
+            poller.join()
+            requests = apiserver_requests(cluster) - requests_before
+            rss, cpu_after = proc_stats(operator.process.pid)
+        finally:
+            operator.close()
+    lags = []
+    for steps in transitions.seen.values():
+        for index in TIMED:
+            if index in steps and index + 1 in steps:
+                lags.append(steps[index + 1] - steps[index] - PAUSE)
+    total_steps = n * len(STEPS)
+    return {
+        "rollouts": n,
+        "wall_s": elapsed,
+        "lag_median_s": statistics.median(lags),
+        "lag_p95_s": percentile(lags, 0.95),
+        "lag_max_s": max(lags),
+        "operator_peak_rss_mib": rss,
+        "operator_cpu_s": cpu_after - cpu_before,
+        "api_requests_per_step": requests / total_steps,
+        "lag_samples": len(lags),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rollouts", type=int, default=100)
+    parser.add_argument("--tick", type=float, default=2.0, help="operator tick interval, seconds")
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    results = []
+    for run in range(args.runs):
+        result = one_run(args.rollouts, args.tick)
+        results.append(result)
+        print(f"run {run + 1}: " + "  ".join(f"{k} {v:.2f}" for k, v in result.items()), flush=True)
+    if args.runs > 1:
+        print("median: " + "  ".join(
+            f"{k} {statistics.median(r[k] for r in results):.2f}" for k in results[0]
+        ))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
