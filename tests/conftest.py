@@ -17,6 +17,7 @@ from kubernetes import client, config
 
 from modelrollout.testing.cluster import Binaries, LocalCluster
 from modelrollout.testing.prometheus import PrometheusPool
+from modelrollout.testing.webhooks import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +67,14 @@ def prometheus() -> Iterator[PrometheusPool]:
     factory = PrometheusPool()
     yield factory
     assert factory.stop_all() == [], "Prometheus left processes or files behind"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A local HTTP endpoint recording the webhook notifications it gets."""
+    r = Receiver()
+    yield r
+    r.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

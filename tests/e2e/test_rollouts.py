@@ -14,6 +14,7 @@ from modelrollout.testing.exporter import ErrorRateExporter
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.webhooks import Receiver
 
 pytestmark = pytest.mark.cluster
 NAME = "fraud-detector"
@@ -99,6 +100,16 @@ class Story:
         phase: str | None = self.status().get("phase")
         return phase
 
+    def canary_at_half(self, metrics: PrometheusServer, telemetry: ErrorRateExporter,
+                       steps: list[dict[str, Any]], **analysis: Any) -> None:  # fmt: skip
+        """Given v1 is stable and v2, as healthy, has taken 50% under `steps`."""
+        telemetry.error_rate.labels(version="v1").set(0.001)
+        telemetry.error_rate.labels(version="v2").set(0.001)
+        self.apply(model_rollout(metrics.url, "v1", steps, **analysis))
+        self.stable("v1")
+        self.apply(model_rollout(metrics.url, "v2", steps, **analysis))
+        self.until("v2 takes 50%", lambda: ("fraud-detector-canary", 50) in self.route_weights())
+
     def stable(self, version: str) -> None:
         """Given `version` is the stable revision (the first one is stable at once)."""
         self.until(f"{version} is stable", lambda: self.stable_version() == version)
@@ -141,15 +152,17 @@ def test_a_good_model_is_promoted(
 
 
 def test_a_threshold_breach_rolls_back(
-    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter, receiver: Receiver
 ) -> None:
     # Given v1 is stable and v3 fails 20% of requests
     telemetry.error_rate.labels(version="v1").set(0.001)
     telemetry.error_rate.labels(version="v3").set(0.2)
     story.apply(model_rollout(metrics.url, "v1"))
     story.until("v1 is stable", lambda: story.status().get("phase") == "Promoted")
-    # When v3 is rolled out
-    story.apply(model_rollout(metrics.url, "v3"))
+    # When v3 is rolled out, with a webhook subscribed to rollbacks
+    v3 = model_rollout(metrics.url, "v3")
+    v3["spec"]["notifications"] = {"webhooks": [{"url": receiver.url, "events": ["RolledBack"]}]}
+    story.apply(v3)
     # Then it is rolled back with the signal, value and bound as the reason
     story.until("v3 is rolled back", lambda: story.status().get("phase") == "RolledBack")
     status = story.status()
@@ -161,6 +174,9 @@ def test_a_threshold_breach_rolls_back(
     )
     canary = story.get("deploy", f"fraud-detector-{status['canary']['revision']}") or {}
     assert canary["spec"]["replicas"] == 0
+    # And the webhook was told, with the same reason
+    assert [(r["event"], r["version"]) for r in receiver.received] == [("RolledBack", "v3")]
+    assert "error-rate: 0.2 above max 0.01" in receiver.received[0]["message"]
 
 
 CANARY_AT_50 = ("fraud-detector-canary", 50)
@@ -169,14 +185,8 @@ CANARY_AT_50 = ("fraud-detector-canary", 50)
 def test_abort_rolls_back_at_once(
     story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
 ) -> None:
-    telemetry.error_rate.labels(version="v1").set(0.001)
-    telemetry.error_rate.labels(version="v2").set(0.001)
-    long_analysis = [{"setWeight": 50}, {"analyze": {"duration": "10m"}}]
-    story.apply(model_rollout(metrics.url, "v1", long_analysis))
-    story.stable("v1")
-    # Given v2 is under analysis at 50%
-    story.apply(model_rollout(metrics.url, "v2", long_analysis))
-    story.until("the canary takes 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # Given v1 is stable and v2 has taken 50%
+    story.canary_at_half(metrics, telemetry, [{"setWeight": 50}, {"analyze": {"duration": "10m"}}])
     # When a human aborts
     story.command("abort")
     # Then it is rolled back, naming who did it, and the canary gets no traffic
@@ -190,13 +200,8 @@ def test_abort_rolls_back_at_once(
 def test_manual_pause_holds_then_promote_ends_the_step(
     story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
 ) -> None:
-    telemetry.error_rate.labels(version="v1").set(0.001)
-    telemetry.error_rate.labels(version="v2").set(0.001)
-    steps = [{"setWeight": 50}, {"analyze": {"duration": "4s"}}]
-    story.apply(model_rollout(metrics.url, "v1", steps))
-    story.stable("v1")
-    story.apply(model_rollout(metrics.url, "v2", steps))
-    story.until("the canary takes 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # Given v1 is stable and v2 has taken 50%
+    story.canary_at_half(metrics, telemetry, [{"setWeight": 50}, {"analyze": {"duration": "4s"}}])
     # When a human pauses the rollout
     story.command("pause")
     story.until("paused", lambda: story.phase() == "Paused")
@@ -222,16 +227,9 @@ def test_manual_pause_holds_then_promote_ends_the_step(
 def test_a_new_revision_mid_rollout_replaces_the_canary(
     story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
 ) -> None:
-    for version in ("v1", "v2", "v3"):
-        telemetry.error_rate.labels(version=version).set(0.001)
-    story.apply(
-        model_rollout(metrics.url, "v1", [{"setWeight": 50}, {"analyze": {"duration": "10m"}}])
-    )
-    story.stable("v1")
-    story.apply(
-        model_rollout(metrics.url, "v2", [{"setWeight": 50}, {"analyze": {"duration": "10m"}}])
-    )
-    story.until("v2 at 50%", lambda: CANARY_AT_50 in story.route_weights())
+    telemetry.error_rate.labels(version="v3").set(0.001)
+    # Given v1 is stable and v2 has taken 50%
+    story.canary_at_half(metrics, telemetry, [{"setWeight": 50}, {"analyze": {"duration": "10m"}}])
     # When v3 is applied while v2 is still a canary
     story.apply(model_rollout(metrics.url, "v3"))
     # Then v2 is superseded and v3 goes through the steps to promotion
@@ -243,13 +241,8 @@ def test_a_new_revision_mid_rollout_replaces_the_canary(
 def test_an_operator_killed_mid_step_resumes_where_it_was(
     story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
 ) -> None:
-    telemetry.error_rate.labels(version="v1").set(0.001)
-    telemetry.error_rate.labels(version="v2").set(0.001)
-    steps = [{"setWeight": 50}, {"analyze": {"duration": "6s"}}]
-    story.apply(model_rollout(metrics.url, "v1", steps))
-    story.stable("v1")
-    story.apply(model_rollout(metrics.url, "v2", steps))
-    story.until("v2 at 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # Given v1 is stable and v2 has taken 50%
+    story.canary_at_half(metrics, telemetry, [{"setWeight": 50}, {"analyze": {"duration": "6s"}}])
     # When the operator is killed outright mid-step and a new one starts
     assert story.operator.process is not None
     assert story.operator.process.popen is not None
@@ -265,13 +258,13 @@ def test_an_operator_killed_mid_step_resumes_where_it_was(
 def test_prometheus_down_neither_promotes_nor_storms_and_recovers(
     story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
 ) -> None:
-    telemetry.error_rate.labels(version="v1").set(0.001)
-    telemetry.error_rate.labels(version="v2").set(0.001)
-    steps = [{"setWeight": 50}, {"analyze": {"duration": "2s"}}]
-    story.apply(model_rollout(metrics.url, "v1", steps, consecutiveErrorLimit=100))
-    story.stable("v1")
-    story.apply(model_rollout(metrics.url, "v2", steps, consecutiveErrorLimit=100))
-    story.until("v2 at 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # Given v1 is stable and v2 has taken 50%
+    story.canary_at_half(
+        metrics,
+        telemetry,
+        [{"setWeight": 50}, {"analyze": {"duration": "2s"}}],
+        consecutiveErrorLimit=100,
+    )
     # When Prometheus goes away for longer than the analysis step
     metrics.pause()
     story.until("errors counted", lambda: (story.status().get("analysis") or {})
@@ -288,13 +281,8 @@ def test_prometheus_down_neither_promotes_nor_storms_and_recovers(
 def test_deleting_a_rollout_mid_way_leaves_nothing_routed_to_the_canary(
     story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
 ) -> None:
-    telemetry.error_rate.labels(version="v1").set(0.001)
-    telemetry.error_rate.labels(version="v2").set(0.001)
-    steps = [{"setWeight": 50}, {"analyze": {"duration": "10m"}}]
-    story.apply(model_rollout(metrics.url, "v1", steps))
-    story.stable("v1")
-    story.apply(model_rollout(metrics.url, "v2", steps))
-    story.until("v2 at 50%", lambda: CANARY_AT_50 in story.route_weights())
+    # Given v1 is stable and v2 has taken 50%
+    story.canary_at_half(metrics, telemetry, [{"setWeight": 50}, {"analyze": {"duration": "10m"}}])
     # When the ModelRollout is deleted
     story.cluster.kubectl("delete", "mro", NAME, "-n", story.namespace, "--wait=true", timeout=60)
     # Then the route and the revisions it owned are garbage-collected

@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from modelrollout.analysis.prometheus import Credentials, PrometheusSource
+from modelrollout.analysis.webhooks import notify, payload
 from modelrollout.api.v1alpha1 import (
     GROUP,
     PLURAL,
@@ -114,8 +115,12 @@ class Ticker:
         if world is not None:
             self._converge(rollout.owner, spec, world, router)
         self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True))
+        version = (new_status.canary or new_status.stable or desired).version
         for event in step.events:
             self.emit(event)
+            body = payload(rollout.owner.namespace, rollout.owner.name, event.reason,
+                           event.message, version)  # fmt: skip
+            notify(spec.notifications, body)
         return new_status
 
     # -- observing -----------------------------------------------------------------------------

@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from modelrollout.testing.pki import Pki, make_pki, render_kubeconfig
 from modelrollout.testing.processes import (
     ControlPlaneError,
     ManagedProcess,
+    StartStop,
     cleanup_on_error,
     free_ports,
     http_ok,
@@ -112,7 +112,7 @@ def _node_manifest(name: str) -> dict[str, object]:
     }
 
 
-class LocalCluster:
+class LocalCluster(StartStop):
     """One control plane; `start()` returns once nodes are Ready and CRDs are established."""
 
     def __init__(
@@ -215,18 +215,6 @@ class LocalCluster:
             "server": self.server,
             "pids": {p.name: p.pid for p in self.processes},
         }
-
-    def __enter__(self) -> LocalCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- start-up ------------------------------------------------------------------------------
 

@@ -14,11 +14,11 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from modelrollout.testing.processes import (
     ControlPlaneError,
     ManagedProcess,
+    StartStop,
     cleanup_on_error,
     free_ports,
     http_ok,
@@ -65,7 +65,7 @@ def prometheus_binary() -> Path:
     return Path(found)
 
 
-class PrometheusServer:
+class PrometheusServer(StartStop):
     def __init__(
         self,
         jobs: list[ScrapeJob] | None = None,
@@ -146,18 +146,6 @@ class PrometheusServer:
         if self.workdir is None:
             raise ControlPlaneError("prometheus is not started")
         return self.workdir / "prometheus.yml"
-
-    def __enter__(self) -> PrometheusServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class PrometheusPool:
