@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from typing import Any
 
 import kopf
@@ -52,21 +51,16 @@ def tick_rollout(
         logger.info("%s: %s", event.reason, event.message)
 
     ticker = Ticker(_api["client"], post)
-    while not stopped:
+    namespace, name = body.metadata.namespace, body.metadata.name
+    while not stopped and namespace and name:
         try:
-            ticker.tick(Rollout.from_body(_snapshot(body)))
+            # Read the object afresh: kopf's live body follows the watch stream and can still
+            # show the status before our last write, and a tick on a stale status would repeat
+            # transitions (Events, history) that were already made.
+            current = ticker.read(namespace, name)
+            if current is None:
+                return  # deleted
+            ticker.tick(Rollout.from_body(current))
         except Exception:  # one failed tick must not end the daemon; the next one retries
             logger.exception("tick failed")
         stopped.wait(TICK_SECONDS)
-
-
-_lock = threading.Lock()
-
-
-def _snapshot(body: kopf.Body) -> dict[str, Any]:
-    with _lock:  # kopf updates the live body from the watch stream while we read it
-        return {
-            "metadata": dict(body.metadata),
-            "spec": dict(body.spec),
-            "status": dict(body.status),
-        }

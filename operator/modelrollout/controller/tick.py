@@ -91,6 +91,18 @@ class Ticker:
         self.core = client.CoreV1Api(api)
         self.objects = client.CustomObjectsApi(api)
 
+    def read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object as stored now, or None once it is gone."""
+        try:
+            body = self.objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], body)
+
     def tick(self, rollout: Rollout, now: datetime | None = None) -> ModelRolloutStatus | None:
         moment = now or datetime.now(UTC)
         try:
