@@ -114,3 +114,27 @@ def test_cluster_up_and_down_from_the_shell(
     assert not Path(saved["workdir"]).exists()
     assert not state.exists()
     assert run("status").returncode == 1
+
+
+def test_a_harness_user_stopped_with_sigterm_leaves_nothing_behind(tmp_path: Path) -> None:
+    # Given a program that started Prometheus through the harness and is still running
+    script = (
+        "import time\n"
+        "from modelrollout.testing.prometheus import PrometheusServer\n"
+        "server = PrometheusServer([])\n"
+        "server.start()\n"
+        "print(server.workdir, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as program:
+        assert program.stdout is not None
+        workdir = program.stdout.readline().strip()
+        assert Path(workdir).is_dir()
+        # When it is stopped with SIGTERM (as pkill or a CI timeout would)
+        program.terminate()
+        assert program.wait(timeout=30) == 143
+    # Then its Prometheus is gone and so is its work directory
+    assert processes_mentioning(workdir) == []
+    assert not Path(workdir).exists()

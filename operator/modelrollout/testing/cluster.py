@@ -26,6 +26,7 @@ from modelrollout.testing.processes import (
     ManagedProcess,
     StartStop,
     cleanup_on_error,
+    exit_cleanly_on_sigterm,
     free_ports,
     http_ok,
     pid_alive,
@@ -147,6 +148,7 @@ class LocalCluster(StartStop):
     def start(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=self._workdir_parent))
         atexit.register(self.stop)
+        exit_cleanly_on_sigterm()
         with cleanup_on_error(self.stop):
             self._pki = make_pki(self._dir / "pki")
             etcd_port, etcd_peer, api, kcm, sched, kwok = free_ports(6)

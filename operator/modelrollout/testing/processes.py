@@ -14,6 +14,8 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -187,6 +189,19 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(timeout=timeout)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Make SIGTERM a normal exit, so atexit hooks stop what we started and remove its files.
+
+    Python's default for SIGTERM ends the process without running atexit; the children would
+    die (PR_SET_PDEATHSIG) but their work directories would stay. Only the main thread may set
+    handlers, and a handler someone else installed is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 class StartStop:

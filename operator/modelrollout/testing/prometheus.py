@@ -20,6 +20,7 @@ from modelrollout.testing.processes import (
     ManagedProcess,
     StartStop,
     cleanup_on_error,
+    exit_cleanly_on_sigterm,
     free_ports,
     http_ok,
     processes_mentioning,
@@ -88,6 +89,7 @@ class PrometheusServer(StartStop):
         binary = self.binary or prometheus_binary()
         self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         atexit.register(self.stop)
+        exit_cleanly_on_sigterm()
         with cleanup_on_error(self.stop):
             (port,) = free_ports(1)
             self.url = f"http://127.0.0.1:{port}"
