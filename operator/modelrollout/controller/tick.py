@@ -47,6 +47,10 @@ from modelrollout.routers.gateway_api import GatewayAPIRouter
 from modelrollout.workloads.builders import build_deployment, build_service
 
 log = logging.getLogger(__name__)
+UNSUPPORTED_ROUTER = (
+    "traffic.istio and traffic.replicas are not implemented yet; use traffic.gatewayAPI. "
+    "Nothing was created."
+)
 
 EventSink = Callable[[Event], None]
 
@@ -56,6 +60,7 @@ class Rollout:
     """A snapshot of one ModelRollout object."""
 
     owner: Owner
+    resource_version: str
     generation: int
     raw_spec: dict[str, Any]
     raw_status: dict[str, Any]
@@ -66,6 +71,7 @@ class Rollout:
         meta = body["metadata"]
         return cls(
             owner=Owner(meta["name"], meta["namespace"], meta["uid"]),
+            resource_version=str(meta.get("resourceVersion", "")),
             generation=int(meta.get("generation", 0)),
             raw_spec=body.get("spec", {}),
             raw_status=body.get("status") or {},
@@ -111,22 +117,32 @@ class Ticker:
             self._write_status(rollout, {"message": f"invalid spec: {error}"})
             return None
         status = ModelRolloutStatus.model_validate(rollout.raw_status)
-        desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
         router = self._router(rollout.owner, spec)
+        if router is None:
+            # Without a router nothing would send the canary traffic, and its weight would only
+            # be a number in status: do nothing rather than promote on evidence never gathered.
+            message = UNSUPPORTED_ROUTER
+            if status.message != message:
+                self._write_status(rollout, {"message": message})
+            return None
+        desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
         seen = Observations(
             now=moment,
             desired=desired,
             canary_available=self._available(rollout.owner, status.canary),
-            weight=router.read_weight() if router is not None else status.canary_weight,
+            weight=router.read_weight(),
             results=self._evaluate(rollout, spec, status, moment),
             command=command_of(rollout.annotations),
         )
         step = advance(spec, status, seen)
         new_status = step.status.model_copy(update={"observed_generation": rollout.generation})
+        # Status first, on the version read: a tick that acted on a stale read (a second ticker,
+        # an operator restarting over a dying one) gets a conflict and changes nothing.
+        if not self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True)):
+            return None
         world = desired_world(spec, new_status)
         if world is not None:
             self._converge(rollout.owner, spec, world, router)
-        self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True))
         version = (new_status.canary or new_status.stable or desired).version
         for event in step.events:
             self.emit(event)
@@ -212,13 +228,12 @@ class Ticker:
     # -- converging ----------------------------------------------------------------------------
 
     def _converge(self, owner: Owner, spec: ModelRolloutSpec, world: World,
-                  router: GatewayAPIRouter | None) -> None:  # fmt: skip
+                  router: GatewayAPIRouter) -> None:  # fmt: skip
         for revision, replicas in world.replicas.items():
             apply(self.api, build_deployment(owner, spec, revision, replicas))
         apply(self.api, build_service(owner, spec, "stable", world.stable))
         apply(self.api, build_service(owner, spec, "canary", world.canary or world.stable))
-        if router is not None:
-            router.set_weight(world.weight)
+        router.set_weight(world.weight)
         self._remove_other_revisions(owner, set(world.replicas))
 
     def _remove_other_revisions(self, owner: Owner, keep: set[str]) -> None:
@@ -233,13 +248,20 @@ class Ticker:
 
     # -- recording -----------------------------------------------------------------------------
 
-    def _write_status(self, rollout: Rollout, status: dict[str, Any]) -> None:
-        # A merge patch of the whole status: fields the machine cleared are sent as null.
+    def _write_status(self, rollout: Rollout, status: dict[str, Any]) -> bool:
+        """Merge-patch the whole status (cleared fields as null), on the resourceVersion read.
+
+        False when the object changed since it was read (409) or is gone (404).
+        """
+        patch = {"metadata": {"resourceVersion": rollout.resource_version}, "status": status}
         try:
             self.objects.patch_namespaced_custom_object_status(
                 GROUP, VERSION, rollout.owner.namespace, PLURAL, rollout.owner.name,
-                cast(Any, {"status": status}),
+                cast(Any, patch),
             )  # fmt: skip
         except ApiException as error:
-            if error.status != 404:  # deleted meanwhile: nothing to record
-                raise RuntimeError(f"writing status: {error_message(error)}") from error
+            if error.status in (404, 409):
+                log.debug("status not written (%s): the object changed or went away", error.status)
+                return False
+            raise RuntimeError(f"writing status: {error_message(error)}") from error
+        return True

@@ -1,0 +1,38 @@
+"""One tick against the real API server: optimistic concurrency on status."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes import client
+
+from modelrollout.controller.tick import Rollout, Ticker
+from modelrollout.domain.machine import Event
+from modelrollout.testing.cluster import LocalCluster
+from modelrollout.testing.manifests import rollout
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("modelrollout_crd")]
+
+
+def test_a_tick_on_a_stale_read_changes_nothing(
+    cluster: LocalCluster, kube: client.ApiClient, namespace: str
+) -> None:
+    manifest = rollout()
+    del manifest["spec"]["analysis"]
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
+    events: list[Event] = []
+    ticker = Ticker(kube, events.append)
+    # Given two tickers read the object at the same moment
+    first = ticker.read(namespace, "fraud-detector")
+    assert first is not None
+    stale = Rollout.from_body(first)
+    # When one of them ticks and records the first revision as stable
+    assert ticker.tick(Rollout.from_body(first)) is not None
+    # Then the other, acting on the read from before, conflicts and changes nothing
+    assert ticker.tick(stale) is None
+    assert [e.reason for e in events] == ["Initialized"]
+    stored = ticker.read(namespace, "fraud-detector")
+    assert stored is not None
+    assert stored["status"]["phase"] == "Promoted"
+    assert len(client.AppsV1Api(kube).list_namespaced_deployment(namespace).items) == 1
