@@ -114,6 +114,13 @@ class Story:
         """Given `version` is the stable revision (the first one is stable at once)."""
         self.until(f"{version} is stable", lambda: self.stable_version() == version)
 
+    def served_versions(self) -> dict[str, str]:
+        """Revision -> the model version its Deployment's pods run."""
+        labels = [d["spec"]["template"]["metadata"]["labels"] for d in self.deployments()]
+        return {
+            lb["modelrollout.io/revision"]: lb["modelrollout.io/model-version"] for lb in labels
+        }
+
     def stable_version(self) -> str | None:
         return (self.status().get("stable") or {}).get("version")
 
@@ -138,6 +145,12 @@ def test_a_good_model_is_promoted(
     story.until(
         "the canary takes 50%", lambda: ("fraud-detector-canary", 50) in story.route_weights()
     )
+    # And each revision keeps its own model: the stable Deployment still runs v1
+    status = story.status()
+    assert story.served_versions() == {
+        status["stable"]["revision"]: "v1",
+        status["canary"]["revision"]: "v2",
+    }
     # And then it is promoted: stable is v2 and the route sends everything to stable
     story.until("v2 is promoted", lambda: story.stable_version() == "v2")
     status = story.status()

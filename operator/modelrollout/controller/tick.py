@@ -42,7 +42,7 @@ from modelrollout.domain.machine import (
 )
 from modelrollout.domain.revision import REVISION_LABEL, deployment_name, revision_of
 from modelrollout.domain.templating import TemplateError, render
-from modelrollout.k8s.objects import ROLLOUT_LABEL, Owner, apply, error_message
+from modelrollout.k8s.objects import ROLLOUT_LABEL, Owner, apply, error_message, scale
 from modelrollout.routers.gateway_api import GatewayAPIRouter
 from modelrollout.workloads.builders import build_deployment, build_service
 
@@ -142,7 +142,7 @@ class Ticker:
             return None
         world = desired_world(spec, new_status)
         if world is not None:
-            self._converge(rollout.owner, spec, world, router)
+            self._converge(rollout.owner, spec, desired.revision, world, router)
         version = (new_status.canary or new_status.stable or desired).version
         for event in step.events:
             self.emit(event)
@@ -227,10 +227,16 @@ class Ticker:
 
     # -- converging ----------------------------------------------------------------------------
 
-    def _converge(self, owner: Owner, spec: ModelRolloutSpec, world: World,
+    def _converge(self, owner: Owner, spec: ModelRolloutSpec, current: str, world: World,
                   router: GatewayAPIRouter) -> None:  # fmt: skip
         for revision, replicas in world.replicas.items():
-            apply(self.api, build_deployment(owner, spec, revision, replicas))
+            if revision == current:
+                apply(self.api, build_deployment(owner, spec, revision, replicas))
+            elif not scale(self.api, owner.namespace, deployment_name(owner.name, revision),
+                           replicas):  # fmt: skip
+                # Its template was the spec's when it was current; the spec no longer says it.
+                log.warning("revision %s of %s/%s has no Deployment left to scale",
+                            revision, owner.namespace, owner.name)  # fmt: skip
         apply(self.api, build_service(owner, spec, "stable", world.stable))
         apply(self.api, build_service(owner, spec, "canary", world.canary or world.stable))
         router.set_weight(world.weight)

@@ -71,3 +71,22 @@ def apply(api: client.ApiClient, manifest: Manifest) -> None:
         )
     else:
         raise ValueError(f"apply does not handle {manifest['kind']}")
+
+
+def scale(api: client.ApiClient, namespace: str, name: str, replicas: int) -> bool:
+    """Set only the replica count of a Deployment, keeping its pod template as it is.
+
+    False when the Deployment does not exist.
+    """
+    try:
+        client.AppsV1Api(api).patch_namespaced_deployment_scale(
+            name,
+            namespace,
+            {"spec": {"replicas": replicas}},
+            _content_type="application/merge-patch+json",
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
