@@ -37,3 +37,12 @@ def test_a_failing_receiver_is_survived() -> None:
         assert len(broken.received) == 1
     finally:
         broken.close()
+
+
+def test_a_new_canary_reaches_those_subscribed_to_progressing(receiver: Receiver) -> None:
+    # The machine's Event reason for a new canary is CanaryStarted; api.md's webhook event is
+    # Progressing, and that is what a subscriber names and receives.
+    subscribed = hooks({"url": receiver.url, "events": ["Progressing"]})
+    body = payload("ml", "fraud", "CanaryStarted", "revision abc (v2) is the canary", "v2")
+    assert notify(subscribed, body) == 1
+    assert [(r["event"], r["version"]) for r in receiver.received] == [("Progressing", "v2")]

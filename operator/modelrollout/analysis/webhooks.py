@@ -28,7 +28,7 @@ def payload(
 ) -> dict[str, str]:
     return {
         "rollout": f"{namespace}/{name}",
-        "event": reason,
+        "event": WEBHOOK_EVENT.get(reason, reason),
         "message": message,
         "version": version or "",
     }
