@@ -7,7 +7,6 @@ an error, which the judge turns into an `Error` verdict (never a pass).
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +37,7 @@ class Credentials:
 
 
 class PrometheusSource:
-    """One Prometheus server; `measure` is blocking, `measure_async` runs it in a thread."""
+    """One Prometheus server. `measure` blocks: the ticker calls it from its worker thread."""
 
     def __init__(
         self, address: str, *, timeout: str = "10s", credentials: Credentials | None = None
@@ -61,9 +60,6 @@ class PrometheusSource:
         except (requests.RequestException, PrometheusApiClientException, ValueError) as error:
             return Measurement(error=f"Prometheus at {self.address}: {_short(error)}")
         return _one_number(result)
-
-    async def measure_async(self, query: str) -> Measurement:
-        return await asyncio.to_thread(self.measure, query)
 
 
 def _no_retry() -> Retry:

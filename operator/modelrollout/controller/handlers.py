@@ -17,7 +17,6 @@ from modelrollout.controller.tick import Rollout, Ticker
 from modelrollout.domain.machine import Event
 
 TICK_SECONDS = float(os.environ.get("MODELROLLOUT_TICK_SECONDS", "5"))
-log = logging.getLogger("modelrollout")
 _api: dict[str, client.ApiClient] = {}
 
 

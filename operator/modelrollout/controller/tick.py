@@ -39,10 +39,12 @@ from modelrollout.domain.machine import (
     advance,
     desired_world,
     evaluation_due,
+    timestamp,
 )
 from modelrollout.domain.revision import REVISION_LABEL, deployment_name, revision_of
 from modelrollout.domain.templating import TemplateError, render
 from modelrollout.k8s.objects import ROLLOUT_LABEL, Owner, apply, error_message, scale
+from modelrollout.routers.base import Router
 from modelrollout.routers.gateway_api import GatewayAPIRouter
 from modelrollout.workloads.builders import build_deployment, build_service
 
@@ -88,7 +90,7 @@ def command_of(annotations: dict[str, str]) -> Command | None:
 
 
 class Ticker:
-    """Everything one rollout's ticks share: API client, router, Prometheus source."""
+    """Ticks rollouts: the API client and clients built on it, and where Events go."""
 
     def __init__(self, api: client.ApiClient, emit: EventSink) -> None:
         self.api = api
@@ -114,16 +116,14 @@ class Ticker:
         try:
             spec = ModelRolloutSpec.model_validate(rollout.raw_spec)
         except ValidationError as error:  # admission should have refused it; say so, touch nothing
-            self._write_status(rollout, {"message": f"invalid spec: {error}"})
+            self._refuse(rollout, f"invalid spec: {error}")
             return None
         status = ModelRolloutStatus.model_validate(rollout.raw_status)
         router = self._router(rollout.owner, spec)
         if router is None:
             # Without a router nothing would send the canary traffic, and its weight would only
             # be a number in status: do nothing rather than promote on evidence never gathered.
-            message = UNSUPPORTED_ROUTER
-            if status.message != message:
-                self._write_status(rollout, {"message": message})
+            self._refuse(rollout, UNSUPPORTED_ROUTER)
             return None
         desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
         seen = Observations(
@@ -153,7 +153,7 @@ class Ticker:
 
     # -- observing -----------------------------------------------------------------------------
 
-    def _router(self, owner: Owner, spec: ModelRolloutSpec) -> GatewayAPIRouter | None:
+    def _router(self, owner: Owner, spec: ModelRolloutSpec) -> Router | None:
         if spec.traffic.gateway_api is not None:
             return GatewayAPIRouter(self.api, owner, spec.traffic.gateway_api, spec.service.port)
         return None  # istio and replica-ratio routers come later
@@ -186,8 +186,8 @@ class Ticker:
             timeout=spec.analysis.prometheus.timeout,
             credentials=self._credentials(rollout.owner, spec),
         )
-        values = self._template_values(rollout.owner, spec, status)
-        at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        values = self._template_values(rollout.owner, spec, spec.analysis.interval, status)
+        at = timestamp(now)
         results = []
         for signal in spec.analysis.signals:
             if signal.threshold is None:
@@ -201,13 +201,13 @@ class Ticker:
             results.append(judge_threshold(signal.name, signal.threshold, measured, at))
         return results
 
-    def _template_values(self, owner: Owner, spec: ModelRolloutSpec,
+    def _template_values(self, owner: Owner, spec: ModelRolloutSpec, interval: str,
                          status: ModelRolloutStatus) -> dict[str, str]:  # fmt: skip
         values = {
             "model": spec.model.name,
             "namespace": owner.namespace,
             "name": owner.name,
-            "interval": spec.analysis.interval if spec.analysis else "1m",
+            "interval": interval,
         }
         for role, ref in (("canary", status.canary), ("stable", status.stable)):
             if ref is not None:
@@ -228,7 +228,7 @@ class Ticker:
     # -- converging ----------------------------------------------------------------------------
 
     def _converge(self, owner: Owner, spec: ModelRolloutSpec, current: str, world: World,
-                  router: GatewayAPIRouter) -> None:  # fmt: skip
+                  router: Router) -> None:  # fmt: skip
         for revision, replicas in world.replicas.items():
             if revision == current:
                 apply(self.api, build_deployment(owner, spec, revision, replicas))
@@ -253,6 +253,11 @@ class Ticker:
                 self.apps.delete_namespaced_deployment(meta.name, owner.namespace)
 
     # -- recording -----------------------------------------------------------------------------
+
+    def _refuse(self, rollout: Rollout, message: str) -> None:
+        """Act on nothing and say why in status; written once, not on every tick."""
+        if rollout.raw_status.get("message") != message:
+            self._write_status(rollout, {"message": message})
 
     def _write_status(self, rollout: Rollout, status: dict[str, Any]) -> bool:
         """Merge-patch the whole status (cleared fields as null), on the resourceVersion read.

@@ -19,12 +19,3 @@ def parse_duration(text: str) -> float:
     if position != len(text) or not text:
         raise ValueError(f"not a duration: {text!r} (write it like 30s, 5m, 1h30m)")
     return total
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest of h/m/s that says `seconds` (to the second)."""
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
-    return text + (f"{secs}s" if secs or not text else "")

@@ -74,12 +74,18 @@ class Step:
     events: list[Event] = field(default_factory=list)
 
 
-def _ts(moment: datetime) -> str:
+def timestamp(moment: datetime) -> str:
+    """How times are written in status: RFC 3339 in UTC, to the second."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def _in_step(t: _Tick, s: ModelRolloutStatus) -> float:
+    """Seconds since the current step began."""
+    return (t.seen.now - _parse(s.step_started_at or t.now)).total_seconds()
 
 
 # --- the machine ------------------------------------------------------------------------------
@@ -101,7 +107,7 @@ def advance(spec: ModelRolloutSpec, status: ModelRolloutStatus, seen: Observatio
     def emit(kind: EventType, reason: str, message: str) -> None:
         events.append(Event(kind, reason, message))
 
-    t = _Tick(spec, seen, _ts(seen.now), emit)
+    t = _Tick(spec, seen, timestamp(seen.now), emit)
     s = _expire_scale_downs(status, seen.now)
     command = seen.command if seen.command and seen.command.id != s.last_command else None
     if command is not None:
@@ -171,8 +177,7 @@ def _stalled(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]
     for that long is rolled back, and a momentary blip late in a long rollout is not."""
     if t.seen.canary_available:
         return s, False
-    stalled = (t.seen.now - _parse(s.step_started_at or t.now)).total_seconds()
-    if stalled > parse_duration(t.spec.progress_deadline):
+    if _in_step(t, s) > parse_duration(t.spec.progress_deadline):
         reason = f"canary not Available within progressDeadline {t.spec.progress_deadline}"
         return _rollback(s, t.now, reason, t.emit), True
     if _promoting(t.spec, s):
@@ -199,7 +204,7 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
     index = s.current_step or 0
     while index < len(steps):
         step = steps[index]
-        elapsed = (t.seen.now - _parse(s.step_started_at or t.now)).total_seconds()
+        elapsed = _in_step(t, s)
         if step.set_weight is not None:
             s = s.model_copy(update={"canary_weight": step.set_weight})
             if t.seen.weight != step.set_weight:
@@ -228,21 +233,10 @@ def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
     if not t.seen.canary_available or t.seen.weight != 100:
         return _with_condition(s, "Progressing", "True", reason="Promoting", now=t.now)
     delay = timedelta(seconds=parse_duration(t.spec.scale_down_delay))
-    after = _ts(t.seen.now + delay)
-    s = _record(s, canary, "Promoted", t.now, f"all {len(t.spec.strategy.steps)} steps passed")
-    s = s.model_copy(
-        update={
-            "stable": canary,
-            "canary": None,
-            "canary_since": None,
-            "canary_weight": 0,
-            "current_step": None,
-            "step_started_at": None,
-            "phase": "Promoted",
-            "pause": None,
-            "scale_down": [*s.scale_down, ScaleDown(revision=old.revision, after=after)],
-        }
-    )
+    old_goes = ScaleDown(revision=old.revision, after=timestamp(t.seen.now + delay))
+    steps = len(t.spec.strategy.steps)
+    s = _end_canary(s, t.now, "Promoted", f"all {steps} steps passed")
+    s = s.model_copy(update={"stable": canary, "scale_down": [*s.scale_down, old_goes]})
     t.emit("Normal", "Promoted", f"revision {canary.revision} ({canary.version}) is stable")
     s = _with_condition(s, "Progressing", "False", reason="Promoted", now=t.now)
     return _with_condition(s, "Degraded", "False", reason="Promoted", now=t.now)
@@ -317,6 +311,7 @@ def _rollback(s: ModelRolloutStatus, now: str, reason: str, emit: Emit) -> Model
 
 
 def _end_canary(s: ModelRolloutStatus, now: str, outcome: str, reason: str) -> ModelRolloutStatus:
+    """The canary leaves (promoted or superseded), recorded in history; the rollout is at rest."""
     if s.canary is not None:
         s = _record(s, s.canary, outcome, now, reason)
     return s.model_copy(
@@ -433,7 +428,7 @@ def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World |
     replicas = {d.revision: spec.replicas for d in status.scale_down}
     replicas[status.stable.revision] = spec.replicas
     canary = status.canary
-    if canary is None or status.phase in ("Promoted",):
+    if canary is None or status.phase == "Promoted":
         return World(replicas, status.stable.revision, None, 0)
     if status.phase == "RolledBack":
         replicas[canary.revision] = 0
@@ -455,4 +450,5 @@ __all__ = [
     "canary_replicas",
     "desired_world",
     "evaluation_due",
+    "timestamp",
 ]

@@ -1,7 +1,7 @@
-"""The traffic router interface: set the canary's weight, read it back, clean up.
+"""The traffic router interface: set the canary's weight and read it back.
 
-One module per router (gateway_api; istio and replicas later), all behind this small surface,
-chosen from the spec by `router_for`.
+One module per router (gateway_api; istio and replicas later), all behind this small surface.
+What a router creates is owned by the rollout, so deleting the rollout removes it.
 """
 
 from __future__ import annotations

@@ -61,6 +61,10 @@ class GatewayAPIRouter:
         self._owner = owner
         self._traffic = traffic
         self._port = port
+        # The route as read_weight saw it: set_weight's first attempt starts from it instead of
+        # reading again (a router lives for one tick; a stale read only costs a 409 and a retry).
+        self._seen: Manifest | None = None
+        self._has_seen = False
 
     def _get(self) -> Manifest | None:
         try:
@@ -79,8 +83,8 @@ class GatewayAPIRouter:
 
     def set_weight(self, canary_weight: int) -> None:
         desired = build_route(self._owner, self._traffic, self._port, canary_weight)
-        for _ in range(CONFLICT_RETRIES):
-            current = self._get()
+        for attempt in range(CONFLICT_RETRIES):
+            current = self._seen if attempt == 0 and self._has_seen else self._get()
             try:
                 if current is None:
                     self._objects.create_namespaced_custom_object(
@@ -99,7 +103,7 @@ class GatewayAPIRouter:
                 )
                 return
             except ApiException as error:
-                if error.status in (409,):  # changed since we read it, or created meanwhile
+                if error.status == 409:  # changed since we read it, or created meanwhile
                     continue
                 where = self._where()
                 raise RouterError(f"writing HTTPRoute {where}: {error_message(error)}") from error
@@ -108,7 +112,8 @@ class GatewayAPIRouter:
         )
 
     def read_weight(self) -> int | None:
-        route = self._get()
+        route = self._seen = self._get()
+        self._has_seen = True
         return None if route is None else canary_weight_of(route, self._owner.name)
 
     def _owned_or_fail(self, route: Manifest) -> None:
