@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import ssl
 import statistics
 import sys
 import threading
@@ -48,9 +47,7 @@ def manifest(i: int, version: str) -> dict[str, Any]:
 
 
 def apiserver_requests(cluster: LocalCluster) -> float:
-    pki = cluster.workdir / "pki"  # type: ignore[operator]
-    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    ctx = cluster.admin_context()
     with urllib.request.urlopen(f"{cluster.server}/metrics", context=ctx, timeout=30) as r:  # noqa: S310
         text = r.read().decode()
     total = 0.0

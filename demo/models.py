@@ -12,13 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-FEATURES = ("amount", "transactions_24h", "account_age_days", "foreign")
 Array = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class Sample:
-    x: Array  # one row per request, columns as FEATURES
+    x: Array  # one row per request: amount, transactions in 24 h, account age (days), foreign
     y: NDArray[np.int_]  # the true label: 1 = fraud
 
 

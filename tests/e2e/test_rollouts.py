@@ -18,6 +18,7 @@ from modelrollout.testing.webhooks import Receiver
 
 pytestmark = pytest.mark.cluster
 NAME = "fraud-detector"
+CANARY_AT_50 = ("fraud-detector-canary", 50)
 
 
 def model_rollout(
@@ -108,7 +109,7 @@ class Story:
         self.apply(model_rollout(metrics.url, "v1", steps, **analysis))
         self.stable("v1")
         self.apply(model_rollout(metrics.url, "v2", steps, **analysis))
-        self.until("v2 takes 50%", lambda: ("fraud-detector-canary", 50) in self.route_weights())
+        self.until("v2 takes 50%", lambda: CANARY_AT_50 in self.route_weights())
 
     def stable(self, version: str) -> None:
         """Given `version` is the stable revision (the first one is stable at once)."""
@@ -190,9 +191,6 @@ def test_a_threshold_breach_rolls_back(
     # And the webhook was told, with the same reason
     assert [(r["event"], r["version"]) for r in receiver.received] == [("RolledBack", "v3")]
     assert "error-rate: 0.2 above max 0.01" in receiver.received[0]["message"]
-
-
-CANARY_AT_50 = ("fraud-detector-canary", 50)
 
 
 def test_abort_rolls_back_at_once(

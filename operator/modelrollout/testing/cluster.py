@@ -194,6 +194,12 @@ class LocalCluster(StartStop):
             found.append(f"directory {marker} still exists")
         return found
 
+    def admin_context(self) -> ssl.SSLContext:
+        """TLS for the API server as the admin user, e.g. to read its /metrics."""
+        if self._pki is None:
+            raise ControlPlaneError("the cluster is not started")
+        return _admin_context(self._pki)
+
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:

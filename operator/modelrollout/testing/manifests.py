@@ -80,11 +80,6 @@ def _spec(m: Manifest) -> Manifest:
     return spec
 
 
-def _signal(m: Manifest) -> Manifest:
-    signal: Manifest = _spec(m)["analysis"]["signals"][0]
-    return signal
-
-
 def _set(path: str, value: Any) -> Callable[[Manifest], None]:
     def change(m: Manifest) -> None:
         node: Any = m
