@@ -1,0 +1,209 @@
+"""The statistics against scipy and hand-computed references, their properties, and the
+sequential test's error rate in simulation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sp
+from scipy.spatial.distance import jensenshannon
+
+from modelrollout.domain import stats
+
+counts = st.lists(st.integers(0, 10_000), min_size=2, max_size=12).filter(lambda c: sum(c) > 0)
+
+
+def paired(draw: st.DrawFn) -> tuple[list[int], list[int]]:
+    a = draw(counts)
+    b = draw(st.lists(st.integers(0, 10_000), min_size=len(a), max_size=len(a)))
+    if sum(b) == 0:
+        b[0] = 1
+    return a, b
+
+
+pairs = st.composite(paired)()
+
+
+def _binned(sample: np.ndarray, values: int) -> np.ndarray:
+    """Counts of integer values 0..values-1: bins that cut no information."""
+    return np.bincount(sample, minlength=values).astype(float)
+
+
+# --- against references -----------------------------------------------------------------------
+
+
+def test_jensen_shannon_matches_scipy() -> None:
+    p, q = [10, 20, 30, 0, 5], [12, 8, 30, 4, 0]
+    assert stats.jensen_shannon(p, q) == pytest.approx(jensenshannon(p, q, base=2), rel=1e-12)
+
+
+def test_psi_matches_a_hand_computed_value() -> None:
+    # p = (.5, .5), q = (.25, .75): (-.25) ln(.5) + (.25) ln(1.5)
+    expected = -0.25 * math.log(0.5) + 0.25 * math.log(1.5)
+    assert stats.psi([50, 50], [25, 75]) == pytest.approx(expected, rel=1e-12)
+    # an empty canary bucket is floored at 1e-4, not infinite
+    floored = (1e-4 - 0.5) * math.log(1e-4 / 0.5) + 0.5 * math.log(1 / 0.5)
+    assert stats.psi([1, 1], [0, 1]) == pytest.approx(floored, rel=1e-12)
+
+
+def test_hellinger_matches_a_hand_computed_value() -> None:
+    # BC = sqrt(.5 * .25) + sqrt(.5 * .75)
+    expected = math.sqrt(1 - (math.sqrt(0.125) + math.sqrt(0.375)))
+    assert stats.hellinger([1, 1], [1, 3]) == pytest.approx(expected, rel=1e-12)
+    assert stats.hellinger([1, 0], [0, 1]) == pytest.approx(1.0)
+
+
+def test_ks_matches_scipy_when_buckets_cut_no_information() -> None:
+    rng = np.random.default_rng(7)
+    a, b = rng.binomial(9, 0.45, 800), rng.binomial(9, 0.5, 600)
+    result = stats.ks(_binned(a, 10), _binned(b, 10))
+    reference = sp.ks_2samp(a, b, method="asymp")
+    assert result.statistic == pytest.approx(reference.statistic, abs=1e-12)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+
+
+def test_mann_whitney_matches_scipy_with_ties() -> None:
+    rng = np.random.default_rng(11)
+    ref, can = rng.integers(0, 6, 300), rng.integers(0, 7, 250)
+    result = stats.mann_whitney(_binned(ref, 7), _binned(can, 7))
+    reference = sp.mannwhitneyu(can, ref, use_continuity=False, method="asymptotic")
+    assert result.u == pytest.approx(reference.statistic, rel=1e-12)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+    assert result.effect == pytest.approx(reference.statistic / (300 * 250) - 0.5)
+
+
+def test_chi_square_matches_scipy_when_no_cell_is_sparse() -> None:
+    ref, can = [120, 340, 95, 60], [100, 300, 140, 70]
+    result = stats.chi_square(ref, can)
+    chi2, p, _, _ = sp.chi2_contingency([ref, can], correction=False)
+    assert result.p_value == pytest.approx(p, rel=1e-9)
+    assert result.statistic == pytest.approx(math.sqrt(chi2 / sum(ref + can)), rel=1e-12)
+
+
+def test_chi_square_pools_sparse_cells() -> None:
+    # the last two cells expect fewer than 5 each: they are tested as one pooled cell
+    ref, can = [200, 300, 1, 2], [210, 290, 3, 1]
+    pooled = [[200, 300, 3], [210, 290, 4]]
+    _, p, _, _ = sp.chi2_contingency(pooled, correction=False)
+    assert stats.chi_square(ref, can).p_value == pytest.approx(p, rel=1e-9)
+
+
+def test_wasserstein_matches_scipy_for_values_at_the_edges() -> None:
+    rng = np.random.default_rng(3)
+    edges = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    a, b = rng.choice(edges, 500), rng.choice(edges, 400, p=[0.1, 0.1, 0.2, 0.3, 0.3])
+    ra = [(a == e).sum() for e in edges] + [0]
+    rb = [(b == e).sum() for e in edges] + [0]
+    expected = sp.wasserstein_distance(a, b) / np.std(a)
+    assert stats.wasserstein(ra, rb, edges) == pytest.approx(expected, rel=1e-9)
+
+
+def test_sample_ratio_flags_a_split_that_does_not_match_the_weight() -> None:
+    assert stats.sample_ratio(2000, 8000, 0.2).p_value > 0.5
+    mismatch = stats.sample_ratio(1000, 9000, 0.2)
+    assert mismatch.statistic == pytest.approx(0.1)
+    assert mismatch.p_value < 1e-9
+    assert mismatch.p_value == pytest.approx(sp.chisquare([1000, 9000], [2000, 8000]).pvalue)
+
+
+def test_parity_gap_and_impact_ratio() -> None:
+    selected, total = {"a": 30.0, "b": 60.0, "c": 50.0}, {"a": 100.0, "b": 100.0, "c": 100.0}
+    gap = stats.parity_gap(selected, total)
+    assert (gap.value, gap.lowest, gap.highest) == (pytest.approx(0.3), "a", "b")
+    assert gap.se == pytest.approx(math.sqrt(0.3 * 0.7 / 100 + 0.6 * 0.4 / 100))
+    assert stats.impact_ratio(selected, total).value == pytest.approx(0.5)
+
+
+def test_bad_counts_are_refused_with_a_reason() -> None:
+    with pytest.raises(ValueError, match="same buckets"):
+        stats.mann_whitney([1, 2], [1, 2, 3])
+    with pytest.raises(ValueError, match="not negative"):
+        stats.jensen_shannon([1, -1], [1, 1])
+    with pytest.raises(ValueError, match="no observations"):
+        stats.hellinger([0, 0], [1, 1])
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+DISTANCES = [stats.jensen_shannon, stats.hellinger, stats.psi]
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts)
+def test_distances_are_zero_for_identical_inputs(c: list[int]) -> None:
+    for distance in DISTANCES:
+        assert distance(c, c) == pytest.approx(0.0, abs=1e-7)
+    assert stats.ks(c, c).statistic == pytest.approx(0.0, abs=1e-12)
+    assert stats.chi_square(c, c).statistic == pytest.approx(0.0, abs=1e-7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs)
+def test_distances_are_symmetric_and_bounded(pair: tuple[list[int], list[int]]) -> None:
+    a, b = pair
+    for distance in DISTANCES:
+        assert distance(a, b) == pytest.approx(distance(b, a), abs=1e-9)
+        assert distance(a, b) >= 0
+    for bounded in (stats.jensen_shannon, stats.hellinger):
+        assert bounded(a, b) <= 1 + 1e-12
+    test = stats.ks(a, b)
+    assert 0 <= test.statistic <= 1
+    assert 0 <= test.p_value <= 1
+    assert test.statistic == pytest.approx(stats.ks(b, a).statistic)
+    chi = stats.chi_square(a, b)
+    assert 0 <= chi.statistic <= 1 + 1e-9
+    assert 0 <= chi.p_value <= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs)
+def test_mann_whitney_is_antisymmetric(pair: tuple[list[int], list[int]]) -> None:
+    a, b = pair
+    forward, backward = stats.mann_whitney(a, b), stats.mann_whitney(b, a)
+    assert forward.effect == pytest.approx(-backward.effect, abs=1e-9)
+    assert -0.5 <= forward.effect <= 0.5
+    assert forward.p_value == pytest.approx(backward.p_value, abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(10, 1e7), st.floats(1e-4, 0.3))
+def test_confidence_sequence_is_wider_than_one_fixed_look(n: float, alpha: float) -> None:
+    assert stats.cs_multiplier(n, alpha) > sp.norm.isf(alpha)
+
+
+# --- the sequential test in simulation -----------------------------------------------------------
+
+
+def test_sequential_false_rollback_rate_stays_below_alpha_under_peeking() -> None:
+    """A/A with no margin, the hardest case for a false Fail: the canary is judged after every
+    interval, 20 looks, while its share of traffic grows as a rollout's does. Fixed seed; the
+    tolerance is three standard errors of the estimated rate."""
+    rng = np.random.default_rng(2026)
+    runs, alpha, p = 4000, 0.05, 0.9
+    shares = [0.05] * 5 + [0.2] * 5 + [0.5] * 10
+    per_interval = 600
+    n_can = rng.binomial(per_interval, np.array(shares), size=(runs, len(shares)))
+    n_sta = per_interval - n_can
+    x_can, x_sta = rng.binomial(n_can, p), rng.binomial(n_sta, p)
+    nc, ns = n_can.cumsum(1), n_sta.cumsum(1)
+    xc, xs = x_can.cumsum(1), x_sta.cumsum(1)
+    failed = np.zeros(runs, dtype=bool)
+    naive = np.zeros(runs, dtype=bool)
+    for run in range(runs):
+        for look in range(len(shares)):
+            arms = (xc[run, look], nc[run, look]), (xs[run, look], ns[run, look])
+            if stats.too_few_events(*arms):
+                continue
+            interval = stats.proportion_difference(*arms, alpha)
+            failed[run] |= interval.upper < 0
+            half = interval.upper - interval.estimate
+            z_half = half / stats.cs_multiplier(nc[run, look] + ns[run, look], 2 * alpha)
+            naive[run] |= interval.estimate + sp.norm.isf(alpha) * z_half < 0
+    rate, naive_rate = failed.mean(), naive.mean()
+    assert rate <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / runs), rate
+    # the same data judged by a one-look z-test at every interval fails far more often
+    assert naive_rate > 2 * alpha, naive_rate
