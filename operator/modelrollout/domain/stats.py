@@ -37,7 +37,8 @@ def _shares(values: ArrayLike) -> Floats:
     total = counts.sum()
     if total <= 0:
         raise ValueError("no observations")
-    return counts / total
+    shares: Floats = counts / total
+    return shares
 
 
 # --- always-valid comparison ------------------------------------------------------------------
