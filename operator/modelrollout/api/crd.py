@@ -49,6 +49,10 @@ def _structural(schema: Schema, defs: dict[str, Schema]) -> Schema:
         else:
             raise ValueError(f"a union cannot be made structural: {variants}")
     node.pop("title", None)
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), int | float) and not isinstance(node[bound], bool):
+            node[inclusive] = node[bound]  # OpenAPI v3.0: a number bound plus a boolean flag
+            node[bound] = True
     if node.get("default", 0) is None:
         del node["default"]
     if "properties" in node:

@@ -249,17 +249,212 @@ class ThresholdSignal(_Model):
         return self
 
 
+# A series selector: a metric name and optional label matchers, no function or aggregation.
+# compare, drift and fairness read the raw counter samples of each series since the canary
+# took traffic and add up their increases themselves (resets handled, no extrapolation), so
+# they need the series, not a rate or a sum.
+SELECTOR_PATTERN = r"^\s*[a-zA-Z_:][a-zA-Z0-9_:]*\s*(\{.*\})?\s*$"
+_SELECTOR_RULE = "self.matches('" + SELECTOR_PATTERN.replace("\\", "\\\\") + "')"
+_SELECTOR_MESSAGE = (
+    'must be a series selector such as model_feedback_total{version="{{ version }}"}, '
+    "without sum(), rate() or a range"
+)
+
+
+def _selector(**default: Any) -> Any:
+    return Field(
+        **default,
+        max_length=MAX_QUERY_LENGTH,
+        min_length=1,
+        json_schema_extra=_cel(
+            (_TEMPLATE_RULE, _TEMPLATE_MESSAGE), (_SELECTOR_RULE, _SELECTOR_MESSAGE)
+        ),
+    )
+
+
+def _check_selector(query: str | None) -> str | None:
+    if query is None:
+        return None
+    _check_template(query)
+    if not re.match(SELECTOR_PATTERN, query):
+        raise ValueError(_SELECTOR_MESSAGE)
+    return query
+
+
+class CompareSignal(_Model):
+    """Canary against stable since the canary took traffic, with an always-valid sequential test:
+    a rate (`successes` of `total`) or a histogram (Mann-Whitney on its buckets)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "has(self.successes) == has(self.total)",
+                "successes and total go together",
+            ),
+            (
+                "has(self.histogram) != has(self.total)",
+                "a compare needs successes and total, or histogram, not both",
+            ),
+        )
+    )
+    successes: str | None = _selector(default=None)
+    total: str | None = _selector(default=None)
+    histogram: str | None = _selector(default=None)
+    higher_is_better: bool = True
+    margin: float = Field(default=0.0, ge=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, le=0.5)
+    min_samples: int = Field(default=200, ge=0, le=100_000_000)
+
+    _selectors = field_validator("successes", "total", "histogram")(_check_selector)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> CompareSignal:
+        if (self.successes is None) != (self.total is None):
+            raise ValueError("successes and total go together")
+        if (self.histogram is None) == (self.total is None):
+            raise ValueError("a compare needs successes and total, or histogram, not both")
+        return self
+
+
+class ConfigMapKeyRef(_Model):
+    name: str = Field(pattern=DNS_LABEL_PATTERN.replace("{0,61}", "{0,251}"), max_length=253)
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
+
+
+DriftStatistic = Literal["jensenShannon", "psi", "hellinger", "ks", "chiSquare", "wasserstein"]
+# Default bounds: JS and Hellinger distances of 0.1; PSI 0.25 ("major shift"); KS D 0.1; Cramér's
+# V 0.1 ("small effect"); Wasserstein-1 of a tenth of the reference's standard deviation.
+DRIFT_DEFAULT_MAX: dict[str, float] = {
+    "jensenShannon": 0.1,
+    "psi": 0.25,
+    "hellinger": 0.1,
+    "ks": 0.1,
+    "chiSquare": 0.1,
+    "wasserstein": 0.1,
+}
+
+
+class DriftSignal(_Model):
+    """Has the distribution of an input or output moved, against the stable arm over the same
+    window, a frozen reference in a ConfigMap, or the same series `offset` in time."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "has(self.histogram) != has(self.categories)",
+                "a drift needs exactly one of histogram, categories",
+            ),
+            (
+                "(self.against == 'reference') == has(self.reference)",
+                "reference is required with against: reference, and only then",
+                ".reference",
+            ),
+            (
+                "(self.against == 'offset') == has(self.offset)",
+                "offset is required with against: offset, and only then",
+                ".offset",
+            ),
+        )
+    )
+    histogram: str | None = _selector(default=None)
+    categories: str | None = _selector(default=None)
+    category_label: str = Field(
+        default="category", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=128
+    )
+    against: Literal["stable", "reference", "offset"] = "stable"
+    reference: ConfigMapKeyRef | None = None
+    offset: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=32)
+    statistic: DriftStatistic = "jensenShannon"
+    max: float | None = Field(default=None, ge=0)
+    min_samples: int = Field(default=500, ge=0, le=100_000_000)
+
+    _selectors = field_validator("histogram", "categories")(_check_selector)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DriftSignal:
+        if (self.histogram is None) == (self.categories is None):
+            raise ValueError("a drift needs exactly one of histogram, categories")
+        if (self.against == "reference") != (self.reference is not None):
+            raise ValueError("reference is required with against: reference, and only then")
+        if (self.against == "offset") != (self.offset is not None):
+            raise ValueError("offset is required with against: offset, and only then")
+        return self
+
+    @property
+    def bound(self) -> float:
+        return self.max if self.max is not None else DRIFT_DEFAULT_MAX[self.statistic]
+
+
+FairnessMetric = Literal[
+    "demographicParityDifference", "disparateImpactRatio", "equalOpportunityDifference"
+]
+
+
+class FairnessSignal(_Model):
+    """A gap between segments: judged against the stable arm's gap (the canary may not be worse
+    by more than `margin`), and against an absolute `max` (differences) or `min` (ratio)."""
+
+    selected: str = _selector()
+    total: str = _selector()
+    segment_label: str = Field(
+        default="segment", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=128
+    )
+    metric: FairnessMetric = "demographicParityDifference"
+    margin: float = Field(default=0.02, ge=0, le=1)
+    max: float | None = Field(default=None, ge=0, le=1)
+    min: float | None = Field(default=None, ge=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, le=0.5)
+    min_samples: int = Field(default=100, ge=0, le=100_000_000)
+
+    _selectors = field_validator("selected", "total")(_check_selector)
+
+
+SIGNAL_KINDS = ("threshold", "compare", "drift", "fairness")
+
+
 class Signal(_Model):
     model_config = ConfigDict(
-        json_schema_extra=_cel(("has(self.threshold)", "a signal needs a kind: threshold"))
+        json_schema_extra=_cel(
+            (
+                _exactly_one(*SIGNAL_KINDS),
+                "a signal needs exactly one kind: threshold, compare, drift or fairness",
+            )
+        )
     )
     name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=63)
     threshold: ThresholdSignal | None = None
+    compare: CompareSignal | None = None
+    drift: DriftSignal | None = None
+    fairness: FairnessSignal | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Signal:
-        _only_one(self, ("threshold",), "a signal")
+        _only_one(self, SIGNAL_KINDS, "a signal")
         return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in SIGNAL_KINDS if getattr(self, k) is not None)
+
+
+class SampleRatio(_Model):
+    """The sample ratio mismatch check: the canary's share of `requests` since the weight last
+    changed must fit the weight (chi-square, p below `pValue` is an Error). Skipped while the
+    selector has no series."""
+
+    enabled: bool = True
+    requests: str = Field(
+        default='model_requests_total{model="{{ model }}",version="{{ version }}"}',
+        max_length=MAX_QUERY_LENGTH,
+        min_length=1,
+        json_schema_extra=_cel(
+            (_TEMPLATE_RULE, _TEMPLATE_MESSAGE), (_SELECTOR_RULE, _SELECTOR_MESSAGE)
+        ),
+    )
+    p_value: float = Field(default=0.001, gt=0, le=0.5)
+    min_samples: int = Field(default=200, ge=0, le=100_000_000)
+
+    _selectors = field_validator("requests")(_check_selector)
 
 
 class Analysis(_Model):
@@ -269,6 +464,7 @@ class Analysis(_Model):
     inconclusive_limit: int = Field(default=3, ge=0, le=100)
     consecutive_error_limit: int = Field(default=4, ge=0, le=100)
     no_data: Literal["inconclusive", "fail"] = "inconclusive"
+    sample_ratio: SampleRatio = Field(default_factory=SampleRatio)
     signals: list[Signal] = Field(
         default_factory=list,
         max_length=32,
@@ -366,12 +562,32 @@ class Counters(_Status):
     consecutive_errors: int = 0
 
 
+class Samples(_Status):
+    canary: int = 0
+    stable: int = 0
+
+
 class SignalResult(_Status):
+    """The latest verdict of one signal and the numbers behind it. `value` is what was judged:
+    the query's number (threshold), the canary's advantage (compare: positive is better), the
+    distance (drift), the canary's gap (fairness), the canary's share of requests (sample ratio).
+    `lower`/`upper` are its always-valid confidence bounds; `bound` is the limit it was judged
+    against; `canary`/`stable` the per-arm values."""
+
     name: str
+    kind: str = "threshold"
     verdict: Verdict
     value: float | None = None
     min: float | None = None
     max: float | None = None
+    canary: float | None = None
+    stable: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    bound: float | None = None
+    p_value: float | None = None
+    samples: Samples | None = None
+    excluded: list[str] | None = None
     message: str | None = None
     at: str
 

@@ -163,4 +163,34 @@ INVALID: list[Invalid] = [
     Invalid("a negative failureLimit", _set("spec.analysis.failureLimit", -1),
             "spec.analysis.failureLimit"),
     Invalid("a misspelt field", _set("spec.strategy.stepz", []), "spec.strategy.stepz"),
+    Invalid("a compare on a sum instead of a series selector",
+            _set("spec.analysis.signals.0", {"name": "acc", "compare": {
+                "successes": "sum(model_feedback_total)", "total": "model_feedback_total"}}),
+            "spec.analysis.signals[0].compare.successes"),
+    Invalid("a compare with both a rate and a histogram",
+            _set("spec.analysis.signals.0", {"name": "acc", "compare": {
+                "successes": "a", "total": "b", "histogram": "c_bucket"}}),
+            "spec.analysis.signals[0].compare"),
+    Invalid("a compare with an alpha of zero",
+            _set("spec.analysis.signals.0", {"name": "acc", "compare": {
+                "histogram": "c_bucket", "alpha": 0}}),
+            "spec.analysis.signals[0].compare.alpha"),
+    Invalid("a drift against a reference it does not name",
+            _set("spec.analysis.signals.0", {"name": "d", "drift": {
+                "histogram": "h_bucket", "against": "reference"}}),
+            "spec.analysis.signals[0].drift.reference"),
+    Invalid("a drift with an unknown statistic",
+            _set("spec.analysis.signals.0", {"name": "d", "drift": {
+                "histogram": "h_bucket", "statistic": "kl"}}),
+            "spec.analysis.signals[0].drift.statistic"),
+    Invalid("a fairness with an unknown metric",
+            _set("spec.analysis.signals.0", {"name": "f", "fairness": {
+                "selected": "s", "total": "t", "metric": "parity"}}),
+            "spec.analysis.signals[0].fairness.metric"),
+    Invalid("a signal of two kinds",
+            _set("spec.analysis.signals.0.compare", {"histogram": "c_bucket"}),
+            "spec.analysis.signals[0]"),
+    Invalid("a sample ratio check with a rate",
+            _set("spec.analysis.sampleRatio", {"requests": "rate(model_requests_total[1m])"}),
+            "spec.analysis.sampleRatio.requests"),
 ]  # fmt: skip
