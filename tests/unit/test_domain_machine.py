@@ -39,7 +39,12 @@ def make_spec(steps: list[dict[str, Any]] | None = None, **changes: Any) -> Mode
     return ModelRolloutSpec.model_validate(raw)
 
 
-STEPS = [{"setWeight": 25}, {"analyze": {"duration": "1m"}}, {"pause": {}}, {"setWeight": 50}]
+STEPS: list[dict[str, Any]] = [
+    {"setWeight": 25},
+    {"analyze": {"duration": "1m"}},
+    {"pause": {}},
+    {"setWeight": 50},
+]
 
 
 def passing(name: str = "error-rate") -> list[SignalResult]:
@@ -235,11 +240,11 @@ def test_a_canary_never_available_is_rolled_back_after_progress_deadline() -> No
     assert "progressDeadline 2m" in (status.message or "")
 
 
-def test_inconclusive_past_the_limit_pauses_and_resume_clears_it() -> None:
+def test_no_data_past_the_limit_pauses_and_resume_clears_it() -> None:
     r = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "1h"}}])
     r.tick(V2)
     for _ in range(4):
-        status = r.tick(V2, after=60, results=verdict("Inconclusive"))
+        status = r.tick(V2, after=60, results=verdict("NoData"))
     assert (status.phase, status.pause and status.pause.reason) == ("Paused", "Inconclusive")
     status = r.tick(V2, command=Command("c1", "resume", "alice"))
     assert status.phase == "Progressing"
@@ -273,3 +278,73 @@ def test_evaluation_is_due_every_interval_while_the_canary_has_traffic() -> None
 @pytest.mark.parametrize(("weight", "pods"), [(0, 1), (1, 1), (25, 1), (26, 2), (50, 2), (100, 4)])
 def test_canary_pods_follow_the_weight_with_at_least_one(weight: int, pods: int) -> None:
     assert canary_replicas(4, weight) == pods
+
+
+# --- the promotion gate: statistical signals must reach Pass -----------------------------------
+
+COMPARE = {
+    "name": "accuracy",
+    "compare": {"successes": "ok_total", "total": "all_total", "margin": 0.01},
+}
+
+
+def gated(steps: list[dict[str, Any]] | None = None) -> Rollout:
+    spec = make_spec(steps or [{"setWeight": 50}, {"analyze": {"duration": "1m"}}])
+    raw = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    raw["analysis"]["signals"].append(COMPARE)
+    r = Rollout(ModelRolloutSpec.model_validate(raw))
+    r.tick(V1)
+    r.tick(V2)
+    r.tick(V2, weight=50)  # the router shows 50%: the analyze step begins
+    return r
+
+
+def compared(kind: str) -> list[SignalResult]:
+    raw = {"name": "accuracy", "kind": "compare", "verdict": kind, "message": "thin", "at": "x"}
+    return [*passing(), SignalResult.model_validate(raw)]
+
+
+def test_evidence_still_gathering_does_not_count_as_inconclusive() -> None:
+    r = gated([{"setWeight": 50}, {"analyze": {"duration": "1h"}}])
+    for _ in range(10):
+        status = r.tick(V2, after=60, results=compared("Inconclusive"))
+    assert status.phase == "Progressing"
+    assert status.analysis is not None
+    assert status.analysis.counters.inconclusive == 0
+
+
+def test_the_last_step_pauses_instead_of_promoting_on_thin_evidence() -> None:
+    r = gated()
+    r.tick(V2, after=61, results=compared("Inconclusive"))
+    status = r.tick(V2, after=1)
+    assert (status.phase, status.pause and status.pause.reason) == ("Paused", "Inconclusive")
+    assert status.pause is not None
+    assert "accuracy (Inconclusive: thin)" in (status.pause.message or "")
+    assert status.canary_weight == 50  # still where it was, not at 100
+    assert "Promoted" not in r.reasons()
+
+
+def test_the_gate_opens_once_compare_passes() -> None:
+    r = gated()
+    r.tick(V2, after=61, results=compared("Inconclusive"))
+    r.tick(V2, after=1)
+    status = r.tick(V2, after=60, results=compared("Pass"), command=Command("c1", "resume"))
+    assert status.canary_weight == 100  # promoting now
+    assert r.tick(V2, after=1, weight=100).phase == "Promoted"
+
+
+def test_a_human_promote_at_the_gate_overrides_it() -> None:
+    r = gated()
+    r.tick(V2, after=61, results=compared("Inconclusive"))
+    assert r.tick(V2, after=1).phase == "Paused"
+    status = r.tick(V2, after=60, results=compared("Inconclusive"),
+                    command=Command("c1", "promote", "alice"))  # fmt: skip
+    assert status.canary_weight == 100
+    assert r.tick(V2, after=1, weight=100).phase == "Promoted"
+
+
+def test_weight_since_records_when_the_router_showed_the_weight() -> None:
+    r = gated()
+    status = r.status
+    assert status.weight_since is not None
+    assert status.canary_weight == 50

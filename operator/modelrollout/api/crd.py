@@ -33,6 +33,14 @@ PRINTER_COLUMNS = [
 ]
 
 
+def _exclusive_bounds(node: Schema) -> None:
+    """OpenAPI v3.0 says an exclusive bound as the number plus a boolean flag."""
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), int | float) and not isinstance(node[bound], bool):
+            node[inclusive] = node[bound]
+            node[bound] = True
+
+
 def _structural(schema: Schema, defs: dict[str, Schema]) -> Schema:
     """Turn one pydantic JSON Schema node into a structural OpenAPI v3 node."""
     node = dict(schema)
@@ -49,10 +57,7 @@ def _structural(schema: Schema, defs: dict[str, Schema]) -> Schema:
         else:
             raise ValueError(f"a union cannot be made structural: {variants}")
     node.pop("title", None)
-    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if isinstance(node.get(bound), int | float) and not isinstance(node[bound], bool):
-            node[inclusive] = node[bound]  # OpenAPI v3.0: a number bound plus a boolean flag
-            node[bound] = True
+    _exclusive_bounds(node)
     if node.get("default", 0) is None:
         del node["default"]
     if "properties" in node:

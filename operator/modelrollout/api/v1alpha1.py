@@ -631,6 +631,7 @@ class ModelRolloutStatus(_Status):
     current_step: int | None = None
     step_started_at: str | None = None
     canary_weight: int = 0
+    weight_since: str | None = None
     pause: PauseState | None = None
     analysis: AnalysisStatus | None = None
     conditions: list[Condition] = Field(default_factory=list)

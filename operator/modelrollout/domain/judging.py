@@ -66,8 +66,9 @@ def tally(counters: Counters, results: list[SignalResult], analysis: Analysis) -
     signals:
     - an evaluation with a Fail (or NoData under `noData: fail`) adds one to `failed`;
       `failed > failureLimit` rolls back;
-    - one with no failure but an Inconclusive (or NoData under `noData: inconclusive`) adds one to
-      `inconclusive`; `inconclusive > inconclusiveLimit` pauses for a human, never promotes;
+    - one with no failure but a NoData (under `noData: inconclusive`) adds one to `inconclusive`;
+      `inconclusive > inconclusiveLimit` pauses for a human, never promotes; an Inconclusive
+      verdict (evidence still too thin) does not count, the promotion gate waits for it;
     - an evaluation with an Error adds one to `consecutiveErrors`, one without resets it; past
       `consecutiveErrorLimit` the errors count as one Fail. An unreachable Prometheus therefore
       never promotes, and only rolls back after a sustained outage, by the user's limit.
@@ -76,10 +77,10 @@ def tally(counters: Counters, results: list[SignalResult], analysis: Analysis) -
     failing = [
         r for r in results if r.verdict == "Fail" or (r.verdict == "NoData" and no_data_fails)
     ]
-    unsure = [
-        r for r in results
-        if r.verdict == "Inconclusive" or (r.verdict == "NoData" and not no_data_fails)
-    ]  # fmt: skip
+    # A statistical signal that is still gathering evidence says Inconclusive at every look; that
+    # is not a problem to count but the normal state of a young canary. The promotion gate
+    # (machine.py) waits for those to reach Pass. What counts is a signal with no data at all.
+    unsure = [r for r in results if r.verdict == "NoData" and not no_data_fails]
     errors = [r for r in results if r.verdict == "Error"]
 
     failed = counters.failed + (1 if failing else 0)

@@ -209,6 +209,7 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
             s = s.model_copy(update={"canary_weight": step.set_weight})
             if t.seen.weight != step.set_weight:
                 return s  # counts once the router shows it
+            s = s.model_copy(update={"weight_since": t.now})
         elif step.analyze is not None:
             if elapsed < parse_duration(step.analyze.duration) or not _measured(t.spec, s):
                 return s
@@ -229,7 +230,12 @@ def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
     canary, old = s.canary, s.stable
     if canary is None or old is None or not _measured(t.spec, s):
         return s  # never promote on a failed or missing measurement
-    s = s.model_copy(update={"canary_weight": 100})
+    unproven = _unproven(t.spec, s)
+    if unproven and s.canary_weight < 100 and not _approved(t.spec, s):
+        reason = f"not promoted on thin evidence: {unproven}; `promote` to override"
+        t.emit("Warning", "Paused", reason)
+        return _pause(s, "Inconclusive", reason, t.now)
+    s = s.model_copy(update={"canary_weight": 100, "weight_since": t.now})
     if not t.seen.canary_available or t.seen.weight != 100:
         return _with_condition(s, "Progressing", "True", reason="Promoting", now=t.now)
     delay = timedelta(seconds=parse_duration(t.spec.scale_down_delay))
@@ -269,9 +275,9 @@ def _apply_command(t: _Tick, s: ModelRolloutStatus,
             update={"current_step": step + 1, "step_started_at": now}
         ), False
     if command.kind == "promote-full":
-        t.emit("Normal", "PromotedFull", f"{who} skipped the remaining steps")
-        last = len(t.spec.strategy.steps)
-        return _resume(s).model_copy(update={"current_step": last, "step_started_at": now}), False
+        t.emit("Normal", "PromotedFull", f"{who} skipped the remaining steps and the evidence gate")
+        past = len(t.spec.strategy.steps) + 1  # past the last step: approved by a human
+        return _resume(s).model_copy(update={"current_step": past, "step_started_at": now}), False
     return s, False
 
 
@@ -281,6 +287,7 @@ def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> Mode
             "canary": desired,
             "canary_since": now,
             "canary_weight": 0,
+            "weight_since": None,
             "current_step": 0,
             "step_started_at": now,
             "phase": "Progressing",
@@ -316,7 +323,7 @@ def _end_canary(s: ModelRolloutStatus, now: str, outcome: str, reason: str) -> M
         s = _record(s, s.canary, outcome, now, reason)
     return s.model_copy(
         update={"canary": None, "canary_since": None, "canary_weight": 0, "current_step": None,
-                "step_started_at": None, "phase": "Promoted", "pause": None}
+                "step_started_at": None, "phase": "Promoted", "pause": None, "weight_since": None}
     )  # fmt: skip
 
 
@@ -385,6 +392,33 @@ def _measured(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> bool:
         s.step_started_at or analysis.last_evaluated_at
     )
     return fresh and analysis.counters.consecutive_errors == 0
+
+
+GATED_KINDS = ("compare",)
+
+
+def _unproven(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> str:
+    """The compare signals whose latest verdict is not Pass, with their latest message.
+
+    Promotion needs every compare signal to have reached Pass (non-inferior with confidence):
+    the last step must not end in promotion on "nothing bad seen yet"."""
+    if spec.analysis is None:
+        return ""
+    latest = {r.name: r for r in (s.analysis.signals if s.analysis else [])}
+    unproven = []
+    for signal in spec.analysis.signals:
+        if signal.kind not in GATED_KINDS:
+            continue
+        result = latest.get(signal.name)
+        if result is None or result.verdict != "Pass":
+            why = f"{result.verdict}: {result.message}" if result else "not measured"
+            unproven.append(f"{signal.name} ({why})")
+    return "; ".join(unproven)
+
+
+def _approved(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> bool:
+    """A human went past the last step (`promote` at the gate, or `promote --full`)."""
+    return (s.current_step or 0) > len(spec.strategy.steps)
 
 
 def _promoting(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> bool:

@@ -1,0 +1,156 @@
+"""Judging compare, drift, fairness and the sample ratio: counts in, verdicts with numbers out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelrollout.api.v1alpha1 import CompareSignal, DriftSignal, FairnessSignal, SampleRatio
+from modelrollout.domain import signals
+from modelrollout.domain.signals import Histogram, Segments
+
+AT = "2026-11-24T10:00:00Z"
+
+
+def compare(**fields: Any) -> CompareSignal:
+    return CompareSignal.model_validate({"successes": "ok", "total": "all", **fields})
+
+
+def test_compare_passes_a_canary_as_good_as_stable_within_the_margin() -> None:
+    result = signals.judge_compare_rate("acc", compare(margin=0.02), (8950, 10000),
+                                        (9000, 10000), AT)  # fmt: skip
+    assert result.verdict == "Pass"
+    assert result.value == pytest.approx(-0.005)
+    assert result.lower is not None
+    assert result.lower > -0.02
+    assert result.canary == pytest.approx(0.895)
+    assert result.stable == pytest.approx(0.9)
+    assert result.samples is not None
+    assert (result.samples.canary, result.samples.stable) == (10000, 10000)
+
+
+def test_compare_fails_a_canary_clearly_worse_than_the_margin() -> None:
+    result = signals.judge_compare_rate("acc", compare(margin=0.01), (8500, 10000),
+                                        (9000, 10000), AT)  # fmt: skip
+    assert result.verdict == "Fail"
+    assert result.upper is not None
+    assert result.upper < -0.01
+    assert "worse than tolerated" in (result.message or "")
+
+
+def test_compare_is_inconclusive_below_min_samples_and_with_few_events() -> None:
+    few = signals.judge_compare_rate("acc", compare(minSamples=200), (90, 100), (900, 1000), AT)
+    assert few.verdict == "Inconclusive"
+    assert "need 200" in (few.message or "")
+    # 1000 each, but only 3 failures in the canary: no normal approximation
+    rare = signals.judge_compare_rate("acc", compare(), (997, 1000), (990, 1000), AT)
+    assert rare.verdict == "Inconclusive"
+    none = signals.judge_compare_rate("acc", compare(), (0, 0), (0, 0), AT)
+    assert none.verdict == "NoData"
+
+
+def test_lower_is_better_flips_the_sign() -> None:
+    signal = compare(higherIsBetter=False, margin=0.0)
+    result = signals.judge_compare_rate("errors", signal, (300, 10000), (100, 10000), AT)
+    assert result.verdict == "Fail"
+    assert result.value == pytest.approx(-0.02)
+
+
+def test_histogram_compare_fails_a_slower_canary_and_refuses_different_edges() -> None:
+    signal = CompareSignal.model_validate({"histogram": "h", "higherIsBetter": False})
+    stable = Histogram((0.1, 0.2, 0.5), (600.0, 300.0, 90.0, 10.0))
+    slower = Histogram((0.1, 0.2, 0.5), (200.0, 300.0, 400.0, 100.0))
+    assert signals.judge_compare_histogram("latency", signal, slower, stable, AT).verdict == "Fail"
+    same = signals.judge_compare_histogram("latency", signal, stable, stable, AT)
+    assert same.verdict == "Inconclusive"  # margin 0: equality is never proven
+    other = Histogram((0.1, 0.25, 0.5), (600.0, 300.0, 90.0, 10.0))
+    mismatch = signals.judge_compare_histogram("latency", signal, other, stable, AT)
+    assert mismatch.verdict == "Error"
+    assert "only in the canary [0.25]" in (mismatch.message or "")
+
+
+def test_histogram_from_cumulative_buckets() -> None:
+    h = signals.histogram({"0.5": 10.0, "+Inf": 15.0, "0.1": 4.0})
+    assert h == Histogram((0.1, 0.5), (4.0, 6.0, 5.0))
+    with pytest.raises(ValueError, match=r"\+Inf"):
+        signals.histogram({"0.5": 10.0})
+
+
+DRIFTED = Histogram((10, 50, 100), (50.0, 250.0, 400.0, 300.0))
+REFERENCE = Histogram((10, 50, 100), (250.0, 350.0, 300.0, 100.0))
+
+
+@pytest.mark.parametrize("statistic", ["jensenShannon", "psi", "hellinger", "ks", "chiSquare",
+                                       "wasserstein"])  # fmt: skip
+def test_drift_fails_a_moved_distribution_with_every_statistic(statistic: str) -> None:
+    signal = DriftSignal.model_validate({"histogram": "h_bucket", "statistic": statistic})
+    moved = signals.judge_drift("amount", signal, REFERENCE, DRIFTED, AT)
+    assert moved.verdict == "Fail", moved.message
+    assert moved.value is not None
+    assert moved.max == signal.bound
+    assert signals.judge_drift("amount", signal, REFERENCE, REFERENCE, AT).verdict == "Pass"
+    if statistic in ("ks", "chiSquare"):
+        assert moved.p_value is not None
+        assert moved.p_value < 0.001
+
+
+def test_drift_below_min_samples_is_inconclusive() -> None:
+    signal = DriftSignal.model_validate({"histogram": "h_bucket", "minSamples": 5000})
+    assert signals.judge_drift("amount", signal, REFERENCE, DRIFTED, AT).verdict == "Inconclusive"
+
+
+def fairness(**fields: Any) -> FairnessSignal:
+    return FairnessSignal.model_validate({"selected": "s", "total": "t", **fields})
+
+
+def arm(rates: dict[str, float], n: float = 2000) -> Segments:
+    return Segments({g: r * n for g, r in rates.items()}, dict.fromkeys(rates, n))
+
+
+def test_fairness_fails_a_canary_with_a_wider_gap_than_stable() -> None:
+    stable = arm({"a": 0.30, "b": 0.32})
+    unfair = arm({"a": 0.20, "b": 0.34})
+    result = signals.judge_fairness("parity", fairness(), unfair, stable, AT)
+    assert result.verdict == "Fail"
+    assert result.canary == pytest.approx(0.14)
+    assert result.stable == pytest.approx(0.02)
+    assert signals.judge_fairness("parity", fairness(), stable, stable, AT).verdict == "Pass"
+
+
+def test_fairness_does_not_blame_the_canary_for_the_gap_stable_already_has() -> None:
+    both = arm({"a": 0.20, "b": 0.34})
+    assert signals.judge_fairness("parity", fairness(), both, both, AT).verdict == "Pass"
+    # ... unless an absolute bound says so
+    bounded = signals.judge_fairness("parity", fairness(max=0.05), both, both, AT)
+    assert bounded.verdict == "Fail"
+    assert "absolute max" in (bounded.message or "")
+
+
+def test_fairness_leaves_small_segments_out_and_lists_them() -> None:
+    stable, canary = arm({"a": 0.3, "b": 0.3}), arm({"a": 0.3, "b": 0.3})
+    small = Segments({**canary.selected, "c": 1.0}, {**canary.total, "c": 10.0})
+    result = signals.judge_fairness("parity", fairness(), small, stable, AT)
+    assert result.excluded == ["c"]
+    assert result.verdict == "Pass"
+
+
+def test_disparate_impact_ratio_is_judged_as_lower_is_worse() -> None:
+    stable, unfair = arm({"a": 0.30, "b": 0.32}), arm({"a": 0.15, "b": 0.32})
+    signal = fairness(metric="disparateImpactRatio", min=0.8)
+    result = signals.judge_fairness("impact", signal, unfair, stable, AT)
+    assert result.verdict == "Fail"
+    assert result.canary == pytest.approx(0.15 / 0.32)
+
+
+def test_sample_ratio_mismatch_is_an_error_never_a_pass() -> None:
+    settings = SampleRatio()
+    fine = signals.judge_sample_ratio(settings, 1980, 8020, 20, AT)
+    assert fine is not None
+    assert fine.verdict == "Pass"
+    broken = signals.judge_sample_ratio(settings, 1000, 9000, 20, AT)
+    assert broken is not None
+    assert broken.verdict == "Error"
+    assert "sample ratio mismatch" in (broken.message or "")
+    assert signals.judge_sample_ratio(settings, 10, 40, 20, AT) is None  # too few to judge
+    assert signals.judge_sample_ratio(settings, 5000, 0, 100, AT) is None  # nothing to split
