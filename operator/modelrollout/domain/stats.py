@@ -169,7 +169,7 @@ def ks(reference: ArrayLike, canary: ArrayLike) -> Test:
     r, c = _counts(reference), _counts(canary)
     d = float(np.max(np.abs(np.cumsum(r) / r.sum() - np.cumsum(c) / c.sum())))
     n = r.sum() * c.sum() / (r.sum() + c.sum())
-    return Test(d, float(np.clip(sp.kstwo.sf(d, round(n)), 0.0, 1.0)))
+    return Test(d, float(np.clip(sp.kstwo.sf(d, max(1, round(n))), 0.0, 1.0)))
 
 
 def chi_square(reference: ArrayLike, canary: ArrayLike) -> Test:
