@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from modelrollout.analysis.prometheus import Credentials, _one_number
+from modelrollout.analysis.prometheus import Credentials, _one_number, counter_increase
 from modelrollout.domain.templating import TemplateError, render
 
 VALUES = {"model": "fraud", "canary.version": "2026-11-20", "interval": "1m"}
@@ -58,3 +58,10 @@ def test_credentials_come_from_a_token_or_a_user_and_password() -> None:
     assert (basic.username, basic.password) == ("u", "p")
     with pytest.raises(ValueError, match="token"):
         Credentials.from_secret_data({"user": "u"})
+
+
+def test_counter_increase_adds_growth_across_resets_and_ignores_what_came_before() -> None:
+    samples = [(1.0, 5.0), (2.0, 7.0), (3.0, 12.0), (4.0, 2.0), (5.0, 6.0)]
+    assert counter_increase(samples, since=2.0) == pytest.approx(5 + 2 + 4)
+    assert counter_increase(samples, since=0.0) == pytest.approx(12 + 6)  # born after `since`
+    assert counter_increase(samples, since=9.0) == 0.0

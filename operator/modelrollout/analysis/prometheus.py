@@ -7,7 +7,9 @@ an error, which the judge turns into an `Error` verdict (never a pass).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -17,6 +19,9 @@ from urllib3.util.retry import Retry
 
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.judging import Measurement
+
+# How far before `since` to look for a counter's value at `since`: Prometheus' default staleness.
+LOOKBACK_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -54,12 +59,64 @@ class PrometheusSource:
             url=address, headers=headers or None, auth=auth, timeout=self.timeout, retry=_no_retry()
         )
 
+    def increases(self, selector: str, since: datetime, now: datetime,
+                  by: str | None = None) -> Increases:  # fmt: skip
+        """How much each counter matching `selector` grew from `since` to `now`, summed per value
+        of the label `by` (or in total, under "").
+
+        Reads the raw samples (`selector[window]`) and adds up the increases itself: a drop is a
+        counter reset (the new value is the increase since it), a series born after `since`
+        counts from zero, and nothing is extrapolated, unlike `increase()`. The window reaches
+        LOOKBACK further back, to find each older series' value at `since`."""
+        window = math.ceil(max(0.0, (now - since).total_seconds())) + LOOKBACK_SECONDS
+        try:
+            result: Any = self._client.custom_query(
+                f"{selector.strip()}[{window}s]",
+                params={"time": f"{now.timestamp():.3f}"},
+                timeout=self.timeout,
+            )
+        except (requests.RequestException, PrometheusApiClientException, ValueError) as error:
+            return Increases(error=f"Prometheus at {self.address}: {_short(error)}")
+        if not isinstance(result, list):
+            return Increases(error=f"unexpected result type {type(result).__name__}")
+        totals: dict[str, float] = {}
+        cut = since.timestamp()
+        for series in result:
+            values = series.get("values")
+            if not isinstance(values, list):
+                return Increases(error="the selector did not give a range of samples")
+            key = (series.get("metric") or {}).get(by, "") if by else ""
+            samples = [(float(t), float(v)) for t, v in values]
+            totals[key] = totals.get(key, 0.0) + counter_increase(samples, cut)
+        return Increases(totals)
+
     def measure(self, query: str) -> Measurement:
         try:
             result: Any = self._client.custom_query(query, timeout=self.timeout)
         except (requests.RequestException, PrometheusApiClientException, ValueError) as error:
             return Measurement(error=f"Prometheus at {self.address}: {_short(error)}")
         return _one_number(result)
+
+
+@dataclass(frozen=True)
+class Increases:
+    """Counter increases per label value, or the reason they could not be measured."""
+
+    by: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def counter_increase(samples: list[tuple[float, float]], since: float) -> float:
+    """The increase of one counter after `since`, from its (timestamp, value) samples in order."""
+    before = [v for t, v in samples if t <= since]
+    previous = before[-1] if before else 0.0
+    grown = 0.0
+    for t, value in samples:
+        if t <= since or math.isnan(value):
+            continue
+        grown += value - previous if value >= previous else value  # a drop is a reset
+        previous = value
+    return grown
 
 
 def _no_retry() -> Retry:

@@ -12,25 +12,27 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from modelrollout.analysis.evaluate import Context, Evaluation, MeasurementError
 from modelrollout.analysis.prometheus import Credentials, PrometheusSource
 from modelrollout.analysis.webhooks import notify, payload
 from modelrollout.api.v1alpha1 import (
     GROUP,
     PLURAL,
     VERSION,
+    ConfigMapKeyRef,
     ModelRolloutSpec,
     ModelRolloutStatus,
     RevisionRef,
     SignalResult,
 )
 from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
-from modelrollout.domain.judging import Measurement, judge_threshold
 from modelrollout.domain.machine import (
     Command,
     Event,
@@ -42,7 +44,6 @@ from modelrollout.domain.machine import (
     timestamp,
 )
 from modelrollout.domain.revision import REVISION_LABEL, deployment_name, revision_of
-from modelrollout.domain.templating import TemplateError, render
 from modelrollout.k8s.objects import ROLLOUT_LABEL, Owner, apply, error_message, scale
 from modelrollout.routers.base import Router
 from modelrollout.routers.gateway_api import GatewayAPIRouter
@@ -186,20 +187,35 @@ class Ticker:
             timeout=spec.analysis.prometheus.timeout,
             credentials=self._credentials(rollout.owner, spec),
         )
-        values = self._template_values(rollout.owner, spec, spec.analysis.interval, status)
-        at = timestamp(now)
-        results = []
-        for signal in spec.analysis.signals:
-            if signal.threshold is None:
-                continue
-            try:
-                query = render(signal.threshold.query, values)
-            except TemplateError as error:
-                measured = Measurement(error=str(error))
-            else:
-                measured = source.measure(query)
-            results.append(judge_threshold(signal.name, signal.threshold, measured, at))
-        return results
+        canary, stable = status.canary, status.stable
+        if canary is None or stable is None:
+            return None
+        context = Context(
+            values=self._template_values(rollout.owner, spec, spec.analysis.interval, status),
+            canary_version=canary.version,
+            stable_version=stable.version,
+            canary_since=_parse_time(status.canary_since, now),
+            now=now,
+            weight=status.canary_weight,
+            weight_since=_parse_time(status.weight_since, now) if status.weight_since else None,
+            at=timestamp(now),
+        )
+        load = partial(self._reference, rollout.owner.namespace)
+        return Evaluation(source, context, load).run(spec.analysis)
+
+    def _reference(self, namespace: str, ref: ConfigMapKeyRef) -> str:
+        try:
+            config = self.core.read_namespaced_config_map(ref.name, namespace)
+        except ApiException as error:
+            raise MeasurementError(
+                f"reference ConfigMap {namespace}/{ref.name}: {error_message(error)}"
+            ) from error
+        data = config.data or {}
+        if ref.key not in data:
+            raise MeasurementError(
+                f"reference ConfigMap {namespace}/{ref.name} has no key {ref.key}"
+            )
+        return str(data[ref.key])
 
     def _template_values(self, owner: Owner, spec: ModelRolloutSpec, interval: str,
                          status: ModelRolloutStatus) -> dict[str, str]:  # fmt: skip
@@ -276,3 +292,7 @@ class Ticker:
                 return False
             raise RuntimeError(f"writing status: {error_message(error)}") from error
         return True
+
+
+def _parse_time(text: str | None, default: datetime) -> datetime:
+    return datetime.fromisoformat(text) if text else default

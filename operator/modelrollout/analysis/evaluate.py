@@ -1,0 +1,194 @@
+"""One evaluation: every signal of a rollout measured in Prometheus and judged, plus the sample
+ratio check. Measuring is here; judging is the domain's (judging.py, signals.py).
+
+Compare, drift and fairness count since the canary started (`canary_since`), canary and stable
+told apart by the `version` template variable, which is rendered once per arm.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from modelrollout.analysis.prometheus import Increases, PrometheusSource
+from modelrollout.api.v1alpha1 import (
+    Analysis,
+    CompareSignal,
+    ConfigMapKeyRef,
+    DriftSignal,
+    FairnessSignal,
+    Signal,
+    SignalResult,
+)
+from modelrollout.domain import signals
+from modelrollout.domain.durations import parse_duration
+from modelrollout.domain.judging import judge_threshold
+from modelrollout.domain.signals import Histogram, Segments
+from modelrollout.domain.templating import TemplateError, render
+
+# Routers take a moment to apply a new weight everywhere; requests in flight meanwhile went by
+# the old one. The sample ratio window starts this long after the weight was seen on the route.
+SETTLE = timedelta(seconds=10)
+
+LoadReference = Callable[[ConfigMapKeyRef], str]
+
+
+class MeasurementError(Exception):
+    """A signal could not be measured; the message says why, and becomes an Error verdict."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What one evaluation knows about the rollout."""
+
+    values: dict[str, str]  # template values; `version` is the canary's
+    canary_version: str
+    stable_version: str
+    canary_since: datetime
+    now: datetime
+    weight: int
+    weight_since: datetime | None
+    at: str
+
+
+class Evaluation:
+    def __init__(self, source: PrometheusSource, context: Context,
+                 load_reference: LoadReference) -> None:  # fmt: skip
+        self.source = source
+        self.c = context
+        self.load_reference = load_reference
+
+    def run(self, analysis: Analysis) -> list[SignalResult]:
+        results = [self._one(signal) for signal in analysis.signals]
+        ratio = self._sample_ratio(analysis)
+        return [*results, ratio] if ratio is not None else results
+
+    def _one(self, signal: Signal) -> SignalResult:
+        try:
+            if signal.threshold is not None:
+                query = render(signal.threshold.query, self.c.values)
+                measured = self.source.measure(query)
+                return judge_threshold(signal.name, signal.threshold, measured, self.c.at)
+            if signal.compare is not None:
+                return self._compare(signal.name, signal.compare)
+            if signal.drift is not None:
+                return self._drift(signal.name, signal.drift)
+            if signal.fairness is not None:
+                return self._fairness(signal.name, signal.fairness)
+        except (MeasurementError, TemplateError, ValueError) as error:
+            return signals.error(signal.name, signal.kind, str(error), self.c.at)
+        return signals.error(signal.name, "unknown", "a signal of no known kind", self.c.at)
+
+    # -- measuring per arm -----------------------------------------------------------------------
+
+    def _arm(self, version: str) -> dict[str, str]:
+        return {**self.c.values, "version": version}
+
+    def _distinct_arms(self) -> None:
+        if self.c.canary_version == self.c.stable_version:
+            raise MeasurementError(
+                f"canary and stable both have model version {self.c.canary_version!r}: the "
+                "version label cannot tell the arms apart; give the new model its own version"
+            )
+
+    def _increases(
+        self,
+        selector: str,
+        version: str,
+        by: str | None = None,
+        *,
+        since: datetime | None = None,
+        offset: float = 0.0,
+    ) -> dict[str, float]:
+        shift = timedelta(seconds=offset)
+        start = (since or self.c.canary_since) - shift
+        measured: Increases = self.source.increases(
+            render(selector, self._arm(version)), start, self.c.now - shift, by
+        )
+        if measured.error is not None:
+            raise MeasurementError(measured.error)
+        return measured.by
+
+    def _arms(self, selector: str, by: str | None = None) -> tuple[dict[str, float], ...]:
+        self._distinct_arms()
+        return (
+            self._increases(selector, self.c.canary_version, by),
+            self._increases(selector, self.c.stable_version, by),
+        )
+
+    # -- each kind ---------------------------------------------------------------------------------
+
+    def _compare(self, name: str, signal: CompareSignal) -> SignalResult:
+        if signal.histogram is not None:
+            canary, stable = self._arms(signal.histogram, "le")
+            return signals.judge_compare_histogram(
+                name, signal, signals.histogram(canary), signals.histogram(stable), self.c.at
+            )
+        won_c, won_s = self._arms(signal.successes or "")
+        all_c, all_s = self._arms(signal.total or "")
+        return signals.judge_compare_rate(
+            name,
+            signal,
+            (won_c.get("", 0.0), all_c.get("", 0.0)),
+            (won_s.get("", 0.0), all_s.get("", 0.0)),
+            self.c.at,
+        )
+
+    def _drift(self, name: str, signal: DriftSignal) -> SignalResult:
+        selector = signal.histogram or signal.categories or ""
+        label = "le" if signal.histogram is not None else signal.category_label
+        canary = self._increases(selector, self.c.canary_version, label)
+        if signal.reference is not None:
+            reference = _reference(self.load_reference(signal.reference), signal.reference)
+        elif signal.offset is not None:
+            reference = self._increases(selector, self.c.stable_version, label,
+                                        offset=parse_duration(signal.offset))  # fmt: skip
+        else:
+            self._distinct_arms()
+            reference = self._increases(selector, self.c.stable_version, label)
+        if signal.histogram is not None:
+            ref_h, can_h = signals.histogram(reference), signals.histogram(canary)
+        else:
+            _, ref_counts, can_counts = signals.categories(reference, canary)
+            ref_h = Histogram(tuple(range(len(ref_counts) - 1)), tuple(ref_counts))
+            can_h = Histogram(tuple(range(len(can_counts) - 1)), tuple(can_counts))
+        return signals.judge_drift(name, signal, ref_h, can_h, self.c.at)
+
+    def _fairness(self, name: str, signal: FairnessSignal) -> SignalResult:
+        selected_c, selected_s = self._arms(signal.selected, signal.segment_label)
+        total_c, total_s = self._arms(signal.total, signal.segment_label)
+        return signals.judge_fairness(name, signal, Segments(selected_c, total_c),
+                                      Segments(selected_s, total_s), self.c.at)  # fmt: skip
+
+    def _sample_ratio(self, analysis: Analysis) -> SignalResult | None:
+        check = analysis.sample_ratio
+        if not check.enabled or self.c.weight_since is None or not 0 < self.c.weight < 100:
+            return None
+        since = self.c.weight_since + SETTLE
+        if since >= self.c.now or self.c.canary_version == self.c.stable_version:
+            return None
+        try:
+            canary = self._increases(check.requests, self.c.canary_version, since=since)
+            stable = self._increases(check.requests, self.c.stable_version, since=since)
+        except (MeasurementError, TemplateError) as error:
+            return signals.error(signals.SAMPLE_RATIO, "sampleRatio", str(error), self.c.at)
+        if not canary and not stable:
+            return None  # no request counter exported: the check is skipped (docs/analysis.md)
+        return signals.judge_sample_ratio(
+            check, canary.get("", 0.0), stable.get("", 0.0), self.c.weight, self.c.at
+        )
+
+
+def _reference(text: str, ref: ConfigMapKeyRef) -> dict[str, float]:
+    """A frozen reference from a ConfigMap key: JSON {"counts": {"<le or category>": n}}, as
+    `modelrollout reference` writes it (cumulative by `le` for histograms)."""
+    try:
+        counts = json.loads(text)["counts"]
+        return {str(k): float(v) for k, v in counts.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise MeasurementError(
+            f'ConfigMap {ref.name} key {ref.key} is not a reference ({{"counts": {{...}}}}): '
+            f"{error}"
+        ) from error
