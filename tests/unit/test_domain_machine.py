@@ -313,10 +313,22 @@ def test_evidence_still_gathering_does_not_count_as_inconclusive() -> None:
     assert status.analysis.counters.inconclusive == 0
 
 
+def at_the_gate(r: Rollout) -> ModelRolloutStatus:
+    """The steps are done while compare is still Inconclusive: the rollout holds, then pauses
+    after inconclusiveLimit (3) + 1 more Inconclusive evaluations."""
+    status = r.tick(V2, after=61, results=compared("Inconclusive"))
+    assert status.phase == "Progressing"
+    assert status.canary_weight == 50
+    assert "waiting for evidence" in next(c.message for c in status.conditions
+                                          if c.type == "Progressing")  # fmt: skip
+    for _ in range(4):
+        status = r.tick(V2, after=1, results=compared("Inconclusive"))
+    return status
+
+
 def test_the_last_step_pauses_instead_of_promoting_on_thin_evidence() -> None:
     r = gated()
-    r.tick(V2, after=61, results=compared("Inconclusive"))
-    status = r.tick(V2, after=1)
+    status = at_the_gate(r)
     assert (status.phase, status.pause and status.pause.reason) == ("Paused", "Inconclusive")
     assert status.pause is not None
     assert "accuracy (Inconclusive: thin)" in (status.pause.message or "")
@@ -327,16 +339,21 @@ def test_the_last_step_pauses_instead_of_promoting_on_thin_evidence() -> None:
 def test_the_gate_opens_once_compare_passes() -> None:
     r = gated()
     r.tick(V2, after=61, results=compared("Inconclusive"))
-    r.tick(V2, after=1)
-    status = r.tick(V2, after=60, results=compared("Pass"), command=Command("c1", "resume"))
+    status = r.tick(V2, after=1, results=compared("Pass"))
     assert status.canary_weight == 100  # promoting now
     assert r.tick(V2, after=1, weight=100).phase == "Promoted"
 
 
+def test_resume_after_a_gate_pause_waits_for_evidence_again() -> None:
+    r = gated()
+    at_the_gate(r)
+    status = r.tick(V2, after=1, results=compared("Pass"), command=Command("c1", "resume"))
+    assert status.canary_weight == 100
+
+
 def test_a_human_promote_at_the_gate_overrides_it() -> None:
     r = gated()
-    r.tick(V2, after=61, results=compared("Inconclusive"))
-    assert r.tick(V2, after=1).phase == "Paused"
+    assert at_the_gate(r).phase == "Paused"
     status = r.tick(V2, after=60, results=compared("Inconclusive"),
                     command=Command("c1", "promote", "alice"))  # fmt: skip
     assert status.canary_weight == 100

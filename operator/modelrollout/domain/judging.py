@@ -59,7 +59,13 @@ class Judgement:
     reason: str = ""
 
 
-def tally(counters: Counters, results: list[SignalResult], analysis: Analysis) -> Judgement:
+def tally(
+    counters: Counters,
+    results: list[SignalResult],
+    analysis: Analysis,
+    *,
+    inconclusive_counts: bool = False,
+) -> Judgement:
     """Fold one evaluation's verdicts into the counters and decide.
 
     Counters count evaluations, not signals, so a limit means the same whatever the number of
@@ -68,7 +74,8 @@ def tally(counters: Counters, results: list[SignalResult], analysis: Analysis) -
       `failed > failureLimit` rolls back;
     - one with no failure but a NoData (under `noData: inconclusive`) adds one to `inconclusive`;
       `inconclusive > inconclusiveLimit` pauses for a human, never promotes; an Inconclusive
-      verdict (evidence still too thin) does not count, the promotion gate waits for it;
+      verdict (evidence still too thin) counts only once the steps are done and promotion waits
+      for it (`inconclusive_counts`): that is how long the gate waits before asking a human;
     - an evaluation with an Error adds one to `consecutiveErrors`, one without resets it; past
       `consecutiveErrorLimit` the errors count as one Fail. An unreachable Prometheus therefore
       never promotes, and only rolls back after a sustained outage, by the user's limit.
@@ -80,7 +87,11 @@ def tally(counters: Counters, results: list[SignalResult], analysis: Analysis) -
     # A statistical signal that is still gathering evidence says Inconclusive at every look; that
     # is not a problem to count but the normal state of a young canary. The promotion gate
     # (machine.py) waits for those to reach Pass. What counts is a signal with no data at all.
-    unsure = [r for r in results if r.verdict == "NoData" and not no_data_fails]
+    unsure = [
+        r for r in results
+        if (r.verdict == "NoData" and not no_data_fails)
+        or (r.verdict == "Inconclusive" and inconclusive_counts)
+    ]  # fmt: skip
     errors = [r for r in results if r.verdict == "Error"]
 
     failed = counters.failed + (1 if failing else 0)
@@ -101,7 +112,7 @@ def tally(counters: Counters, results: list[SignalResult], analysis: Analysis) -
     if updated.failed > analysis.failure_limit:
         return Judgement(updated, Outcome.ROLLBACK, "; ".join(reasons))
     if updated.inconclusive > analysis.inconclusive_limit:
-        names = ", ".join(r.name for r in unsure)
+        names = "; ".join(f"{r.name} ({r.verdict}: {r.message or 'no data'})" for r in unsure)
         reason = (
             f"{updated.inconclusive} inconclusive results (limit {analysis.inconclusive_limit}), "
             f"latest: {names}"

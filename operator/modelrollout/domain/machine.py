@@ -189,7 +189,8 @@ def _judged(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
     """Fold this tick's signal results, if any, into the counters; roll back or pause on them."""
     if t.seen.results is None or t.spec.analysis is None:
         return s, False
-    judgement = tally(_counters(s), t.seen.results, t.spec.analysis)
+    at_gate = _promoting(t.spec, s) and not _approved(t.spec, s) and s.canary_weight < 100
+    judgement = tally(_counters(s), t.seen.results, t.spec.analysis, inconclusive_counts=at_gate)
     s = _with_results(s, judgement.counters, t.seen.results, t.now)
     if judgement.outcome is Outcome.ROLLBACK:
         return _rollback(s, t.now, judgement.reason, t.emit), True
@@ -232,9 +233,11 @@ def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         return s  # never promote on a failed or missing measurement
     unproven = _unproven(t.spec, s)
     if unproven and s.canary_weight < 100 and not _approved(t.spec, s):
-        reason = f"not promoted on thin evidence: {unproven}; `promote` to override"
-        t.emit("Warning", "Paused", reason)
-        return _pause(s, "Inconclusive", reason, t.now)
+        # The gate: hold at the current weight while evidence gathers. Each Inconclusive
+        # evaluation now counts, so past inconclusiveLimit the rollout pauses for a human.
+        reason = f"waiting for evidence before promoting: {unproven}"
+        return _with_condition(s, "Progressing", "True", reason="WaitingForEvidence",
+                               message=reason, now=t.now)  # fmt: skip
     s = s.model_copy(update={"canary_weight": 100, "weight_since": t.now})
     if not t.seen.canary_available or t.seen.weight != 100:
         return _with_condition(s, "Progressing", "True", reason="Promoting", now=t.now)
@@ -266,8 +269,7 @@ def _apply_command(t: _Tick, s: ModelRolloutStatus,
         return _pause(s, "Manual", f"paused by {who}", now), True
     if command.kind == "resume" and s.phase == "Paused":
         t.emit("Normal", "Resumed", f"resumed by {who}")
-        counters = _counters(s).model_copy(update={"inconclusive": 0})
-        return _resume(_with_counters(s, counters)), False
+        return _resume(s), False
     if command.kind == "promote":
         step = s.current_step or 0
         t.emit("Normal", "PromotedStep", f"{who} ended step {step}")
@@ -333,6 +335,8 @@ def _pause(s: ModelRolloutStatus, reason: str, message: str, now: str) -> ModelR
 
 
 def _resume(s: ModelRolloutStatus) -> ModelRolloutStatus:
+    """A human moves the rollout on: the inconclusive count starts again."""
+    s = _with_counters(s, _counters(s).model_copy(update={"inconclusive": 0}))
     return s.model_copy(update={"phase": "Progressing", "pause": None})
 
 
@@ -401,7 +405,9 @@ def _unproven(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> str:
     """The compare signals whose latest verdict is not Pass, with their latest message.
 
     Promotion needs every compare signal to have reached Pass (non-inferior with confidence):
-    the last step must not end in promotion on "nothing bad seen yet"."""
+    the last step must not end in promotion on "nothing bad seen yet". Until they do, the rollout
+    holds; each Inconclusive evaluation then counts, and past inconclusiveLimit it pauses with
+    reason Inconclusive. A human `promote` there approves it anyway."""
     if spec.analysis is None:
         return ""
     latest = {r.name: r for r in (s.analysis.signals if s.analysis else [])}

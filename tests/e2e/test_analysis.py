@@ -1,0 +1,148 @@
+"""The analysis engine end to end: simulated model versions with known truths behind a real
+HTTPRoute, their telemetry scraped by a real Prometheus, judged by the operator process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+from test_rollouts import NAME, Story
+
+from modelrollout.testing.cluster import LocalCluster
+from modelrollout.testing.manifests import rollout
+from modelrollout.testing.operator import OperatorProcess
+from modelrollout.testing.prometheus import PrometheusPool, ScrapeJob
+from modelrollout.testing.traffic import SimulatedTraffic, Truth
+
+pytestmark = pytest.mark.cluster
+
+ARM = 'model="{{ model }}",version="{{ version }}"'
+ACCURACY = {
+    "name": "accuracy",
+    "compare": {
+        "successes": f'model_feedback_total{{{ARM},outcome="correct"}}',
+        "total": f"model_feedback_total{{{ARM}}}",
+        "margin": 0.03,
+        "minSamples": 300,
+    },
+}
+DRIFT = {
+    "name": "amount-drift",
+    "drift": {
+        "histogram": f'model_feature_value_bucket{{{ARM},feature="amount"}}',
+        "statistic": "jensenShannon",
+        "max": 0.1,
+        "minSamples": 300,
+    },
+}
+PARITY = {
+    "name": "approval-parity",
+    "fairness": {
+        "selected": f'model_predictions_total{{{ARM},predicted="1"}}',
+        "total": f"model_predictions_total{{{ARM}}}",
+        "metric": "demographicParityDifference",
+        "margin": 0.05,
+        "minSamples": 100,
+    },
+}
+STEPS = [{"setWeight": 50}, {"analyze": {"duration": "5s"}}]
+
+
+class Scene:
+    """A rollout of v1 then v2 with `signals`, traffic following the route."""
+
+    def __init__(self, story: Story, kube: client.ApiClient, prometheus: PrometheusPool) -> None:
+        self.story, self.kube, self.prometheus = story, kube, prometheus
+        self.traffic: SimulatedTraffic | None = None
+
+    def run(self, v2: Truth, signals: list[dict[str, Any]], rate: int = 600) -> None:
+        self.traffic = SimulatedTraffic(self.kube, self.story.namespace, NAME,
+                                        {"v1": Truth(), "v2": v2}, rate=rate)  # fmt: skip
+        server = self.prometheus([ScrapeJob("models", (self.traffic.target,))])
+        for version in ("v1", "v2"):
+            m = rollout(NAME, version)
+            m["spec"].update(
+                progressDeadline="60s",
+                scaleDownDelay="2s",
+                strategy={"steps": STEPS},
+                analysis={
+                    "interval": "1s",
+                    "prometheus": {"address": server.url},
+                    "signals": signals,
+                },
+            )
+            self.story.apply(m)
+            if version == "v1":
+                self.story.stable("v1")
+
+    def close(self) -> None:
+        if self.traffic is not None:
+            self.traffic.close()
+
+    def signal(self, name: str) -> dict[str, Any]:
+        for result in self.story.status().get("analysis", {}).get("signals", []):
+            if result["name"] == name:
+                return dict(result)
+        return {}
+
+
+@pytest.fixture
+def scene(cluster: LocalCluster, namespace: str, operator: OperatorProcess, kube: client.ApiClient,
+          prometheus: PrometheusPool) -> Iterator[Scene]:  # fmt: skip
+    s = Scene(Story(cluster, namespace, operator), kube, prometheus)
+    yield s
+    s.close()
+
+
+def rolled_back_by(scene: Scene, signal: str) -> str:
+    story = scene.story
+    story.until("v2 is rolled back", lambda: story.phase() == "RolledBack", timeout=120)
+    message = str(story.status().get("message", ""))
+    assert f"signal {signal}" in message, message
+    assert story.route_weights() == [("fraud-detector-stable", 100), ("fraud-detector-canary", 0)]
+    return message
+
+
+def test_a_drifted_canary_is_rolled_back_on_drift(scene: Scene) -> None:
+    # v2 is as accurate, but its inputs moved: amounts e^1 times larger
+    scene.run(Truth(amount_log_mean=5.0), [ACCURACY, DRIFT])
+    message = rolled_back_by(scene, "amount-drift")
+    assert "jensenShannon" in message
+    drift = scene.signal("amount-drift")
+    assert drift["verdict"] == "Fail"
+    assert drift["value"] > 0.1
+    assert drift["samples"]["canary"] >= 300
+
+
+def test_an_unfair_canary_is_rolled_back_on_fairness(scene: Scene) -> None:
+    # stable approves both segments at 40%; v2 approves a at 20% and b at 60%
+    scene.run(Truth(selection={"a": 0.2, "b": 0.6}), [ACCURACY, PARITY])
+    rolled_back_by(scene, "approval-parity")
+    parity = scene.signal("approval-parity")
+    assert parity["verdict"] == "Fail"
+    assert parity["canary"] > parity["stable"] + 0.05
+
+
+def test_a_canary_slightly_worse_within_the_margin_is_promoted(scene: Scene) -> None:
+    # 1 point less accurate, with 3 points tolerated: promoted once that is shown with confidence
+    scene.run(Truth(accuracy=0.89), [ACCURACY, DRIFT, PARITY], rate=1000)
+    story = scene.story
+    story.until("v2 is promoted", lambda: story.stable_version() == "v2", timeout=150)
+    history = story.status()["history"][-1]
+    assert (history["version"], history["outcome"]) == ("v2", "Promoted")
+    events = story.cluster.kubectl("get", "events", "-n", story.namespace).stdout
+    assert "RolledBack" not in events
+
+
+def test_a_low_traffic_canary_pauses_inconclusive_instead_of_promoting(scene: Scene) -> None:
+    scene.run(Truth(), [ACCURACY], rate=10)
+    story = scene.story
+    story.until("the rollout pauses", lambda: story.phase() == "Paused", timeout=90)
+    status = story.status()
+    assert status["pause"]["reason"] == "Inconclusive"
+    assert "accuracy (Inconclusive" in status["pause"]["message"]
+    assert scene.signal("accuracy")["verdict"] == "Inconclusive"
+    assert status["stable"]["version"] == "v1"
+    assert ("fraud-detector-canary", 50) in story.route_weights()  # held, not promoted
