@@ -2,7 +2,9 @@
 
 `v1` is the stable baseline, `v2` a better model (more features, an interaction), `v3` the same
 model shipped with a serving bug: trained on log(amount), served on the raw amount. It is less
-accurate, and it fails on large amounts.
+accurate, and it fails on large amounts. `v4` is v2's model behind a new feature pipeline that
+converts amounts twice: every amount it sees is doubled. It answers, fast and without errors; only
+its inputs have moved.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Model:
     mean: Array
     scale: Array
     broken_scaling: bool = False
+    input_scale: float = 1.0  # what the version's feature pipeline does to amounts
 
     def design(self, x: Array, serving: bool = False) -> Array:
         amount = x[:, 0] / 20 if serving and self.broken_scaling else np.log(x[:, 0])
@@ -83,14 +86,18 @@ def train(version: str, columns: tuple[int, ...], interaction: bool, sample: Sam
 
 def train_all(seed: int = 7) -> dict[str, Model]:
     training = draw(np.random.default_rng(seed), 20_000)
-    return {
+    models = {
         "v1": train("v1", (0, 1), False, training),
         "v2": train("v2", (0, 1, 2, 3), True, training),
         "v3": train("v3", (0, 1, 2, 3), True, training, broken_scaling=True),
     }
+    v4 = train("v4", (0, 1, 2, 3), True, training)
+    v4.input_scale = 2.0
+    return {**models, "v4": v4}
 
 
 def accuracy(model: Model, sample: Sample) -> float:
+    sample = Sample(sample.x * np.array([model.input_scale, 1, 1, 1]), sample.y)
     try:
         predicted = model.score(sample.x) >= 0.5
     except ServingError:

@@ -1,11 +1,13 @@
 """`make demo`: real model rollouts end to end on a local control plane.
 
 From nothing: a control plane built from Go modules, a real Prometheus, the ModelRollout CRD and
-the operator as a process. Three small classifiers are trained here; a traffic generator sends
+the operator as a process. Four small classifiers are trained here; a traffic generator sends
 requests to them as the HTTPRoute says, scores them and exports telemetry Prometheus scrapes.
-Then: v1 becomes stable, v2 (better) is promoted step by step, v3 (a serving bug) is rolled back
-by itself with its reason. The live `modelrollout status` view is printed as it goes; a timeline
-picture and a summary are written to out/.
+Then: v1 becomes stable; v2 (better) is promoted step by step once the evidence says it is at
+least as accurate; v3 (a serving bug) is rolled back on its error rate; v4 (fast, error-free, but
+its feature pipeline doubles every amount) is rolled back on input drift. The live
+`modelrollout status` view is printed as it goes; a timeline picture and a summary are written
+to out/.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 import yaml
 from kubernetes import client, config
 from models import accuracy, draw, train_all
-from traffic import Telemetry, TrafficGenerator
+from traffic import TrafficGenerator, telemetry
 
 from modelrollout.cli.view import render_status
 from modelrollout.testing.cluster import Binaries, LocalCluster, wait_for
@@ -102,7 +104,6 @@ def draw_timeline(rows: list[dict[str, Any]], spec: dict[str, Any], path: Path) 
     t0 = rows[0]["t"]
     ts = [r["t"] - t0 for r in rows]
     signals = [s["name"] for s in spec["analysis"]["signals"]]
-    bounds = {s["name"]: s["threshold"] for s in spec["analysis"]["signals"]}
     fig, axes = plt.subplots(
         len(signals) + 1, 1, figsize=(11, 2.3 * (len(signals) + 1)), sharex=True
     )
@@ -129,12 +130,13 @@ def draw_timeline(rows: list[dict[str, Any]], spec: dict[str, Any], path: Path) 
         if fails:
             ax.plot(*zip(*fails, strict=True), "x", color="tab:red", markersize=8, label="Fail")
             ax.legend(loc="upper right", fontsize=8)
-        for key in ("min", "max"):
-            if bounds[name].get(key) is not None:
-                ax.axhline(bounds[name][key], color="tab:red", linestyle="--", linewidth=1)
-        ax.set_ylabel(name)
+        latest = points[-1][1] if points else {}
+        for key in ("min", "max", "bound"):  # the limit each verdict was judged against
+            if latest.get(key) is not None:
+                ax.axhline(latest[key], color="tab:red", linestyle="--", linewidth=1)
+        ax.set_ylabel(name if latest.get("kind") != "compare" else f"{name}\nadvantage")
     axes[-1].set_xlabel("seconds since v2 was applied")
-    fig.suptitle("modelrollout demo: v2 promoted, v3 rolled back")
+    fig.suptitle("modelrollout demo: v2 promoted, v3 rolled back on errors, v4 on input drift")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -160,16 +162,16 @@ def summarise(offline: dict[str, float], history: list[dict[str, Any]], seconds:
 def main() -> int:
     began = time.monotonic()
     OUT.mkdir(exist_ok=True)
-    print("training three fraud classifiers on synthetic data ...", flush=True)
+    print("training four fraud classifiers on synthetic data ...", flush=True)
     models = train_all()
     held_out = draw(np.random.default_rng(99), 20_000)
     offline = {v: accuracy(m, held_out) for v, m in models.items()}
     print("  held-out accuracy: " + ", ".join(f"{v} {a:.3f}" for v, a in offline.items()))
 
-    telemetry = Telemetry()
+    exported, port = telemetry()
     with (
         LocalCluster(Binaries.locate()) as cluster,
-        PrometheusServer([ScrapeJob("model-servers", (f"127.0.0.1:{telemetry.port}",))]) as prom,
+        PrometheusServer([ScrapeJob("model-servers", (f"127.0.0.1:{port}",))]) as prom,
     ):
         print(f"control plane up in {time.monotonic() - began:.0f} s; prometheus at {prom.url}")
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
@@ -177,7 +179,7 @@ def main() -> int:
         operator = OperatorProcess(cluster.kubeconfig, tick_seconds=1.0)
         operator.start()
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        traffic = TrafficGenerator(api, NAMESPACE, models, telemetry)
+        traffic = TrafficGenerator(api, NAMESPACE, models, exported)
         recorder = Recorder(client.CustomObjectsApi(api))
         try:
             apply(cluster, prom.url, "v1")
@@ -194,13 +196,18 @@ def main() -> int:
             print("v2 is promoted. Rolling out v3, which has a serving bug ...\n", flush=True)
             apply(cluster, prom.url, "v3")
             rolled_back = watch(recorder, "v3", "RolledBack", timeout=180)
+            print(render_status(rolled_back) + "\n")
+            print("v3 is rolled back. Rolling out v4, whose feature pipeline doubles amounts ...\n",
+                  flush=True)  # fmt: skip
+            apply(cluster, prom.url, "v4")
+            rolled_back = watch(recorder, "v4", "RolledBack", timeout=180)
             time.sleep(3)  # a few seconds of the aftermath for the timeline
             print(render_status(rolled_back) + "\n")
         finally:
             recorder.stopped.set()
             traffic.stop()
             operator.close()
-            telemetry.close()
+            exported.close()
         spec = yaml.safe_load(MANIFEST.read_text())["spec"]
         draw_timeline(recorder.rows, spec, OUT / "demo-timeline.png")
         summary = OUT / "demo-summary.md"

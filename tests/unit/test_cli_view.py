@@ -41,3 +41,31 @@ def test_list_is_a_table_with_the_printer_columns() -> None:
     lines = render_table([BODY]).splitlines()
     assert lines[0].split() == ["NAMESPACE", "NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "STEP"]
     assert lines[1].split() == ["ml", "fraud", "Progressing", "v1", "v2", "25%", "1"]
+
+
+def test_status_shows_the_numbers_behind_a_statistical_verdict() -> None:
+    body = {
+        "metadata": {"namespace": "ml", "name": "fraud"},
+        "spec": {"strategy": {"steps": [{"setWeight": 50}]}, "analysis": {"failureLimit": 0}},
+        "status": {
+            "phase": "Progressing",
+            "analysis": {
+                "signals": [
+                    {"name": "accuracy", "kind": "compare", "verdict": "Pass", "value": -0.008,
+                     "canary": 0.891, "stable": 0.899, "lower": -0.013, "upper": -0.003,
+                     "bound": -0.03, "samples": {"canary": 7215, "stable": 7444}, "at": "t"},
+                    {"name": "amount-drift", "kind": "drift", "verdict": "Fail", "value": 0.23,
+                     "max": 0.1, "samples": {"canary": 400, "stable": 900},
+                     "message": "jensenShannon 0.23 above max 0.1", "at": "t"},
+                    {"name": "sample-ratio", "kind": "sampleRatio", "verdict": "Error",
+                     "value": 0.3, "bound": 0.5, "pValue": 1e-12, "at": "t",
+                     "message": "sample ratio mismatch"},
+                ]
+            },
+        },
+    }  # fmt: skip
+    text = render_status(body)
+    assert "canary 0.891 stable 0.899  [-0.013, -0.003] vs -0.03  n 7215/7444" in text
+    assert "<= 0.1  n 400/900  jensenShannon 0.23 above max 0.1" in text
+    assert "weight 50%" in text
+    assert "p 1e-12" in text

@@ -18,6 +18,33 @@ def _bound(signal: dict[str, Any]) -> str:
     return f">= {low:g}" if low is not None else ""
 
 
+def _num(value: Any, fmt: str = ".4g") -> str:
+    return format(value, fmt) if isinstance(value, int | float) else "-"
+
+
+def _evidence(signal: dict[str, Any]) -> str:
+    """The numbers behind a statistical verdict: per arm, bounds, samples, p-value."""
+    kind, parts = signal.get("kind", "threshold"), []
+    if kind in ("compare", "fairness") and "canary" in signal:
+        parts.append(f"canary {_num(signal.get('canary'))} stable {_num(signal.get('stable'))}")
+    if signal.get("lower") is not None:
+        limit = "vs" if kind == "compare" else "margin"
+        parts.append(
+            f"[{_num(signal['lower'], '+.4g')}, {_num(signal.get('upper'), '+.4g')}] "
+            f"{limit} {_num(signal.get('bound'), '+.4g')}"
+        )
+    if kind == "sampleRatio":
+        parts.append(f"weight {_num(signal.get('bound'), '.0%')}")
+    samples = signal.get("samples")
+    if samples:
+        parts.append(f"n {samples.get('canary', 0)}/{samples.get('stable', 0)}")
+    if signal.get("pValue") is not None:
+        parts.append(f"p {_num(signal['pValue'], '.2g')}")
+    if signal.get("excluded"):
+        parts.append("left out: " + ", ".join(signal["excluded"]))
+    return "  ".join(parts)
+
+
 def render_status(body: dict[str, Any]) -> str:
     meta, spec = body.get("metadata", {}), body.get("spec", {})
     status: dict[str, Any] = body.get("status") or {}
@@ -55,8 +82,9 @@ def render_status(body: dict[str, Any]) -> str:
         for s in signals:
             value = s.get("value")
             shown = f"{value:.4g}" if isinstance(value, int | float) else "-"
-            note = f"  {s['message']}" if s.get("message") and s.get("verdict") != "Pass" else ""
-            lines.append(f"    {s['name']:<20} {s['verdict']:<12} {shown:>10}  {_bound(s)}{note}")
+            note = s["message"] if s.get("message") and s.get("verdict") != "Pass" else ""
+            detail = "  ".join(part for part in (_bound(s), _evidence(s), note) if part)
+            lines.append(f"    {s['name']:<20} {s['verdict']:<12} {shown:>10}  {detail}".rstrip())
     history = status.get("history") or []
     if history:
         lines.append("  history:")

@@ -16,9 +16,9 @@ from scipy import stats as sp
 
 Floats = NDArray[np.float64]
 
-# The sample size at which the confidence sequence is tightest (GrowthBook's default). Rollouts
-# judge thousands of labelled outcomes per arm; docs/analysis.md shows the width it gives.
-TUNING_SAMPLES = 5000.0
+# The sample size (both arms) at which the confidence sequence is tightest. Rollouts judge
+# thousands to tens of thousands of labelled outcomes; docs/analysis.md shows why 10,000.
+TUNING_SAMPLES = 10000.0
 PSI_FLOOR = 1e-4
 MIN_EXPECTED = 5.0
 
