@@ -34,7 +34,7 @@ def test_status_shows_step_weight_and_each_signal_against_its_bound() -> None:
     assert "stable  v1 (aaa)" in text
     assert "inconclusive 1/3  errors in a row 2/4" in text
     assert "error-rate           Pass             0.0021  <= 0.01" in text
-    assert "latency              Error                 -    connection refused" in text
+    assert "latency              Error                 -  connection refused" in text
 
 
 def test_list_is_a_table_with_the_printer_columns() -> None:
