@@ -294,6 +294,7 @@ def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> Mode
             "step_started_at": now,
             "phase": "Progressing",
             "pause": None,
+            "message": None,  # the previous canary's rollback reason is history now
             "analysis": AnalysisStatus(),
         }
     )
