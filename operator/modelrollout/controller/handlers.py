@@ -13,6 +13,7 @@ import kopf
 from kubernetes import client, config
 
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
+from modelrollout.controller import metrics
 from modelrollout.controller.tick import Rollout, Ticker
 from modelrollout.domain.machine import Event
 
@@ -37,6 +38,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     except config.ConfigException:
         config.load_kube_config()
     _api["client"] = client.ApiClient()
+    metrics.serve(int(os.environ.get("MODELROLLOUT_METRICS_PORT", "8080")))
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10)

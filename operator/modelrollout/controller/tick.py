@@ -32,6 +32,7 @@ from modelrollout.api.v1alpha1 import (
     RevisionRef,
     SignalResult,
 )
+from modelrollout.controller import metrics
 from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
 from modelrollout.domain.machine import (
     Command,
@@ -135,6 +136,8 @@ class Ticker:
             results=self._evaluate(rollout, spec, status, moment),
             command=command_of(rollout.annotations),
         )
+        if seen.results is not None:  # what was measured, whatever this tick goes on to decide
+            metrics.record(rollout.owner.namespace, rollout.owner.name, seen.results)
         step = advance(spec, status, seen)
         new_status = step.status.model_copy(update={"observed_generation": rollout.generation})
         # Status first, on the version read: a tick that acted on a stale read (a second ticker,

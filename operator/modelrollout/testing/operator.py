@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from modelrollout.testing.processes import ManagedProcess, tail
+from modelrollout.testing.processes import ManagedProcess, free_ports, tail
 
 
 class OperatorProcess:
@@ -17,6 +17,11 @@ class OperatorProcess:
         self.tick_seconds = tick_seconds
         self.workdir = Path(tempfile.mkdtemp(prefix="modelrollout-operator-"))
         self.process: ManagedProcess | None = None
+        (self.metrics_port,) = free_ports(1)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def log_path(self) -> Path:
@@ -27,6 +32,7 @@ class OperatorProcess:
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "MODELROLLOUT_TICK_SECONDS": str(self.tick_seconds),
+            "MODELROLLOUT_METRICS_PORT": str(self.metrics_port),
         }
         self.process = ManagedProcess(
             name="operator",
