@@ -3,11 +3,13 @@ HTTPRoute, their telemetry scraped by a real Prometheus, judged by the operator 
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 from test_rollouts import NAME, Story
 
 from modelrollout.testing.cluster import LocalCluster
@@ -57,7 +59,8 @@ class Scene:
         self.story, self.kube, self.prometheus = story, kube, prometheus
         self.traffic: SimulatedTraffic | None = None
 
-    def run(self, v2: Truth, signals: list[dict[str, Any]], rate: int = 600) -> None:
+    def run(self, v2: Truth, signals: list[dict[str, Any]], rate: int = 600,
+            **analysis: Any) -> None:  # fmt: skip
         self.traffic = SimulatedTraffic(self.kube, self.story.namespace, NAME,
                                         {"v1": Truth(), "v2": v2}, rate=rate)  # fmt: skip
         server = self.prometheus([ScrapeJob("models", (self.traffic.target,))])
@@ -68,6 +71,7 @@ class Scene:
                 scaleDownDelay="2s",
                 strategy={"steps": STEPS},
                 analysis={
+                    **analysis,
                     "interval": "1s",
                     "prometheus": {"address": server.url},
                     "signals": signals,
@@ -114,6 +118,21 @@ def test_a_drifted_canary_is_rolled_back_on_drift(scene: Scene) -> None:
     assert drift["verdict"] == "Fail"
     assert drift["value"] > 0.1
     assert drift["samples"]["canary"] >= 300
+    # the same numbers on the operator's /metrics
+    url = scene.story.operator.metrics_url  # http://127.0.0.1:<port>/metrics
+    exported = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310
+    ours = {"namespace": scene.story.namespace, "rollout": NAME, "signal": "amount-drift",
+            "kind": "drift"}  # fmt: skip
+    samples = {
+        (s.name, frozenset(s.labels.items()) - frozenset(ours.items())): s.value
+        for family in text_string_to_metric_families(exported)
+        for s in family.samples
+        if ours.items() <= s.labels.items()
+    }
+    assert samples[("modelrollout_signal_verdict", frozenset({("verdict", "Fail")}))] == 1
+    assert samples[("modelrollout_signal_bound", frozenset())] == 0.1
+    assert samples[("modelrollout_signal_value", frozenset())] == drift["value"]
+    assert samples[("modelrollout_signal_samples", frozenset({("arm", "canary")}))] >= 300
 
 
 def test_an_unfair_canary_is_rolled_back_on_fairness(scene: Scene) -> None:
@@ -126,8 +145,9 @@ def test_an_unfair_canary_is_rolled_back_on_fairness(scene: Scene) -> None:
 
 
 def test_a_canary_slightly_worse_within_the_margin_is_promoted(scene: Scene) -> None:
-    # 1 point less accurate, with 3 points tolerated: promoted once that is shown with confidence
-    scene.run(Truth(accuracy=0.89), [ACCURACY, DRIFT, PARITY], rate=1000)
+    # 1 point less accurate, with 3 points tolerated: promoted once that is shown with confidence.
+    # The gate may wait up to 30 looks (1 s each) for that evidence before asking a human.
+    scene.run(Truth(accuracy=0.89), [ACCURACY, DRIFT, PARITY], rate=1000, inconclusiveLimit=30)
     story = scene.story
     story.until("v2 is promoted", lambda: story.stable_version() == "v2", timeout=150)
     history = story.status()["history"][-1]
