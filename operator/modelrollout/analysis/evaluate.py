@@ -7,7 +7,6 @@ told apart by the `version` template variable, which is rendered once per arm.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from modelrollout.api.v1alpha1 import (
 from modelrollout.domain import signals
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.judging import judge_threshold
+from modelrollout.domain.reference import decode as decode_reference
 from modelrollout.domain.signals import Histogram, Segments
 from modelrollout.domain.templating import TemplateError, render
 
@@ -182,13 +182,10 @@ class Evaluation:
 
 
 def _reference(text: str, ref: ConfigMapKeyRef) -> dict[str, float]:
-    """A frozen reference from a ConfigMap key: JSON {"counts": {"<le or category>": n}}, as
-    `modelrollout reference` writes it (cumulative by `le` for histograms)."""
+    """A frozen reference from a ConfigMap key, as `modelrollout reference` writes it."""
     try:
-        counts = json.loads(text)["counts"]
-        return {str(k): float(v) for k, v in counts.items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        return decode_reference(text)
+    except ValueError as error:
         raise MeasurementError(
-            f'ConfigMap {ref.name} key {ref.key} is not a reference ({{"counts": {{...}}}}): '
-            f"{error}"
+            f"ConfigMap {ref.name} key {ref.key} is not a reference: {error}"
         ) from error
