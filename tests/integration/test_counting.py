@@ -1,17 +1,25 @@
-"""Counter increases since a moment, read from a real Prometheus: resets, new series, grouping."""
+"""Counter increases since a moment, read from a real Prometheus: resets, new series, grouping;
+and a drift reference frozen from them."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from modelrollout.analysis.prometheus import PrometheusSource
+from modelrollout.cli.main import main
+from modelrollout.domain.reference import decode, histogram_counts
+from modelrollout.telemetry import Telemetry
 from modelrollout.testing.cluster import wait_for
 from modelrollout.testing.processes import free_ports
 from modelrollout.testing.prometheus import PrometheusPool, ScrapeJob
+from modelrollout.testing.traffic import AMOUNT_EDGES
 
 pytestmark = pytest.mark.prometheus
 
@@ -58,3 +66,38 @@ def test_increases_handle_resets_and_series_born_later(prometheus: PrometheusPoo
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def test_a_reference_is_frozen_from_what_prometheus_counted(
+    prometheus: PrometheusPool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    telemetry = Telemetry(features={"amount": AMOUNT_EDGES}, registry=CollectorRegistry())
+    (port,) = free_ports(1)
+    telemetry.serve(port, addr="127.0.0.1")
+    try:
+        running = prometheus([ScrapeJob("model", (f"127.0.0.1:{port}",))])
+        source = PrometheusSource(running.url, timeout="5s")
+        stable = telemetry.model("fraud", "v1")
+        amounts = np.random.default_rng(3).lognormal(4, 1, 3000)
+        selector = 'model_feature_value_bucket{model="fraud",version="v1",feature="amount"}'
+        for amount in amounts[:1000]:  # before the window: not in the reference
+            stable.inputs({"amount": float(amount)})
+        assert wait_for(lambda: source.measure(f'{selector[:-1]},le="+Inf"}}').value == 1000,
+                        timeout=30)  # fmt: skip
+        time.sleep(1.5)
+        start = datetime.now(UTC)
+        time.sleep(1.5)
+        for amount in amounts[1000:]:
+            stable.inputs({"amount": float(amount)})
+        assert wait_for(lambda: source.measure(f'{selector[:-1]},le="+Inf"}}').value == 3000,
+                        timeout=30)  # fmt: skip
+        until = datetime.now(UTC).isoformat()
+        since = f"{(datetime.now(UTC) - start).total_seconds():.3f}s"
+        out = tmp_path / "reference.yaml"
+        code = main(["reference", "amounts", "--prometheus", running.url, "--selector", selector,
+                     "--since", since, "--until", until, "-o", str(out)])  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+        frozen = decode(yaml.safe_load(out.read_text())["data"]["reference.json"])
+        assert frozen == histogram_counts(amounts[1000:], AMOUNT_EDGES)
+    finally:
+        telemetry.close()

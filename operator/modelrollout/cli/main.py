@@ -16,6 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
+from modelrollout.cli import reference
 from modelrollout.cli.view import render_status, render_table
 from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
 from modelrollout.domain.machine import CommandKind
@@ -105,6 +106,7 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("-w", "--watch", action="store_true", help="redraw until interrupted")
     st.add_argument("--interval", type=float, default=2.0)
     st.add_argument("--until-done", action="store_true", help="with --watch: stop once it ends")
+    reference.add_parser(sub)
     for action, text in ACTIONS.items():
         a = sub.add_parser(action, help=text)
         a.add_argument("name")
@@ -115,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "reference":  # needs no cluster
+        return reference.run(args)
     try:
         cli = Cli(args.kubeconfig, args.context, args.namespace)
         if args.command == "list":
