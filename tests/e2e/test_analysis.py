@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 from test_rollouts import NAME, Story
 
+from modelrollout.cli.main import main
 from modelrollout.testing.cluster import LocalCluster
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusPool, ScrapeJob
-from modelrollout.testing.traffic import SimulatedTraffic, Truth
+from modelrollout.testing.traffic import AMOUNT_EDGES, SimulatedTraffic, Truth
 
 pytestmark = pytest.mark.cluster
 
@@ -60,9 +64,9 @@ class Scene:
         self.traffic: SimulatedTraffic | None = None
 
     def run(self, v2: Truth, signals: list[dict[str, Any]], rate: int = 600,
-            **analysis: Any) -> None:  # fmt: skip
+            v1: Truth | None = None, **analysis: Any) -> None:  # fmt: skip
         self.traffic = SimulatedTraffic(self.kube, self.story.namespace, NAME,
-                                        {"v1": Truth(), "v2": v2}, rate=rate)  # fmt: skip
+                                        {"v1": v1 or Truth(), "v2": v2}, rate=rate)  # fmt: skip
         server = self.prometheus([ScrapeJob("models", (self.traffic.target,))])
         for version in ("v1", "v2"):
             m = rollout(NAME, version)
@@ -133,6 +137,35 @@ def test_a_drifted_canary_is_rolled_back_on_drift(scene: Scene) -> None:
     assert samples[("modelrollout_signal_bound", frozenset())] == 0.1
     assert samples[("modelrollout_signal_value", frozenset())] == drift["value"]
     assert samples[("modelrollout_signal_samples", frozenset({("arm", "canary")}))] >= 300
+
+
+def test_inputs_drifted_from_training_roll_back_against_a_frozen_reference(
+    scene: Scene, kube: client.ApiClient, tmp_path: Path
+) -> None:
+    # The reference: a training sample's amounts, frozen into a ConfigMap by `modelrollout
+    # reference`. Live amounts moved for every version (upstream, e^1 times larger): against the
+    # stable arm nothing changed, against training everything did.
+    training = tmp_path / "training.csv"
+    amounts = np.random.default_rng(11).lognormal(4.0, 1.0, 20_000)
+    training.write_text("amount\n" + "".join(f"{a:.2f}\n" for a in amounts))
+    manifest = tmp_path / "reference.yaml"
+    edges = ",".join(str(e) for e in AMOUNT_EDGES)
+    assert main(["reference", "training-amounts", "--csv", str(training), "--column", "amount",
+                 "--edges", edges, "-o", str(manifest)]) == 0  # fmt: skip
+    config_map = yaml.safe_load(manifest.read_text())
+    client.CoreV1Api(kube).create_namespaced_config_map(scene.story.namespace, config_map)
+    against_training = {
+        "name": "training-drift",
+        "drift": {**DRIFT["drift"], "against": "reference",
+                  "reference": {"name": "training-amounts", "key": "reference.json"}},
+    }  # fmt: skip
+    upstream = Truth(amount_log_mean=5.0)
+    scene.run(upstream, [DRIFT, against_training], v1=upstream)
+    rolled_back_by(scene, "training-drift")
+    frozen = scene.signal("training-drift")
+    assert frozen["verdict"] == "Fail"
+    assert frozen["samples"]["stable"] == 20_000  # the reference's count, not the stable arm's
+    assert scene.signal("amount-drift")["verdict"] == "Pass"
 
 
 def test_an_unfair_canary_is_rolled_back_on_fairness(scene: Scene) -> None:
