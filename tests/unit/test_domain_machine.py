@@ -174,6 +174,15 @@ def test_a_failed_signal_rolls_back_at_once_with_its_reason() -> None:
     assert status.history[-1].outcome == "RolledBack"
 
 
+def test_the_next_canary_does_not_inherit_the_last_rollback_message() -> None:
+    r = started()
+    r.tick(V2, weight=25)
+    failed = [SignalResult(name="error-rate", verdict="Fail", value=0.2, max=0.01, at="x")]
+    assert r.tick(V2, after=10, results=failed).message
+    status = r.tick(V3)
+    assert (status.phase, status.canary, status.message) == ("Progressing", V3, None)
+
+
 def test_a_rolled_back_revision_is_not_retried_until_a_human_says_retry() -> None:
     r = started()
     r.tick(V2, command=Command("c1", "abort", "alice"))
