@@ -6,7 +6,7 @@ Traffic is `--rate` labelled requests a minute, split by the weight schedule (10
 their counts per interval are what Prometheus would hold. Every rule sees the same streams:
 
 - engine: this project's judges (domain/signals.py, the real code): compare (accuracy,
-  confidence sequence, margin 0.005, or 0.01 as a second row, alpha 0.05), drift
+  confidence sequence, margins 0, 0.005 and 0.01, alpha 0.05), drift
   (Jensen-Shannon on the amount histogram, max 0.1) and fairness (demographic parity against
   stable, margin 0.05), on counts since the canary started; rollback on a Fail; promotion only
   once compare is Pass, holding up to 4 more looks (inconclusiveLimit 3), else a pause for a
@@ -20,8 +20,8 @@ their counts per interval are what Prometheus would hold. Every rule sees the sa
 - naive-z: a one-sided two-proportion z-test at 5% on the cumulative counts at every look.
 
 The other rules also appear calibrated ("@matched"): their cut chosen on an independent A/A set so
-that their false rollback rate is 1% (or the engine's, if higher), which is at least the engine's:
-detection compared at the same or a lower false rollback rate for the engine. Calibrating needs
+that their false rollback rate is 1%, or the highest engine row's there if higher: detection
+compared at the same or a lower false rollback rate for the engine. Calibrating needs
 an oracle (this exact schedule and traffic, simulated); a last table shows what happens to those
 cuts when the same rollouts are looked at every 10 s instead of every minute.
 
@@ -56,10 +56,14 @@ THRESHOLD = 0.88
 EDGES = (10, 25, 50, 100, 250, 500, 1000, 2500)
 SEGMENTS = ("a", "b")
 
-# The engine as benchmarked: half a point of accuracy tolerated; and, to show the trade-off, one
-# point (more A/A canaries promoted without a human, fewer 2-point regressions rolled back).
+# The engine at three margins (the loss of accuracy tolerated): 0, the API's default, fails a
+# canary as soon as it is worse at all, with confidence, but promotes by itself only a canary
+# shown better (an equal one pauses at the gate for a human); 0.5 and 1 point promote more equal
+# canaries without a human, and judge a regression of d against the margin m, so the evidence
+# needed to roll it back grows like 1/(d - m)^2.
 ENGINES = {
-    "engine": 0.005,
+    "engine margin 0": 0.0,
+    "engine margin 0.5pt": 0.005,
     "engine margin 1pt": 0.01,
 }
 MATCH_AT_LEAST = 0.01
