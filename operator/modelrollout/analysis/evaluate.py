@@ -59,6 +59,7 @@ class Evaluation:
         self.source = source
         self.c = context
         self.load_reference = load_reference
+        self._matched = False  # did the current signal's selectors match any series
 
     def run(self, analysis: Analysis) -> list[SignalResult]:
         results = [self._one(signal) for signal in analysis.signals]
@@ -71,15 +72,27 @@ class Evaluation:
                 query = render(signal.threshold.query, self.c.values)
                 measured = self.source.measure(query)
                 return judge_threshold(signal.name, signal.threshold, measured, self.c.at)
+            self._matched = False
             if signal.compare is not None:
-                return self._compare(signal.name, signal.compare)
+                return self._gathering(self._compare(signal.name, signal.compare))
             if signal.drift is not None:
-                return self._drift(signal.name, signal.drift)
+                return self._gathering(self._drift(signal.name, signal.drift))
             if signal.fairness is not None:
-                return self._fairness(signal.name, signal.fairness)
+                return self._gathering(self._fairness(signal.name, signal.fairness))
         except (MeasurementError, TemplateError, ValueError) as error:
             return signals.error(signal.name, signal.kind, str(error), self.c.at)
         return signals.error(signal.name, "unknown", "a signal of no known kind", self.c.at)
+
+    def _gathering(self, result: SignalResult) -> SignalResult:
+        """Nothing counted since the canary started, though the selectors match series: the
+        evidence is still coming in (a scrape or two after the start), which is Inconclusive.
+        NoData is kept for selectors that match no series at all, as a wrong query does."""
+        if result.verdict != "NoData" or not self._matched:
+            return result
+        return result.model_copy(update={
+            "verdict": "Inconclusive",
+            "message": "nothing counted since the canary started yet; the series exist",
+        })  # fmt: skip
 
     # -- measuring per arm -----------------------------------------------------------------------
 
@@ -109,6 +122,7 @@ class Evaluation:
         )
         if measured.error is not None:
             raise MeasurementError(measured.error)
+        self._matched |= bool(measured.by)
         return measured.by
 
     def _arms(self, selector: str, by: str | None = None) -> tuple[dict[str, float], ...]:
