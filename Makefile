@@ -13,12 +13,12 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TESTS  := $(wildcard tests/unit tests/integration tests/e2e)
 LINTED := operator tests demo $(wildcard bench)
 
-.PHONY: help system-deps venv controlplane lint unit test demo cluster-up cluster-down lock clean
+.PHONY: help system-deps venv controlplane helm lint unit test demo cluster-up cluster-down lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-system-deps: ## install Debian packages the project needs (prometheus, openssl)
+system-deps: ## install Debian packages the project needs (prometheus, openssl, lua5.1)
 	@bash hack/system-deps.sh
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -32,6 +32,9 @@ venv: $(VENV)/.installed ## the Python virtualenv, exactly as locked
 controlplane: system-deps ## build kube-apiserver & co. from Go modules (once per version set)
 	@bash hack/build-control-plane.sh >/dev/null
 
+helm: system-deps ## build helm from its Go module (once per version), for the chart's tests
+	@bash hack/build-helm.sh >/dev/null
+
 lint: venv ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
@@ -41,8 +44,9 @@ lint: venv ## ruff, mypy --strict, import-linter
 unit: venv ## the fast unit tests only
 	$(PY) -m pytest tests/unit
 
-test: lint controlplane ## lint, then unit, integration and e2e tests on a real control plane
-	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" $(PY) -m pytest $(TESTS)
+test: lint controlplane helm ## lint, then unit, integration and e2e tests on a real control plane
+	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" \
+	MODELROLLOUT_HELM="$$(bash hack/build-helm.sh)" $(PY) -m pytest $(TESTS)
 
 demo: venv controlplane ## the main job: a real rollout end to end on a local control plane
 	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" $(PY) demo/run.py

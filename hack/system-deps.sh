@@ -7,6 +7,8 @@ need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v prometheus >/dev/null || need+=(prometheus)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# Argo CD runs health checks and actions in Lua 5.1 (gopher-lua); the tests run ours in the same.
+command -v lua5.1 >/dev/null || need+=(lua5.1)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "system-deps: missing ${need[*]}; run as root or: apt-get install ${need[*]}" >&2
