@@ -60,8 +60,13 @@ def tick_rollout(
             # transitions (Events, history) that were already made.
             current = ticker.read(namespace, name)
             if current is None:
-                return  # deleted
-            ticker.tick(Rollout.from_body(current))
+                break  # deleted
+            with metrics.TICK_SECONDS.time():
+                ticker.tick(Rollout.from_body(current))
         except Exception:  # one failed tick must not end the daemon; the next one retries
             logger.exception("tick failed")
         stopped.wait(TICK_SECONDS)
+    # kopf stops the daemon when deletion starts (the live body has a deletionTimestamp), or the
+    # read found it gone: either way its series go with it. An operator shutting down keeps them.
+    if namespace and name and (body.metadata.get("deletionTimestamp") or not stopped):
+        metrics.forget(namespace, name)

@@ -144,6 +144,13 @@ class Ticker:
         # an operator restarting over a dying one) gets a conflict and changes nothing.
         if not self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True)):
             return None
+        owner = rollout.owner
+        metrics.state(owner.namespace, owner.name, phase=new_status.phase,
+                      weight=new_status.canary_weight, step=new_status.current_step or 0,
+                      steps=len(spec.strategy.steps),
+                      stable=new_status.stable.version if new_status.stable else "",
+                      canary=new_status.canary.version if new_status.canary else "")  # fmt: skip
+        metrics.decided(owner.namespace, owner.name, step.events)
         world = desired_world(spec, new_status)
         if world is not None:
             self._converge(rollout.owner, spec, desired.revision, world, router)
