@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client, config
 
 from modelrollout.testing.cluster import Binaries, LocalCluster
+from modelrollout.testing.helm import Helm
 from modelrollout.testing.prometheus import PrometheusPool
 from modelrollout.testing.webhooks import Receiver
 
@@ -40,7 +41,7 @@ def cluster(controlplane_binaries: Binaries) -> Iterator[LocalCluster]:
 @pytest.fixture(scope="session")
 def modelrollout_crd(cluster: LocalCluster) -> None:
     """The generated ModelRollout CRD, installed and Established."""
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     cluster.kubectl(
         "wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io", "--timeout=60s"
     )
@@ -85,3 +86,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped:
         reporter.write_line(f"CI: {skipped} test(s) skipped; a skipped test does not count")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def helm(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """Helm against the local cluster; errors (never skips) when helm cannot be built."""
+    return Helm.locate(tmp_path_factory.mktemp("helm-home"), cluster.kubeconfig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import kopf
@@ -10,8 +11,17 @@ from modelrollout.controller import handlers  # noqa: F401  (registers the handl
 
 
 def main() -> int:
+    """Cluster-wide by default; MODELROLLOUT_NAMESPACES (comma-separated) limits the operator to
+    those namespaces, which is what the chart's namespaced mode (Roles, no ClusterRole) needs."""
     kopf.configure(verbose=False)
-    kopf.run(clusterwide=True, standalone=True, liveness_endpoint=None)
+    namespaces = [n.strip() for n in os.environ.get("MODELROLLOUT_NAMESPACES", "").split(",")]
+    namespaces = [n for n in namespaces if n]
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=True,
+        liveness_endpoint=os.environ.get("MODELROLLOUT_LIVENESS") or None,
+    )
     return 0
 
 

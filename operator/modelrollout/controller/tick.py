@@ -51,6 +51,7 @@ from modelrollout.routers.gateway_api import GatewayAPIRouter
 from modelrollout.workloads.builders import build_deployment, build_service
 
 log = logging.getLogger(__name__)
+FORBIDDEN = "permission denied, the operator's role lacks a rule (see the chart's RBAC)"
 UNSUPPORTED_ROUTER = (
     "traffic.istio and traffic.replicas are not implemented yet; use traffic.gatewayAPI. "
     "Nothing was created."
@@ -114,7 +115,28 @@ class Ticker:
         return cast(dict[str, Any], body)
 
     def tick(self, rollout: Rollout, now: datetime | None = None) -> ModelRolloutStatus | None:
-        moment = now or datetime.now(UTC)
+        try:
+            return self._tick(rollout, now or datetime.now(UTC))
+        except ApiException as error:
+            if error.status != 403:
+                raise
+            self._forbidden(rollout, error)
+            return None
+
+    def _forbidden(self, rollout: Rollout, error: ApiException) -> None:
+        """A permission the operator's role lacks: said once in status and as a Warning Event,
+        in the API server's words (they name the verb, the resource and the ServiceAccount)."""
+        message = f"{FORBIDDEN}: {error_message(error)}"
+        log.error("%s/%s: %s", rollout.owner.namespace, rollout.owner.name, message)
+        if rollout.raw_status.get("message") == message:
+            return
+        try:
+            self._refuse(rollout, message)
+        except RuntimeError as unwritten:  # status itself may be what is forbidden
+            log.error("%s", unwritten)
+        self.emit(Event("Warning", "Forbidden", message))
+
+    def _tick(self, rollout: Rollout, moment: datetime) -> ModelRolloutStatus | None:
         try:
             spec = ModelRolloutSpec.model_validate(rollout.raw_spec)
         except ValidationError as error:  # admission should have refused it; say so, touch nothing

@@ -215,6 +215,24 @@ class LocalCluster(StartStop):
             raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
 
+    def service_account_kubeconfig(self, namespace: str, name: str, path: Path) -> Path:
+        """A kubeconfig that acts as ServiceAccount `namespace/name`, with a token from the
+        TokenRequest API: what an operator in a pod gets, for running it out of the cluster."""
+        token = self.kubectl("create", "token", name, "-n", namespace, "--duration=2h").stdout
+        assert self._pki is not None
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "local", "cluster": {
+                "server": self.server, "certificate-authority": str(self._pki.ca_cert)}}],
+            "users": [{"name": name, "user": {"token": token.strip()}}],
+            "contexts": [{"name": name, "context": {"cluster": "local", "user": name,
+                                                    "namespace": namespace}}],
+            "current-context": name,
+        }  # fmt: skip
+        path.write_text(json.dumps(config, indent=2))
+        return path
+
     def state(self) -> dict[str, object]:
         """Enough to stop this cluster from another process (`make cluster-down`)."""
         return {

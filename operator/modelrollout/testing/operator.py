@@ -12,8 +12,10 @@ from modelrollout.testing.processes import ManagedProcess, free_ports, tail
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, *, tick_seconds: float = 1.0) -> None:
+    def __init__(self, kubeconfig: Path, *, tick_seconds: float = 1.0,
+                 env: dict[str, str] | None = None) -> None:  # fmt: skip
         self.kubeconfig = kubeconfig
+        self.env = env or {}
         self.tick_seconds = tick_seconds
         self.workdir = Path(tempfile.mkdtemp(prefix="modelrollout-operator-"))
         self.process: ManagedProcess | None = None
@@ -33,6 +35,7 @@ class OperatorProcess:
             "KUBECONFIG": str(self.kubeconfig),
             "MODELROLLOUT_TICK_SECONDS": str(self.tick_seconds),
             "MODELROLLOUT_METRICS_PORT": str(self.metrics_port),
+            **self.env,
         }
         self.process = ManagedProcess(
             name="operator",
@@ -49,6 +52,9 @@ class OperatorProcess:
 
     def log(self, lines: int = 40) -> str:
         return tail(self.log_path, lines)
+
+    def full_log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def close(self) -> None:
         self.stop()

@@ -1,0 +1,80 @@
+{{/* The release's full name, at most 63 characters. */}}
+{{- define "modelrollout.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "modelrollout.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "modelrollout.labels" -}}
+{{ include "modelrollout.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "modelrollout.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "modelrollout.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The permissions the operator needs, each for a reason (docs/install.md lists them):
+- modelrollouts: it watches them (get, list, watch) and kopf patches its finalizer and
+  annotations (patch); status is written by the ticker (patch on modelrollouts/status).
+- deployments: one per revision, created and updated by server-side apply (create, patch), listed
+  to find old revisions (list), removed after scaleDownDelay (delete), read for availability
+  (get on deployments/status), scaled without touching their template (patch on deployments/scale).
+- services: the stable and canary Services, by server-side apply (get, create, patch).
+- httproutes: the route's weights are read and written (get, create, update).
+- configmaps: drift references (get). secrets: Prometheus credentials (get).
+- events: every decision is posted as an Event (create).
+- customresourcedefinitions: kopf lists and watches CRDs to find the ModelRollout resource and
+  notice it being installed or removed (list, watch; cluster-scoped, read-only, so a ClusterRole
+  even in namespaced mode).
+*/}}
+{{- define "modelrollout.rules" -}}
+- apiGroups: [modelrollout.io]
+  resources: [modelrollouts]
+  verbs: [get, list, watch, patch]
+- apiGroups: [modelrollout.io]
+  resources: [modelrollouts/status]
+  verbs: [patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments/status]
+  verbs: [get]
+- apiGroups: [apps]
+  resources: [deployments/scale]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, create, patch]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, create, update]
+- apiGroups: [""]
+  resources: [configmaps, secrets]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}
+
+
+{{- define "modelrollout.crdRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- end -}}
