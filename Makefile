@@ -11,7 +11,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 # Test layers present in the tree, fastest first.
 TESTS  := $(wildcard tests/unit tests/integration tests/e2e)
-LINTED := operator tests demo $(wildcard bench)
+LINTED := operator tests demo hack $(wildcard bench)
 
 .PHONY: help system-deps venv controlplane helm lint unit test demo cluster-up cluster-down lock clean
 

@@ -1,0 +1,64 @@
+-- Argo CD health check for modelrollout.io/ModelRollout (Lua 5.1, as Argo CD runs it).
+-- Healthy: the desired revision is stable. Progressing: a canary is under way, or the operator
+-- has not seen the latest spec yet. Suspended: paused for a human. Degraded: rolled back or failed.
+local hs = {}
+local status = obj.status
+if status == nil or status.phase == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the modelrollout operator to see this rollout"
+  return hs
+end
+local generation = obj.metadata.generation
+if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to act on generation " .. generation
+  return hs
+end
+
+local function version(ref)
+  if ref ~= nil and ref.version ~= nil then
+    return ref.version
+  end
+  return "?"
+end
+
+local phase = status.phase
+if phase == "Promoted" then
+  hs.status = "Healthy"
+  hs.message = "Model version " .. version(status.stable) .. " is stable"
+elseif phase == "Pending" then
+  hs.status = "Progressing"
+  hs.message = "Starting"
+elseif phase == "Progressing" then
+  hs.status = "Progressing"
+  local weight = status.canaryWeight or 0
+  local steps = ""
+  if obj.spec ~= nil and obj.spec.strategy ~= nil and obj.spec.strategy.steps ~= nil then
+    steps = " of " .. #obj.spec.strategy.steps
+  end
+  hs.message = "Canary " .. version(status.canary) .. " at " .. weight .. "% (step " ..
+    (status.currentStep or 0) .. steps .. "), stable " .. version(status.stable)
+  if status.canary == nil then
+    hs.message = "Model version " .. version(status.stable) .. " is being made stable"
+  end
+elseif phase == "Paused" then
+  hs.status = "Suspended"
+  local reason = "Paused"
+  if status.pause ~= nil and status.pause.reason ~= nil then
+    reason = status.pause.reason
+  end
+  hs.message = reason .. ": canary " .. version(status.canary) .. " at " .. (status.canaryWeight or 0) .. "%"
+  if status.pause ~= nil and status.pause.message ~= nil and status.pause.message ~= "" then
+    hs.message = hs.message .. " (" .. status.pause.message .. ")"
+  end
+elseif phase == "RolledBack" then
+  hs.status = "Degraded"
+  hs.message = "Rolled back " .. version(status.canary) .. ": " .. (status.message or "no reason recorded")
+elseif phase == "Failed" then
+  hs.status = "Degraded"
+  hs.message = status.message or "Failed"
+else
+  hs.status = "Unknown"
+  hs.message = "Unknown phase " .. phase
+end
+return hs
