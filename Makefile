@@ -13,7 +13,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TESTS  := $(wildcard tests/unit tests/integration tests/e2e)
 LINTED := operator tests demo hack $(wildcard bench)
 
-.PHONY: help system-deps venv controlplane helm lint unit test demo cluster-up cluster-down lock clean
+.PHONY: help system-deps venv controlplane helm image lint unit test demo cluster-up cluster-down lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,10 +57,17 @@ cluster-up: venv controlplane ## start a local control plane and print its `expo
 cluster-down: venv ## stop the local control plane started by cluster-up
 	@$(PY) -m modelrollout.testing down
 
-lock: venv ## re-resolve requirements.lock from pyproject.toml (with hashes)
+lock: venv ## re-resolve requirements.lock, then the image's runtime subset, from pyproject.toml
 	$(PIP) install pip-tools
 	$(VENV)/bin/pip-compile -q --extra dev --extra demo --generate-hashes --allow-unsafe --strip-extras \
-	  -o requirements.lock pyproject.toml
+	  --no-emit-find-links -o requirements.lock pyproject.toml
+	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+	  -c requirements.lock -o requirements-runtime.lock pyproject.toml
+
+IMAGE ?= ghcr.io/modelrollout/modelrollout:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image: ## build the operator's container image (needs Docker, which our build machines lack)
+	@docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine; this machine has none" >&2; exit 1; }
+	docker build -t $(IMAGE) .
 
 clean: ## remove the virtualenv and caches in the tree (not the control-plane build)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
