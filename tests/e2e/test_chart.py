@@ -172,12 +172,13 @@ def installed_cluster_wide(helm: Helm, cluster: LocalCluster, modelrollout_crd: 
     chart.close()
 
 
+@pytest.mark.parametrize(("resource", "verb"), [("services", "patch"), ("httproutes", "create")])
 def test_a_missing_verb_is_reported_clearly(
-    installed_cluster_wide: Installed, cluster: LocalCluster, namespace: str,
-    metrics: PrometheusServer,
+    installed_cluster_wide: Installed, cluster: LocalCluster, namespace: str, *,
+    metrics: PrometheusServer, resource: str, verb: str,
 ) -> None:  # fmt: skip
     installed = installed_cluster_wide
-    installed.without_verb("services", "patch")
+    installed.without_verb(resource, verb)
     operator = installed.run_operator()
     story = Story(cluster, namespace, operator)
     story.apply(model_rollout(metrics.url, "v1"))
@@ -187,7 +188,7 @@ def test_a_missing_verb_is_reported_clearly(
 
     story.until("the rollout says what is forbidden", reported, timeout=60)
     message = story.status()["message"]
-    assert 'cannot patch resource "services"' in message, message
+    assert f'cannot {verb} resource "{resource}"' in message, message
     assert f"system:serviceaccount:{installed.namespace}:{installed.fullname}" in message
 
     def forbidden_event() -> bool:

@@ -46,7 +46,7 @@ from modelrollout.domain.machine import (
 )
 from modelrollout.domain.revision import REVISION_LABEL, deployment_name, revision_of
 from modelrollout.k8s.objects import ROLLOUT_LABEL, Owner, apply, error_message, scale
-from modelrollout.routers.base import Router
+from modelrollout.routers.base import Router, RouterError
 from modelrollout.routers.gateway_api import GatewayAPIRouter
 from modelrollout.workloads.builders import build_deployment, build_service
 
@@ -117,10 +117,11 @@ class Ticker:
     def tick(self, rollout: Rollout, now: datetime | None = None) -> ModelRolloutStatus | None:
         try:
             return self._tick(rollout, now or datetime.now(UTC))
-        except ApiException as error:
-            if error.status != 403:
+        except (ApiException, RouterError) as error:
+            cause = error if isinstance(error, ApiException) else error.__cause__
+            if not isinstance(cause, ApiException) or cause.status != 403:
                 raise
-            self._forbidden(rollout, error)
+            self._forbidden(rollout, cause)
             return None
 
     def _forbidden(self, rollout: Rollout, error: ApiException) -> None:
