@@ -4,9 +4,11 @@ message naming the field, and accepts the examples."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from modelrollout.testing.cluster import LocalCluster
 from modelrollout.testing.manifests import INVALID, Invalid, rollout
@@ -42,6 +44,18 @@ def test_the_examples_are_admitted(cluster: LocalCluster, namespace: str) -> Non
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         result = cluster.kubectl("apply", "-n", namespace, "-f", str(path), check=False)
         assert result.returncode == 0, f"{path.name}: {result.stderr}"
+
+
+@pytest.mark.usefixtures("modelrollout_crd")
+def test_the_user_guides_rollout_is_admitted(cluster: LocalCluster, namespace: str) -> None:
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    shown = [b for b in re.findall(r"```yaml\n(.*?)```", guide, re.S) if "kind: ModelRollout" in b]
+    assert shown
+    for block in shown:
+        manifest = yaml.safe_load(block)
+        manifest["metadata"]["namespace"] = namespace
+        code, err = _apply(cluster, namespace, manifest)
+        assert code == 0, err
 
 
 @pytest.mark.usefixtures("modelrollout_crd")
