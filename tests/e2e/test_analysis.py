@@ -15,8 +15,9 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 from test_rollouts import NAME, Story
 
+from modelrollout.analysis.prometheus import PrometheusSource
 from modelrollout.cli.main import main
-from modelrollout.testing.cluster import LocalCluster
+from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusPool, ScrapeJob
@@ -56,6 +57,13 @@ PARITY = {
 STEPS = [{"setWeight": 50}, {"analyze": {"duration": "5s"}}]
 
 
+def served_v1(prometheus: str) -> bool:
+    seen = PrometheusSource(prometheus, timeout="5s").measure(
+        'count(model_feedback_total{version="v1"})'
+    )
+    return (seen.value or 0) > 0
+
+
 class Scene:
     """A rollout of v1 then v2 with `signals`, traffic following the route."""
 
@@ -84,6 +92,10 @@ class Scene:
             self.story.apply(m)
             if version == "v1":
                 self.story.stable("v1")
+                # Given v1 has served, and Prometheus has scraped it: a canary starting before
+                # the first scrape finds no series at all, which is NoData and counts toward a
+                # pause (what a wrong selector should do), not the low evidence tested here.
+                assert wait_for(lambda: served_v1(server.url), timeout=30), "v1 never scraped"
 
     def close(self) -> None:
         if self.traffic is not None:
@@ -102,6 +114,20 @@ def scene(cluster: LocalCluster, namespace: str, operator: OperatorProcess, kube
     s = Scene(Story(cluster, namespace, operator), kube, prometheus)
     yield s
     s.close()
+
+
+def exported(scene: Scene, **labels: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The operator's /metrics samples of this rollout with `labels`, keyed by name and the
+    other labels."""
+    url = scene.story.operator.metrics_url  # http://127.0.0.1:<port>/metrics
+    text = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310
+    ours = {"namespace": scene.story.namespace, "rollout": NAME, **labels}
+    return {
+        (s.name, frozenset(s.labels.items()) - frozenset(ours.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if ours.items() <= s.labels.items()
+    }
 
 
 def rolled_back_by(scene: Scene, signal: str) -> str:
@@ -123,20 +149,18 @@ def test_a_drifted_canary_is_rolled_back_on_drift(scene: Scene) -> None:
     assert drift["value"] > 0.1
     assert drift["samples"]["canary"] >= 300
     # the same numbers on the operator's /metrics
-    url = scene.story.operator.metrics_url  # http://127.0.0.1:<port>/metrics
-    exported = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310
-    ours = {"namespace": scene.story.namespace, "rollout": NAME, "signal": "amount-drift",
-            "kind": "drift"}  # fmt: skip
-    samples = {
-        (s.name, frozenset(s.labels.items()) - frozenset(ours.items())): s.value
-        for family in text_string_to_metric_families(exported)
-        for s in family.samples
-        if ours.items() <= s.labels.items()
-    }
+    samples = exported(scene, signal="amount-drift", kind="drift")
     assert samples[("modelrollout_signal_verdict", frozenset({("verdict", "Fail")}))] == 1
     assert samples[("modelrollout_signal_bound", frozenset())] == 0.1
     assert samples[("modelrollout_signal_value", frozenset())] == drift["value"]
     assert samples[("modelrollout_signal_samples", frozenset({("arm", "canary")}))] >= 300
+    # and the rollout's state and decisions (written just after status: allow a moment)
+    rolled_back = ("modelrollout_rollout_phase", frozenset({("phase", "RolledBack")}))
+    assert wait_for(lambda: exported(scene).get(rolled_back) == 1, timeout=10)
+    rollout = exported(scene)
+    assert rollout[("modelrollout_canary_weight", frozenset())] == 0
+    assert rollout[("modelrollout_decisions_total", frozenset({("outcome", "RolledBack")}))] == 1
+    assert rollout[("modelrollout_decisions_total", frozenset({("outcome", "CanaryStarted")}))] == 1
 
 
 def test_inputs_drifted_from_training_roll_back_against_a_frozen_reference(
