@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,22 @@ class PrometheusServer(StartStop):
             self.process.wait_until(
                 lambda: http_ok(f"{self.url}/-/ready"), "ready (/-/ready)", self.start_timeout
             )
+            # Ready is not scraping: target discovery reaches the scrape manager a few seconds
+            # later. Tests that judge a canary every second must not start before the first
+            # scrape, or they see no series at all (NoData) for reasons of the harness.
+            self.process.wait_until(self._scraped_every_target, "scraping every target once",
+                                    self.start_timeout)  # fmt: skip
+
+    def _scraped_every_target(self) -> bool:
+        targets = sum(len(job.targets) for job in self.jobs)
+        query = urllib.parse.urlencode({"query": "count(up)"})
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/query?{query}", timeout=2) as r:  # noqa: S310
+                result = json.load(r)["data"]["result"]
+        except (OSError, ValueError, KeyError):
+            return False
+        seen = float(result[0]["value"][1]) if result else 0.0
+        return seen >= targets
 
     def pause(self) -> None:
         """Stop the server but keep its port and data, to stage an outage."""
