@@ -115,11 +115,18 @@ class Installed:
         self.operator: OperatorProcess | None = None
 
     def without_verb(self, resource: str, verb: str) -> None:
+        self._edit_verb(resource, verb, present=False)
+
+    def with_verb(self, resource: str, verb: str) -> None:
+        self._edit_verb(resource, verb, present=True)
+
+    def _edit_verb(self, resource: str, verb: str, *, present: bool) -> None:
         role = json.loads(self.cluster.kubectl("get", "clusterrole", self.fullname,
                                                "-o", "json").stdout)  # fmt: skip
         for rule in role["rules"]:
             if resource in rule["resources"]:
-                rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+                others = [v for v in rule["verbs"] if v != verb]
+                rule["verbs"] = [*others, verb] if present else others
         self.cluster.kubectl("replace", "-f", "-", stdin=json.dumps(role))
 
     def run_operator(self) -> OperatorProcess:
@@ -196,3 +203,10 @@ def test_a_missing_verb_is_reported_clearly(
         return any(e["reason"] == "Forbidden" for e in json.loads(out)["items"])
 
     assert wait_for(forbidden_event, timeout=30), "no Forbidden Event"
+    # Once the verb is granted again, the rollout goes on and stops saying it is forbidden
+    installed.with_verb(resource, verb)
+    settled = [("fraud-detector-stable", 100), ("fraud-detector-canary", 0)]
+    story.until("the route sends all to stable", lambda: story.route_weights() == settled,
+                timeout=30)  # fmt: skip
+    story.until("the refusal is taken back", lambda: not story.status().get("message"),
+                timeout=30)  # fmt: skip

@@ -1,13 +1,14 @@
-"""One tick against the real API server: optimistic concurrency on status."""
+"""One tick against the real API server: optimistic concurrency on status, refusals."""
 
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
 
-from modelrollout.controller.tick import Rollout, Ticker
+from modelrollout.controller.tick import UNSUPPORTED_ROUTER, Rollout, Ticker
 from modelrollout.domain.machine import Event
 from modelrollout.testing.cluster import LocalCluster
 from modelrollout.testing.manifests import rollout
@@ -36,3 +37,32 @@ def test_a_tick_on_a_stale_read_changes_nothing(
     assert stored is not None
     assert stored["status"]["phase"] == "Promoted"
     assert len(client.AppsV1Api(kube).list_namespaced_deployment(namespace).items) == 1
+
+
+def test_a_refusal_is_taken_back_once_a_tick_goes_through(
+    cluster: LocalCluster, kube: client.ApiClient, namespace: str
+) -> None:
+    manifest = rollout()
+    del manifest["spec"]["analysis"]
+    routed = manifest["spec"]["traffic"]
+    ticker = Ticker(kube, lambda _event: None)
+
+    def tick() -> dict[str, Any]:
+        body = ticker.read(namespace, "fraud-detector")
+        assert body is not None
+        ticker.tick(Rollout.from_body(body))
+        stored = ticker.read(namespace, "fraud-detector")
+        assert stored is not None
+        return cast(dict[str, Any], stored.get("status") or {})
+
+    # Given a rollout refused for asking for a router that does not exist yet
+    manifest["spec"]["traffic"] = {"replicas": {}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
+    assert tick()["message"] == UNSUPPORTED_ROUTER
+    # When the spec is fixed and the next tick goes through
+    manifest["spec"]["traffic"] = routed
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
+    status = tick()
+    # Then the refusal is no longer shown as if it were still true
+    assert status["phase"] == "Promoted"
+    assert status.get("message") is None

@@ -22,6 +22,7 @@ from modelrollout.domain.machine import (
     canary_replicas,
     desired_world,
     evaluation_due,
+    machine_message,
 )
 from modelrollout.testing.manifests import rollout
 
@@ -181,6 +182,20 @@ def test_the_next_canary_does_not_inherit_the_last_rollback_message() -> None:
     assert r.tick(V2, after=10, results=failed).message
     status = r.tick(V3)
     assert (status.phase, status.canary, status.message) == ("Progressing", V3, None)
+
+
+def test_the_machine_message_is_the_rollback_reason_while_rolled_back_only() -> None:
+    r = started()
+    assert machine_message(r.status) is None  # progressing: nothing to say
+    r.tick(V2, weight=25)
+    failed = [SignalResult(name="error-rate", verdict="Fail", value=0.2, max=0.01,
+                           message="0.2 above max 0.01", at="x")]  # fmt: skip
+    status = r.tick(V2, after=10, results=failed)
+    # whatever else was written over status.message, the reason is still known
+    overwritten = status.model_copy(update={"message": "permission denied"})
+    assert machine_message(overwritten) == status.message
+    assert "error-rate: 0.2 above max 0.01" in (status.message or "")
+    assert machine_message(r.tick(V3)) is None
 
 
 def test_a_rolled_back_revision_is_not_retried_until_a_human_says_retry() -> None:

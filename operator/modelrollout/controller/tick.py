@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
@@ -42,6 +42,7 @@ from modelrollout.domain.machine import (
     advance,
     desired_world,
     evaluation_due,
+    machine_message,
     timestamp,
 )
 from modelrollout.domain.revision import REVISION_LABEL, deployment_name, revision_of
@@ -56,6 +57,10 @@ UNSUPPORTED_ROUTER = (
     "traffic.istio and traffic.replicas are not implemented yet; use traffic.gatewayAPI. "
     "Nothing was created."
 )
+INVALID_SPEC = "invalid spec"
+# Messages the ticker writes when it cannot act at all. Unlike the machine's own message (the
+# rollback reason), each stops being true once a tick goes through, and is then taken back.
+REFUSALS = (FORBIDDEN, UNSUPPORTED_ROUTER, INVALID_SPEC)
 
 EventSink = Callable[[Event], None]
 
@@ -141,7 +146,7 @@ class Ticker:
         try:
             spec = ModelRolloutSpec.model_validate(rollout.raw_spec)
         except ValidationError as error:  # admission should have refused it; say so, touch nothing
-            self._refuse(rollout, f"invalid spec: {error}")
+            self._refuse(rollout, f"{INVALID_SPEC}: {error}")
             return None
         status = ModelRolloutStatus.model_validate(rollout.raw_status)
         router = self._router(rollout.owner, spec)
@@ -165,7 +170,8 @@ class Ticker:
         new_status = step.status.model_copy(update={"observed_generation": rollout.generation})
         # Status first, on the version read: a tick that acted on a stale read (a second ticker,
         # an operator restarting over a dying one) gets a conflict and changes nothing.
-        if not self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True)):
+        written = self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True))
+        if written is None:
             return None
         owner = rollout.owner
         metrics.state(owner.namespace, owner.name, phase=new_status.phase,
@@ -177,6 +183,12 @@ class Ticker:
         world = desired_world(spec, new_status)
         if world is not None:
             self._converge(rollout.owner, spec, desired.revision, world, router)
+        if new_status.message is not None and new_status.message.startswith(REFUSALS):
+            # The tick went through, so the refusal is no longer true: a granted permission or
+            # a fixed spec shows at once, not only when the next canary starts.
+            new_status = new_status.model_copy(update={"message": machine_message(new_status)})
+            self._write_status(replace(rollout, resource_version=written),
+                               {"message": new_status.message})  # fmt: skip
         version = (new_status.canary or new_status.stable or desired).version
         for event in step.events:
             self.emit(event)
@@ -308,23 +320,24 @@ class Ticker:
         if rollout.raw_status.get("message") != message:
             self._write_status(rollout, {"message": message})
 
-    def _write_status(self, rollout: Rollout, status: dict[str, Any]) -> bool:
+    def _write_status(self, rollout: Rollout, status: dict[str, Any]) -> str | None:
         """Merge-patch the whole status (cleared fields as null), on the resourceVersion read.
 
-        False when the object changed since it was read (409) or is gone (404).
+        The object's new resourceVersion; None when it changed since it was read (409) or is
+        gone (404).
         """
         patch = {"metadata": {"resourceVersion": rollout.resource_version}, "status": status}
         try:
-            self.objects.patch_namespaced_custom_object_status(
+            stored = self.objects.patch_namespaced_custom_object_status(
                 GROUP, VERSION, rollout.owner.namespace, PLURAL, rollout.owner.name,
                 cast(Any, patch),
             )  # fmt: skip
         except ApiException as error:
             if error.status in (404, 409):
                 log.debug("status not written (%s): the object changed or went away", error.status)
-                return False
+                return None
             raise RuntimeError(f"writing status: {error_message(error)}") from error
-        return True
+        return str(cast(dict[str, Any], stored)["metadata"]["resourceVersion"])
 
 
 def _parse_time(text: str | None, default: datetime) -> datetime:

@@ -320,6 +320,14 @@ def _rollback(s: ModelRolloutStatus, now: str, reason: str, emit: Emit) -> Model
     return _with_condition(s, "Degraded", "True", reason="RolledBack", message=reason, now=now)
 
 
+def machine_message(s: ModelRolloutStatus) -> str | None:
+    """The message the machine itself shows: while rolled back, the reason; otherwise none."""
+    if s.phase != "RolledBack":
+        return None
+    degraded = next((c for c in s.conditions if c.type == "Degraded"), None)
+    return degraded.message if degraded is not None and degraded.status == "True" else None
+
+
 def _end_canary(s: ModelRolloutStatus, now: str, outcome: str, reason: str) -> ModelRolloutStatus:
     """The canary leaves (promoted or superseded), recorded in history; the rollout is at rest."""
     if s.canary is not None:
