@@ -68,3 +68,18 @@ def test_an_invalid_rollout_is_refused_naming_the_field(
     # Then the API server refuses it, naming the bad field
     assert code != 0, f"admitted: {case.why}"
     assert case.field in err, f"the error does not name {case.field}: {err}"
+
+
+@pytest.mark.usefixtures("modelrollout_crd")
+def test_a_name_too_long_for_the_services_it_derives_is_refused(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    # Given a name of 57 characters, whose NAME-canary Service could not exist
+    too_long = rollout(name="f" * 57)
+    # When it is applied, Then the API server refuses it and says why
+    code, err = _apply(cluster, namespace, too_long)
+    assert code != 0, "a 57-character name was admitted"
+    assert "metadata.name must be at most 56 characters" in err, err
+    # And 56 characters, the longest that works, is admitted
+    code, err = _apply(cluster, namespace, rollout(name="f" * 56))
+    assert code == 0, err

@@ -14,7 +14,8 @@ AT = "2026-11-24T10:00:00Z"
 
 
 def compare(**fields: Any) -> CompareSignal:
-    return CompareSignal.model_validate({"successes": "ok", "total": "all", **fields})
+    return CompareSignal.model_validate({"successes": "ok", "total": "all", "margin": 0.0,
+                                         **fields})  # fmt: skip
 
 
 def test_compare_passes_a_canary_as_good_as_stable_within_the_margin() -> None:
@@ -58,7 +59,7 @@ def test_lower_is_better_flips_the_sign() -> None:
 
 
 def test_histogram_compare_fails_a_slower_canary_and_refuses_different_edges() -> None:
-    signal = CompareSignal.model_validate({"histogram": "h", "higherIsBetter": False})
+    signal = CompareSignal.model_validate({"histogram": "h", "higherIsBetter": False, "margin": 0})
     stable = Histogram((0.1, 0.2, 0.5), (600.0, 300.0, 90.0, 10.0))
     slower = Histogram((0.1, 0.2, 0.5), (200.0, 300.0, 400.0, 100.0))
     assert signals.judge_compare_histogram("latency", signal, slower, stable, AT).verdict == "Fail"

@@ -15,7 +15,7 @@ ARM = 'model="{{ model }}",version="{{ version }}"'
 ACCURACY = {
     "name": "accuracy",
     "compare": {"successes": f'model_feedback_total{{{ARM},outcome="correct"}}',
-                "total": f"model_feedback_total{{{ARM}}}"},
+                "total": f"model_feedback_total{{{ARM}}}", "margin": 0.01},
 }  # fmt: skip
 
 

@@ -68,19 +68,24 @@ class Evaluation:
 
     def _one(self, signal: Signal) -> SignalResult:
         try:
-            if signal.threshold is not None:
-                query = render(signal.threshold.query, self.c.values)
-                measured = self.source.measure(query)
-                return judge_threshold(signal.name, signal.threshold, measured, self.c.at)
-            self._matched = False
-            if signal.compare is not None:
-                return self._gathering(self._compare(signal.name, signal.compare))
-            if signal.drift is not None:
-                return self._gathering(self._drift(signal.name, signal.drift))
-            if signal.fairness is not None:
-                return self._gathering(self._fairness(signal.name, signal.fairness))
+            return self._judge(signal)
         except (MeasurementError, TemplateError, ValueError) as error:
             return signals.error(signal.name, signal.kind, str(error), self.c.at)
+        except Exception as error:  # a fault in one signal is that signal's Error verdict
+            return signals.error(signal.name, signal.kind, unexpected(error), self.c.at)
+
+    def _judge(self, signal: Signal) -> SignalResult:
+        if signal.threshold is not None:
+            query = render(signal.threshold.query, self.c.values)
+            measured = self.source.measure(query)
+            return judge_threshold(signal.name, signal.threshold, measured, self.c.at)
+        self._matched = False
+        if signal.compare is not None:
+            return self._gathering(self._compare(signal.name, signal.compare))
+        if signal.drift is not None:
+            return self._gathering(self._drift(signal.name, signal.drift))
+        if signal.fairness is not None:
+            return self._gathering(self._fairness(signal.name, signal.fairness))
         return signals.error(signal.name, "unknown", "a signal of no known kind", self.c.at)
 
     def _gathering(self, result: SignalResult) -> SignalResult:
@@ -186,13 +191,29 @@ class Evaluation:
         try:
             canary = self._increases(check.requests, self.c.canary_version, since=since)
             stable = self._increases(check.requests, self.c.stable_version, since=since)
-        except (MeasurementError, TemplateError) as error:
+            if not canary and not stable:
+                return None  # no request counter exported: the check is skipped (analysis.md)
+            return signals.judge_sample_ratio(
+                check, canary.get("", 0.0), stable.get("", 0.0), self.c.weight, self.c.at
+            )
+        except (MeasurementError, TemplateError, ValueError) as error:
             return signals.error(signals.SAMPLE_RATIO, "sampleRatio", str(error), self.c.at)
-        if not canary and not stable:
-            return None  # no request counter exported: the check is skipped (docs/analysis.md)
-        return signals.judge_sample_ratio(
-            check, canary.get("", 0.0), stable.get("", 0.0), self.c.weight, self.c.at
-        )
+        except Exception as error:
+            return signals.error(signals.SAMPLE_RATIO, "sampleRatio", unexpected(error), self.c.at)
+
+
+def unexpected(error: BaseException) -> str:
+    """A short, readable line for an error nobody planned for: what failed, not a traceback."""
+    lines = str(error).strip().splitlines()
+    detail = lines[0][:200] if lines else ""
+    kind = type(error).__name__
+    said = f": {detail}" if detail else ""
+    return f"could not measure or judge{said} ({kind})"
+
+
+def failed_everywhere(analysis: Analysis, message: str, at: str) -> list[SignalResult]:
+    """Every signal an Error with one reason: nothing could be measured (no credentials)."""
+    return [signals.error(s.name, s.kind, message, at) for s in analysis.signals]
 
 
 def _reference(text: str, ref: ConfigMapKeyRef) -> dict[str, float]:

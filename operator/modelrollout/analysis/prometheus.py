@@ -87,6 +87,8 @@ class PrometheusSource:
                 return Increases(error="the selector did not give a range of samples")
             key = (series.get("metric") or {}).get(by, "") if by else ""
             samples = [(float(t), float(v)) for t, v in values]
+            if any(math.isinf(v) for _, v in samples):
+                return Increases(error=f"{selector.strip()}: a counter sample is infinite")
             totals[key] = totals.get(key, 0.0) + counter_increase(samples, cut)
         return Increases(totals)
 

@@ -14,6 +14,8 @@ import yaml
 from modelrollout.api.v1alpha1 import (
     GROUP,
     KIND,
+    MAX_NAME_LENGTH,
+    NAME_MESSAGE,
     PLURAL,
     VERSION,
     ModelRolloutSpec,
@@ -113,6 +115,12 @@ def build_crd() -> dict[str, Any]:
                             "type": "object",
                             "description": "Rolls out a new version of a model on evidence.",
                             "required": ["spec"],
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+                                    "message": NAME_MESSAGE,
+                                }
+                            ],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

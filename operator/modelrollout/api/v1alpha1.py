@@ -7,11 +7,14 @@ same rules the models enforce in the operator.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from modelrollout.api.durations import parse_duration
 
 GROUP = "modelrollout.io"
 VERSION = "v1alpha1"
@@ -23,6 +26,12 @@ DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 # A label value, since model name and version are injected as pod labels.
 LABEL_VALUE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# The operator names Services NAME-stable and NAME-canary, which must be DNS labels (63).
+MAX_NAME_LENGTH = 63 - len("-canary")
+NAME_MESSAGE = (
+    f"metadata.name must be at most {MAX_NAME_LENGTH} characters: the operator names the "
+    "Services NAME-stable and NAME-canary, and a Service name is at most 63"
+)
 TEMPLATE_VARIABLES = (
     "model",
     "namespace",
@@ -281,12 +290,37 @@ def _check_selector(query: str | None) -> str | None:
     return query
 
 
+MARGIN_MESSAGE = (
+    "margin is required: the loss you tolerate, in the KPI's units (0.01 for one point of "
+    "accuracy; for a histogram, a share of requests, 0.02 for two points of probability); 0 "
+    "promotes by itself only a canary shown better than stable"
+)
+
+
+def _cel_requiring(field: str, message: str, *rules: tuple[str, str]) -> Any:
+    """CEL rules, plus `field` required by a rule of its own (so the API server's message says
+    what the field is) instead of by the schema's `required` (which only says "Required")."""
+    extra = _cel(*rules, (f"has(self.{field})", message, f".{field}"))
+
+    def modify(schema: dict[str, Any]) -> None:
+        required = [f for f in schema.get("required", []) if f != field]
+        if required:
+            schema["required"] = required
+        else:
+            schema.pop("required", None)
+        schema.update(extra)
+
+    return modify
+
+
 class CompareSignal(_Model):
     """Canary against stable since the canary took traffic, with an always-valid sequential test:
     a rate (`successes` of `total`) or a histogram (Mann-Whitney on its buckets)."""
 
     model_config = ConfigDict(
-        json_schema_extra=_cel(
+        json_schema_extra=_cel_requiring(
+            "margin",
+            MARGIN_MESSAGE,
             (
                 "has(self.successes) == has(self.total)",
                 "successes and total go together",
@@ -301,8 +335,10 @@ class CompareSignal(_Model):
     total: str | None = _selector(default=None)
     histogram: str | None = _selector(default=None)
     higher_is_better: bool = True
-    margin: float = Field(default=0.0, ge=0, le=1)
-    alpha: float = Field(default=0.05, gt=0, le=0.5)
+    # Required, with no default: how much worse the canary may be is the user's call, not ours
+    # (docs/api.md). The CRD says so in a CEL rule rather than `required`, for the message.
+    margin: float = Field(ge=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
     min_samples: int = Field(default=200, ge=0, le=100_000_000)
 
     _selectors = field_validator("successes", "total", "histogram")(_check_selector)
@@ -403,7 +439,7 @@ class FairnessSignal(_Model):
     margin: float = Field(default=0.02, ge=0, le=1)
     max: float | None = Field(default=None, ge=0, le=1)
     min: float | None = Field(default=None, ge=0, le=1)
-    alpha: float = Field(default=0.05, gt=0, le=0.5)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
     min_samples: int = Field(default=100, ge=0, le=100_000_000)
 
     _selectors = field_validator("selected", "total")(_check_selector)
@@ -451,13 +487,31 @@ class SampleRatio(_Model):
             (_TEMPLATE_RULE, _TEMPLATE_MESSAGE), (_SELECTOR_RULE, _SELECTOR_MESSAGE)
         ),
     )
-    p_value: float = Field(default=0.001, gt=0, le=0.5)
+    p_value: float = Field(default=0.001, gt=0, lt=0.5)
     min_samples: int = Field(default=200, ge=0, le=100_000_000)
 
     _selectors = field_validator("requests")(_check_selector)
 
 
+# `0s` would evaluate at every tick, so the operator's tick, not the user, would set how long an
+# outage may last before consecutiveErrorLimit rolls back. Sub-second looks read the same scrape
+# again. docs/api.md says why the floor is not higher.
+MIN_INTERVAL_SECONDS = 1
+_INTERVAL_MESSAGE = (
+    f"interval must be at least {MIN_INTERVAL_SECONDS}s (0s would evaluate at every tick)"
+)
+
+
 class Analysis(_Model):
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                f"duration(self.interval) >= duration('{MIN_INTERVAL_SECONDS}s')",
+                _INTERVAL_MESSAGE,
+                ".interval",
+            )
+        )
+    )
     interval: str = Field(default="1m", pattern=DURATION_PATTERN, max_length=32)
     prometheus: PrometheusSource
     failure_limit: int = Field(default=0, ge=0, le=100)
@@ -473,6 +527,13 @@ class Analysis(_Model):
             "x-kubernetes-list-map-keys": ["name"],
         },
     )
+
+    @field_validator("interval")
+    @classmethod
+    def _long_enough(cls, interval: str) -> str:
+        if parse_duration(interval) < MIN_INTERVAL_SECONDS:
+            raise ValueError(_INTERVAL_MESSAGE)
+        return interval
 
     @model_validator(mode="after")
     def _unique_names(self) -> Analysis:
@@ -590,6 +651,14 @@ class SignalResult(_Status):
     excluded: list[str] | None = None
     message: str | None = None
     at: str
+
+    @field_validator("value", "min", "max", "canary", "stable", "lower", "upper", "bound",
+                     "p_value")  # fmt: skip
+    @classmethod
+    def _finite(cls, number: float | None) -> float | None:
+        """JSON has no Infinity or NaN, and the API server refuses a status that holds one: a
+        number that is not finite is absent, and the message says what it was."""
+        return number if number is None or math.isfinite(number) else None
 
 
 class AnalysisStatus(_Status):

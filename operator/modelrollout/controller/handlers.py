@@ -14,7 +14,7 @@ from kubernetes import client, config
 
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
 from modelrollout.controller import metrics
-from modelrollout.controller.tick import Rollout, Ticker
+from modelrollout.controller.tick import Ticker
 from modelrollout.domain.machine import Event
 
 TICK_SECONDS = float(os.environ.get("MODELROLLOUT_TICK_SECONDS", "5"))
@@ -57,13 +57,12 @@ def tick_rollout(
         try:
             # Read the object afresh: kopf's live body follows the watch stream and can still
             # show the status before our last write, and a tick on a stale status would repeat
-            # transitions (Events, history) that were already made.
-            current = ticker.read(namespace, name)
-            if current is None:
-                break  # deleted
+            # transitions (Events, history) that were already made. A fault at any stage is
+            # handled by the ticker itself (said in status, Event, metric; fail-safe past a limit).
             with metrics.TICK_SECONDS.time():
-                ticker.tick(Rollout.from_body(current))
-        except Exception:  # one failed tick must not end the daemon; the next one retries
+                if not ticker.run(namespace, name):
+                    break  # deleted
+        except Exception:  # never expected; one failed tick must not end the daemon
             logger.exception("tick failed")
         stopped.wait(TICK_SECONDS)
     # kopf stops the daemon when deletion starts (the live body has a deletionTimestamp), or the

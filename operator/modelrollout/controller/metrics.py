@@ -76,6 +76,19 @@ SIGNAL_VERDICT = Gauge(
 )
 EVALUATIONS = Counter("modelrollout_evaluations", "evaluations, by rollout", _ROLLOUT,
                       registry=REGISTRY)  # fmt: skip
+FAULTY_TICKS = Gauge(
+    "modelrollout_tick_faults",
+    "ticks in a row that could not complete (0 once one does); past the limit the canary is "
+    "rolled back",
+    _ROLLOUT,
+    registry=REGISTRY,
+)
+FAULTS = Counter("modelrollout_tick_faults_by_stage", "ticks that failed, by the stage they "
+                 "failed at", [*_ROLLOUT, "stage"], registry=REGISTRY)  # fmt: skip
+NOTIFICATION_FAILURES = Counter(
+    "modelrollout_notification_failures", "webhook notifications that raised", _ROLLOUT,
+    registry=REGISTRY,
+)  # fmt: skip
 
 M = TypeVar("M", Gauge, Counter)
 # Every label set written, per rollout, so that `forget` can remove exactly those.
@@ -109,6 +122,17 @@ def state(namespace: str, rollout: str, *, phase: str, weight: int, step: int, s
 def decided(namespace: str, rollout: str, events: list[Event]) -> None:
     for event in events:
         _labels(DECISIONS, (namespace, rollout, event.reason)).inc()
+
+
+def faulty(namespace: str, rollout: str, in_a_row: int, stage: str | None = None) -> None:
+    """A tick that could not complete (its stage), or 0 once one does."""
+    _labels(FAULTY_TICKS, (namespace, rollout)).set(in_a_row)
+    if stage is not None:
+        _labels(FAULTS, (namespace, rollout, stage)).inc()
+
+
+def notification_failed(namespace: str, rollout: str) -> None:
+    _labels(NOTIFICATION_FAILURES, (namespace, rollout)).inc()
 
 
 def forget(namespace: str, rollout: str) -> None:

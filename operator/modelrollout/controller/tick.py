@@ -8,7 +8,9 @@ it in a worker thread, so the event loop never blocks.
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,11 +21,19 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from modelrollout.analysis.evaluate import Context, Evaluation, MeasurementError
+from modelrollout.analysis.evaluate import (
+    Context,
+    Evaluation,
+    MeasurementError,
+    failed_everywhere,
+    unexpected,
+)
 from modelrollout.analysis.prometheus import Credentials, PrometheusSource
 from modelrollout.analysis.webhooks import notify, payload
 from modelrollout.api.v1alpha1 import (
     GROUP,
+    MAX_NAME_LENGTH,
+    NAME_MESSAGE,
     PLURAL,
     VERSION,
     ConfigMapKeyRef,
@@ -44,6 +54,7 @@ from modelrollout.domain.machine import (
     evaluation_due,
     machine_message,
     timestamp,
+    with_condition,
 )
 from modelrollout.domain.revision import REVISION_LABEL, deployment_name, revision_of
 from modelrollout.k8s.objects import ROLLOUT_LABEL, Owner, apply, error_message, scale
@@ -58,9 +69,13 @@ UNSUPPORTED_ROUTER = (
     "Nothing was created."
 )
 INVALID_SPEC = "invalid spec"
+TICK_FAILED = "the operator could not complete a tick"
 # Messages the ticker writes when it cannot act at all. Unlike the machine's own message (the
 # rollback reason), each stops being true once a tick goes through, and is then taken back.
-REFUSALS = (FORBIDDEN, UNSUPPORTED_ROUTER, INVALID_SPEC)
+REFUSALS = (FORBIDDEN, UNSUPPORTED_ROUTER, INVALID_SPEC, TICK_FAILED)
+# Ticks in a row that may fail before a canary the operator cannot watch loses its traffic.
+FAULT_LIMIT = int(os.environ.get("MODELROLLOUT_FAULT_LIMIT", "3"))
+FAULT_CONDITION = "OperatorFault"
 
 EventSink = Callable[[Event], None]
 
@@ -100,12 +115,53 @@ def command_of(annotations: dict[str, str]) -> Command | None:
 class Ticker:
     """Ticks rollouts: the API client and clients built on it, and where Events go."""
 
-    def __init__(self, api: client.ApiClient, emit: EventSink) -> None:
+    def __init__(self, api: client.ApiClient, emit: EventSink, *,
+                 fault_limit: int = FAULT_LIMIT) -> None:  # fmt: skip
         self.api = api
-        self.emit = emit
+        self._emit = emit
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
         self.objects = client.CustomObjectsApi(api)
+        self.fault_limit = max(1, fault_limit)
+        self.faults = 0  # ticks in a row that did not complete (one Ticker per rollout)
+        self.stage = "read"
+        self.last: Rollout | None = None  # the latest read, for when reading itself fails
+
+    def emit(self, event: Event) -> None:
+        """Post an Event; best effort: a failure to post never fails the tick."""
+        try:
+            self._emit(event)
+        except Exception:
+            log.exception("could not post the Event %s", event.reason)
+
+    def run(self, namespace: str, name: str, now: datetime | None = None) -> bool:
+        """Read the object and tick it. False once it is gone.
+
+        A fault at any stage is said where users look within the tick (status message and
+        condition `OperatorFault`, a Warning Event, `modelrollout_tick_faults`), a pending
+        `abort` is still applied, and after `fault_limit` faulty ticks in a row the canary is
+        rolled back: traffic goes to stable first, then the rollback is recorded."""
+        moment = now or datetime.now(UTC)
+        self.stage = "read"
+        try:
+            body = self.read(namespace, name)
+        except Exception as error:
+            self._fault(self.last, error, moment)
+            return True
+        if body is None:
+            return False
+        rollout = Rollout.from_body(body)
+        self.last = rollout
+        try:
+            self.tick(rollout, moment)
+        except Exception as error:
+            self._fault(rollout, error, moment)
+            return True
+        if self.faults:
+            log.info("%s/%s: ticks complete again after %d faults", namespace, name, self.faults)
+        self.faults = 0
+        metrics.faulty(namespace, name, 0)
+        return True
 
     def read(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The object as stored now, or None once it is gone."""
@@ -143,6 +199,10 @@ class Ticker:
         self.emit(Event("Warning", "Forbidden", message))
 
     def _tick(self, rollout: Rollout, moment: datetime) -> ModelRolloutStatus | None:
+        self.stage = "observe"
+        if len(rollout.owner.name) > MAX_NAME_LENGTH:  # admitted before the CRD had the rule
+            self._refuse(rollout, f"{INVALID_SPEC}: {NAME_MESSAGE}")
+            return None
         try:
             spec = ModelRolloutSpec.model_validate(rollout.raw_spec)
         except ValidationError as error:  # admission should have refused it; say so, touch nothing
@@ -166,13 +226,19 @@ class Ticker:
         )
         if seen.results is not None:  # what was measured, whatever this tick goes on to decide
             metrics.record(rollout.owner.namespace, rollout.owner.name, seen.results)
+        self.stage = "decide"
         step = advance(spec, status, seen)
-        new_status = step.status.model_copy(update={"observed_generation": rollout.generation})
+        new_status = _without_fault(step.status, timestamp(moment)).model_copy(
+            update={"observed_generation": rollout.generation}
+        )
         # Status first, on the version read: a tick that acted on a stale read (a second ticker,
         # an operator restarting over a dying one) gets a conflict and changes nothing.
+        self.stage = "write status"
         written = self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True))
         if written is None:
             return None
+        dumped = new_status.model_dump(mode="json", by_alias=True)
+        self.last = replace(rollout, resource_version=written, raw_status=dumped)
         owner = rollout.owner
         metrics.state(owner.namespace, owner.name, phase=new_status.phase,
                       weight=new_status.canary_weight, step=new_status.current_step or 0,
@@ -181,6 +247,7 @@ class Ticker:
                       canary=new_status.canary.version if new_status.canary else "")  # fmt: skip
         metrics.decided(owner.namespace, owner.name, step.events)
         world = desired_world(spec, new_status)
+        self.stage = "converge"
         if world is not None:
             self._converge(rollout.owner, spec, desired.revision, world, router)
         if new_status.message is not None and new_status.message.startswith(REFUSALS):
@@ -189,13 +256,94 @@ class Ticker:
             new_status = new_status.model_copy(update={"message": machine_message(new_status)})
             self._write_status(replace(rollout, resource_version=written),
                                {"message": new_status.message})  # fmt: skip
-        version = (new_status.canary or new_status.stable or desired).version
-        for event in step.events:
+        self.stage = "notify"
+        self._announce(rollout, spec, step.events, (new_status.canary or new_status.stable
+                                                    or desired).version)  # fmt: skip
+        return new_status
+
+    def _announce(self, rollout: Rollout, spec: ModelRolloutSpec, events: list[Event],
+                  version: str) -> None:  # fmt: skip
+        """Events and webhooks for what was decided; best effort, after the decision is
+        recorded, so a failing receiver never undoes or repeats it."""
+        for event in events:
             self.emit(event)
             body = payload(rollout.owner.namespace, rollout.owner.name, event.reason,
                            event.message, version)  # fmt: skip
-            notify(spec.notifications, body)
-        return new_status
+            try:
+                notify(spec.notifications, body)
+            except Exception:
+                log.exception("%s/%s: notifying %s failed", rollout.owner.namespace,
+                              rollout.owner.name, event.reason)  # fmt: skip
+                metrics.notification_failed(rollout.owner.namespace, rollout.owner.name)
+
+    # -- when a tick cannot complete -------------------------------------------------------------
+
+    def _fault(self, rollout: Rollout | None, error: BaseException, now: datetime) -> None:
+        self.faults += 1
+        stage = self.stage
+        where = f"{rollout.owner.namespace}/{rollout.owner.name}" if rollout else "a rollout"
+        log.error("%s: tick failed at %s (%d in a row)", where, stage, self.faults,
+                  exc_info=error)  # fmt: skip
+        if rollout is None:
+            return  # nothing was ever read: there is no object to speak through yet
+        owner = rollout.owner
+        metrics.faulty(owner.namespace, owner.name, self.faults, stage)
+        detail = _readable(error)
+        message = (
+            f"{TICK_FAILED} ({self.faults} in a row, limit {self.fault_limit}) at {stage}: {detail}"
+        )
+        if self.faults in {1, self.fault_limit}:
+            self.emit(Event("Warning", "TickFailed", message))
+        command = command_of(rollout.annotations)
+        aborting = command is not None and command.kind == "abort"
+        past_limit = self.faults >= self.fault_limit
+        try:
+            if past_limit or aborting:
+                reason = (
+                    f"{TICK_FAILED} {self.faults} times in a row; the canary takes no traffic "
+                    f"while it cannot be watched. Last fault, at {stage}: {detail}"
+                )
+                self._fail_safe(rollout, now, reason if past_limit else None, message)
+            else:
+                self._say_fault(rollout, message, now)
+        except Exception:
+            log.exception("%s: could not record the fault", where)
+
+    def _say_fault(self, rollout: Rollout, message: str, now: datetime) -> None:
+        status = ModelRolloutStatus.model_validate(rollout.raw_status)
+        faulty = with_condition(status, FAULT_CONDITION, "True", reason="TickFailed",
+                                message=message, now=timestamp(now))  # fmt: skip
+        dumped = faulty.model_dump(mode="json", by_alias=True)
+        self._write_status(rollout, {"message": message, "conditions": dumped["conditions"]})
+
+    def _fail_safe(self, rollout: Rollout, now: datetime, fault: str | None,
+                   message: str) -> None:  # fmt: skip
+        """Take the canary's traffic away, then record why, each step on its own so that one
+        failing does not stop the next: first the route (what users' requests see), then status
+        through the machine (a rollback, or the human's abort), then the rest of the world."""
+        owner = rollout.owner
+        spec = ModelRolloutSpec.model_validate(rollout.raw_spec)
+        status = ModelRolloutStatus.model_validate(rollout.raw_status)
+        router = self._router(owner, spec)
+        if fault is not None and router is not None:
+            try:
+                router.set_weight(0)
+            except Exception:
+                log.exception("%s/%s: could not take traffic off the canary", owner.namespace,
+                              owner.name)  # fmt: skip
+        desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
+        seen = Observations(now=now, desired=desired, command=command_of(rollout.annotations),
+                            fault=fault)  # fmt: skip
+        step = advance(spec, status, seen)
+        new_status = with_condition(step.status, FAULT_CONDITION, "True", reason="TickFailed",
+                                    message=message, now=timestamp(now))  # fmt: skip
+        written = self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True))
+        if written is None:
+            return
+        self._announce(rollout, spec, step.events, desired.version)
+        world = desired_world(spec, new_status)
+        if world is not None and router is not None:
+            self._converge(owner, spec, desired.revision, world, router)
 
     # -- observing -----------------------------------------------------------------------------
 
@@ -225,18 +373,34 @@ class Ticker:
 
     def _evaluate(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus,
                   now: datetime) -> list[SignalResult] | None:  # fmt: skip
-        if spec.analysis is None or not evaluation_due(spec, status, now):
+        analysis = spec.analysis
+        if analysis is None or not evaluation_due(spec, status, now):
             return None
-        source = PrometheusSource(
-            spec.analysis.prometheus.address,
-            timeout=spec.analysis.prometheus.timeout,
-            credentials=self._credentials(rollout.owner, spec),
-        )
         canary, stable = status.canary, status.stable
         if canary is None or stable is None:
             return None
+        self.stage = "credentials"
+        try:
+            credentials = self._credentials(rollout.owner, spec)
+        except MeasurementError as error:
+            return failed_everywhere(analysis, str(error), timestamp(now))
+        self.stage = "measure"
+        try:
+            return self._measure(rollout, spec, status, credentials=credentials, now=now)
+        except Exception as error:
+            return failed_everywhere(analysis, unexpected(error), timestamp(now))
+
+    def _measure(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus, *,
+                 credentials: Credentials | None, now: datetime) -> list[SignalResult]:  # fmt: skip
+        canary, stable, analysis = status.canary, status.stable, spec.analysis
+        if canary is None or stable is None or analysis is None:
+            return []  # checked by the caller
+        source = PrometheusSource(
+            analysis.prometheus.address, timeout=analysis.prometheus.timeout,
+            credentials=credentials,
+        )  # fmt: skip
         context = Context(
-            values=self._template_values(rollout.owner, spec, spec.analysis.interval, status),
+            values=self._template_values(rollout.owner, spec, analysis.interval, status),
             canary_version=canary.version,
             stable_version=stable.version,
             canary_since=_parse_time(status.canary_since, now),
@@ -246,7 +410,7 @@ class Ticker:
             at=timestamp(now),
         )
         load = partial(self._reference, rollout.owner.namespace)
-        return Evaluation(source, context, load).run(spec.analysis)
+        return Evaluation(source, context, load).run(analysis)
 
     def _reference(self, namespace: str, ref: ConfigMapKeyRef) -> str:
         try:
@@ -282,9 +446,17 @@ class Ticker:
         ref = spec.analysis.prometheus.auth_secret_ref if spec.analysis else None
         if ref is None:
             return None
-        secret = self.core.read_namespaced_secret(ref.name, owner.namespace)
-        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-        return Credentials.from_secret_data(data)
+        where = f"Prometheus credentials: Secret {owner.namespace}/{ref.name}"
+        try:
+            secret = self.core.read_namespaced_secret(ref.name, owner.namespace)
+        except ApiException as error:
+            said = "not found" if error.status == 404 else error_message(error)
+            raise MeasurementError(f"{where}: {said}") from error
+        try:
+            data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+            return Credentials.from_secret_data(data)
+        except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+            raise MeasurementError(f"{where}: {error}") from error
 
     # -- converging ----------------------------------------------------------------------------
 
@@ -338,6 +510,21 @@ class Ticker:
                 return None
             raise RuntimeError(f"writing status: {error_message(error)}") from error
         return str(cast(dict[str, Any], stored)["metadata"]["resourceVersion"])
+
+
+def _without_fault(s: ModelRolloutStatus, now: str) -> ModelRolloutStatus:
+    """A tick that goes through ends a fault that was said."""
+    if not any(c.type == FAULT_CONDITION and c.status == "True" for c in s.conditions):
+        return s
+    return with_condition(s, FAULT_CONDITION, "False", reason="TickCompleted", now=now)
+
+
+def _readable(error: BaseException) -> str:
+    if isinstance(error, ApiException):
+        return f"the API server said {error.status}: {error_message(error)}"
+    if isinstance(error, RuntimeError | RouterError) and str(error):
+        return str(error).splitlines()[0][:300]
+    return unexpected(error)
 
 
 def _parse_time(text: str | None, default: datetime) -> datetime:

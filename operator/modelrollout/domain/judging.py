@@ -39,11 +39,25 @@ def judge_threshold(
     value = measured.value
     if value is None or math.isnan(value):
         return verdict("NoData", message="the query returned no number")
+    if math.isinf(value):
+        kind, message = _infinite(signal, value)
+        return verdict(kind, message=message)
     if signal.min is not None and value < signal.min:
         return verdict("Fail", value, f"{value:.6g} below min {signal.min:.6g}")
     if signal.max is not None and value > signal.max:
         return verdict("Fail", value, f"{value:.6g} above max {signal.max:.6g}")
     return verdict("Pass", value)
+
+
+def _infinite(signal: ThresholdSignal, value: float) -> tuple[Verdict, str]:
+    """A ratio over nothing (a 5xx rate over a stable rate of 0) gives +Inf: never a Pass. Past
+    a bound it is a Fail like any number there; otherwise it says nothing we can judge."""
+    shown = "+Inf" if value > 0 else "-Inf"
+    if value > 0 and signal.max is not None:
+        return "Fail", f"{shown} above max {signal.max:.6g}"
+    if value < 0 and signal.min is not None:
+        return "Fail", f"{shown} below min {signal.min:.6g}"
+    return "Error", f"the query returned {shown} (a division by zero?); make it finite"
 
 
 class Outcome(Enum):

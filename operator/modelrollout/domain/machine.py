@@ -59,6 +59,9 @@ class Observations:
     weight: int | None = None
     results: list[SignalResult] | None = None
     command: Command | None = None
+    # Set by the ticker when it could not complete its ticks past its limit: a canary it cannot
+    # watch is rolled back (after a human's command, which is applied first) rather than left.
+    fault: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ def _on_new_revision(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus | No
             "Normal", "Initialized", f"revision {desired.revision} ({desired.version}) is stable"
         )
         s = s.model_copy(update={"stable": desired, "phase": "Promoted", "canary_weight": 0})
-        return _with_condition(s, "Ready", "True", reason="Initialized", now=now)
+        return with_condition(s, "Ready", "True", reason="Initialized", now=now)
     in_flight = s.canary is not None and s.phase in ("Progressing", "Paused")
     if desired.revision == s.stable.revision:
         if in_flight:
@@ -160,7 +163,7 @@ def _progress(t: _Tick, s: ModelRolloutStatus, canary: RevisionRef,
         s, done = _apply_command(t, s, command)
         if done:
             return s
-    for check in (_stalled, _judged):
+    for check in (_faulted, _stalled, _judged):
         ended = check(t, s)
         if ended[1]:
             return ended[0]
@@ -168,6 +171,13 @@ def _progress(t: _Tick, s: ModelRolloutStatus, canary: RevisionRef,
     if s.phase == "Paused":
         return s
     return _run_steps(t, s)
+
+
+def _faulted(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
+    """The operator cannot watch this canary (its ticks keep failing): roll it back."""
+    if t.seen.fault is None:
+        return s, False
+    return _rollback(s, t.now, t.seen.fault, t.emit), True
 
 
 def _stalled(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
@@ -182,7 +192,7 @@ def _stalled(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]
         return _rollback(s, t.now, reason, t.emit), True
     if _promoting(t.spec, s):
         return s, False  # promotion waits for the full-size canary itself
-    return _with_condition(s, "Progressing", "True", reason="WaitingForCanary", now=t.now), True
+    return with_condition(s, "Progressing", "True", reason="WaitingForCanary", now=t.now), True
 
 
 def _judged(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
@@ -236,19 +246,19 @@ def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         # The gate: hold at the current weight while evidence gathers. Each Inconclusive
         # evaluation now counts, so past inconclusiveLimit the rollout pauses for a human.
         reason = f"waiting for evidence before promoting: {unproven}"
-        return _with_condition(s, "Progressing", "True", reason="WaitingForEvidence",
+        return with_condition(s, "Progressing", "True", reason="WaitingForEvidence",
                                message=reason, now=t.now)  # fmt: skip
     s = s.model_copy(update={"canary_weight": 100, "weight_since": t.now})
     if not t.seen.canary_available or t.seen.weight != 100:
-        return _with_condition(s, "Progressing", "True", reason="Promoting", now=t.now)
+        return with_condition(s, "Progressing", "True", reason="Promoting", now=t.now)
     delay = timedelta(seconds=parse_duration(t.spec.scale_down_delay))
     old_goes = ScaleDown(revision=old.revision, after=timestamp(t.seen.now + delay))
     steps = len(t.spec.strategy.steps)
     s = _end_canary(s, t.now, "Promoted", f"all {steps} steps passed")
     s = s.model_copy(update={"stable": canary, "scale_down": [*s.scale_down, old_goes]})
     t.emit("Normal", "Promoted", f"revision {canary.revision} ({canary.version}) is stable")
-    s = _with_condition(s, "Progressing", "False", reason="Promoted", now=t.now)
-    return _with_condition(s, "Degraded", "False", reason="Promoted", now=t.now)
+    s = with_condition(s, "Progressing", "False", reason="Promoted", now=t.now)
+    return with_condition(s, "Degraded", "False", reason="Promoted", now=t.now)
 
 
 # --- transitions ------------------------------------------------------------------------------
@@ -298,7 +308,7 @@ def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> Mode
             "analysis": AnalysisStatus(),
         }
     )
-    s = _with_condition(
+    s = with_condition(
         s,
         "Progressing",
         "True",
@@ -306,7 +316,7 @@ def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> Mode
         message=f"revision {desired.revision}",
         now=now,
     )
-    return _with_condition(s, "Degraded", "False", reason="CanaryStarted", now=now)
+    return with_condition(s, "Degraded", "False", reason="CanaryStarted", now=now)
 
 
 def _rollback(s: ModelRolloutStatus, now: str, reason: str, emit: Emit) -> ModelRolloutStatus:
@@ -316,8 +326,8 @@ def _rollback(s: ModelRolloutStatus, now: str, reason: str, emit: Emit) -> Model
     s = s.model_copy(
         update={"phase": "RolledBack", "canary_weight": 0, "pause": None, "message": reason}
     )
-    s = _with_condition(s, "Progressing", "False", reason="RolledBack", message=reason, now=now)
-    return _with_condition(s, "Degraded", "True", reason="RolledBack", message=reason, now=now)
+    s = with_condition(s, "Progressing", "False", reason="RolledBack", message=reason, now=now)
+    return with_condition(s, "Degraded", "True", reason="RolledBack", message=reason, now=now)
 
 
 def machine_message(s: ModelRolloutStatus) -> str | None:
@@ -377,8 +387,8 @@ def _with_results(s: ModelRolloutStatus, counters: Counters, results: list[Signa
     return s.model_copy(update={"analysis": analysis})
 
 
-def _with_condition(s: ModelRolloutStatus, kind: str, value: Literal["True", "False"], *,
-                    reason: str, now: str, message: str = "") -> ModelRolloutStatus:  # fmt: skip
+def with_condition(s: ModelRolloutStatus, kind: str, value: Literal["True", "False"], *,
+                   reason: str, now: str, message: str = "") -> ModelRolloutStatus:  # fmt: skip
     """Set one condition; its transition time changes only when its status does."""
     kept = [c for c in s.conditions if c.type != kind]
     old = next((c for c in s.conditions if c.type == kind), None)
@@ -500,4 +510,5 @@ __all__ = [
     "desired_world",
     "evaluation_due",
     "timestamp",
+    "with_condition",
 ]

@@ -51,6 +51,8 @@ def cs_multiplier(n: float, alpha: float, tuning: float = TUNING_SAMPLES) -> flo
     half-width = sigma * sqrt(2 (n rho^2 + 1) / (n^2 rho^2) * ln(sqrt(n rho^2 + 1) / a)), and
     sigma = sqrt(n) * SE. The bound holds at every n at once, so looking every interval is safe.
     """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be strictly between 0 and 0.5, got {alpha / 2:g}")
     if n <= 0:
         return math.inf
     log_a = -2.0 * math.log(alpha)

@@ -165,16 +165,36 @@ INVALID: list[Invalid] = [
     Invalid("a misspelt field", _set("spec.strategy.stepz", []), "spec.strategy.stepz"),
     Invalid("a compare on a sum instead of a series selector",
             _set("spec.analysis.signals.0", {"name": "acc", "compare": {
-                "successes": "sum(model_feedback_total)", "total": "model_feedback_total"}}),
+                "successes": "sum(model_feedback_total)", "total": "model_feedback_total",
+                "margin": 0.01}}),
             "spec.analysis.signals[0].compare.successes"),
     Invalid("a compare with both a rate and a histogram",
             _set("spec.analysis.signals.0", {"name": "acc", "compare": {
-                "successes": "a", "total": "b", "histogram": "c_bucket"}}),
+                "successes": "a", "total": "b", "histogram": "c_bucket", "margin": 0.01}}),
             "spec.analysis.signals[0].compare"),
     Invalid("a compare with an alpha of zero",
             _set("spec.analysis.signals.0", {"name": "acc", "compare": {
-                "histogram": "c_bucket", "alpha": 0}}),
+                "histogram": "c_bucket", "alpha": 0, "margin": 0.01}}),
             "spec.analysis.signals[0].compare.alpha"),
+    Invalid("a compare with an alpha of one half, where its bound divides by zero",
+            _set("spec.analysis.signals.0", {"name": "acc", "compare": {
+                "histogram": "c_bucket", "alpha": 0.5, "margin": 0.01}}),
+            "spec.analysis.signals[0].compare.alpha"),
+    Invalid("a compare without a margin",
+            _set("spec.analysis.signals.0", {"name": "acc", "compare": {
+                "successes": "ok_total", "total": "all_total"}}),
+            "spec.analysis.signals[0].compare.margin"),
+    Invalid("a fairness with an alpha of one half",
+            _set("spec.analysis.signals.0", {"name": "f", "fairness": {
+                "selected": "s", "total": "t", "alpha": 0.5}}),
+            "spec.analysis.signals[0].fairness.alpha"),
+    Invalid("an analysis interval of 0s", _set("spec.analysis.interval", "0s"),
+            "spec.analysis.interval"),
+    Invalid("an analysis interval below a second", _set("spec.analysis.interval", "500ms"),
+            "spec.analysis.interval"),
+    Invalid("a sample ratio p-value of one half",
+            _set("spec.analysis.sampleRatio", {"pValue": 0.5}),
+            "spec.analysis.sampleRatio.pValue"),
     Invalid("a drift against a reference it does not name",
             _set("spec.analysis.signals.0", {"name": "d", "drift": {
                 "histogram": "h_bucket", "against": "reference"}}),
@@ -188,7 +208,7 @@ INVALID: list[Invalid] = [
                 "selected": "s", "total": "t", "metric": "parity"}}),
             "spec.analysis.signals[0].fairness.metric"),
     Invalid("a signal of two kinds",
-            _set("spec.analysis.signals.0.compare", {"histogram": "c_bucket"}),
+            _set("spec.analysis.signals.0.compare", {"histogram": "c_bucket", "margin": 0.01}),
             "spec.analysis.signals[0]"),
     Invalid("a sample ratio check with a rate",
             _set("spec.analysis.sampleRatio", {"requests": "rate(model_requests_total[1m])"}),
