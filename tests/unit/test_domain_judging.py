@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -108,3 +109,27 @@ def test_counters_count_evaluations_not_signals() -> None:
     two_fail = [result("Fail", "a"), result("Fail", "b"), result("Inconclusive", "c")]
     judged = tally(Counters(), two_fail, analysis(failureLimit=5))
     assert (judged.counters.failed, judged.counters.inconclusive) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "value", "verdict"),
+    [(MAX_1PCT, math.inf, "Fail"), (ThresholdSignal(query="up", min=0.9), -math.inf, "Fail"),
+     (ThresholdSignal(query="up", min=0.9), math.inf, "Error")],
+)  # fmt: skip
+def test_an_infinite_value_never_passes_and_never_reaches_status_as_a_number(
+    threshold: ThresholdSignal, value: float, verdict: str
+) -> None:
+    # Given a query that divides by zero (a 5xx ratio over a stable side with no errors)
+    judged = judge_threshold("ratio", threshold, Measurement(value=value), AT)
+    # Then its verdict is never a Pass, and its wire form is valid JSON for the API server
+    assert judged.verdict == verdict
+    assert "Inf" in (judged.message or "")
+    wire = json.dumps(judged.model_dump(mode="json", by_alias=True), allow_nan=False)
+    assert "Infinity" not in wire
+
+
+def test_a_result_holds_no_number_that_json_cannot_carry() -> None:
+    raw = {"name": "s", "verdict": "Fail", "value": math.inf, "lower": -math.inf,
+           "upper": math.nan, "bound": 0.1, "at": AT}  # fmt: skip
+    judged = SignalResult.model_validate(raw)
+    assert (judged.value, judged.lower, judged.upper, judged.bound) == (None, None, None, 0.1)

@@ -389,3 +389,25 @@ def test_weight_since_records_when_the_router_showed_the_weight() -> None:
     status = r.status
     assert status.weight_since is not None
     assert status.canary_weight == 50
+
+
+def test_a_canary_the_operator_cannot_watch_is_rolled_back_with_the_fault() -> None:
+    r = started()
+    r.tick(V2, weight=25)
+    # When the ticker reports that its ticks keep failing
+    seen = Observations(r.now, V2, True, 25, None, None, fault="ticks keep failing: 500")
+    step = advance(r.spec, r.status, seen)
+    # Then the canary is rolled back, with the fault as the reason, and takes no traffic
+    assert (step.status.phase, step.status.canary_weight) == ("RolledBack", 0)
+    assert step.status.message == "ticks keep failing: 500"
+    world = desired_world(r.spec, step.status)
+    assert world is not None
+    assert world.weight == 0
+
+
+def test_a_humans_abort_goes_before_a_fault() -> None:
+    r = started()
+    seen = Observations(r.now, V2, False, None, None, Command("c1", "abort", "ana"), fault="x")
+    step = advance(r.spec, r.status, seen)
+    assert step.status.phase == "RolledBack"
+    assert step.status.message == "aborted by ana"

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from modelrollout.analysis.evaluate import Context, Evaluation
+from modelrollout.analysis.evaluate import Context, Evaluation, failed_everywhere
 from modelrollout.analysis.prometheus import Increases, PrometheusSource
 from modelrollout.api.v1alpha1 import Analysis, ConfigMapKeyRef
+from modelrollout.domain.judging import Measurement
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 ARM = 'model="{{ model }}",version="{{ version }}"'
@@ -74,3 +75,43 @@ def test_arms_with_one_version_are_an_error() -> None:
     result, _ = evaluate({}, canary="v1")
     assert result.verdict == "Error"
     assert "cannot tell the arms apart" in (result.message or "")
+
+
+class BrokenSource(FakeSource):
+    """A source whose counting fails the way no one planned for."""
+
+    def increases(self, selector: str, since: datetime, now: datetime,
+                  by: str | None = None) -> Increases:  # fmt: skip
+        raise ZeroDivisionError("float division by zero")
+
+
+def test_an_unexpected_error_in_one_signal_is_its_error_verdict_not_a_stalled_tick() -> None:
+    context = Context(values={"model": "fraud"}, canary_version="v2", stable_version="v1",
+                      canary_since=NOW - timedelta(seconds=5), now=NOW, weight=50,
+                      weight_since=NOW - timedelta(seconds=60), at="t")  # fmt: skip
+    threshold = {"name": "errors", "threshold": {"query": "up", "max": 1}}
+    analysis = Analysis.model_validate({"prometheus": {"address": "http://p"},
+                                        "signals": [ACCURACY, threshold]})  # fmt: skip
+
+    class Half(BrokenSource):
+        def measure(self, query: str) -> Measurement:
+            return Measurement(value=0.5)
+
+    results = Evaluation(cast(PrometheusSource, Half({})), context, lambda _ref: "").run(analysis)
+    by_name = {r.name: r for r in results}
+    # The broken signal and the sample ratio check say so, readably; the other is still judged
+    assert by_name["accuracy"].verdict == "Error"
+    assert by_name["accuracy"].message == (
+        "could not measure or judge: float division by zero (ZeroDivisionError)"
+    )
+    assert by_name["sample-ratio"].verdict == "Error"
+    assert by_name["errors"].verdict == "Pass"
+
+
+def test_failed_everywhere_gives_every_signal_the_same_error() -> None:
+    analysis = Analysis.model_validate({"prometheus": {"address": "http://p"},
+                                        "signals": [ACCURACY]})  # fmt: skip
+    results = failed_everywhere(analysis, "Prometheus credentials: Secret ns/x: not found", "t")
+    assert [(r.name, r.verdict, r.message) for r in results] == [
+        ("accuracy", "Error", "Prometheus credentials: Secret ns/x: not found")
+    ]

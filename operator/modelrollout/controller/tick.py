@@ -126,6 +126,9 @@ class Ticker:
         self.faults = 0  # ticks in a row that did not complete (one Ticker per rollout)
         self.stage = "read"
         self.last: Rollout | None = None  # the latest read, for when reading itself fails
+        # A fail-safe rollback whose status write failed: the first tick that can write records
+        # it, so a route taken back to stable is not given back to the canary on recovery.
+        self.owed: str | None = None
 
     def emit(self, event: Event) -> None:
         """Post an Event; best effort: a failure to post never fails the tick."""
@@ -155,7 +158,8 @@ class Ticker:
         try:
             self.tick(rollout, moment)
         except Exception as error:
-            self._fault(rollout, error, moment)
+            # the freshest snapshot: after this tick's own status write when it got that far
+            self._fault(self.last, error, moment)
             return True
         if self.faults:
             log.info("%s/%s: ticks complete again after %d faults", namespace, name, self.faults)
@@ -223,6 +227,7 @@ class Ticker:
             weight=router.read_weight(),
             results=self._evaluate(rollout, spec, status, moment),
             command=command_of(rollout.annotations),
+            fault=self.owed,
         )
         if seen.results is not None:  # what was measured, whatever this tick goes on to decide
             metrics.record(rollout.owner.namespace, rollout.owner.name, seen.results)
@@ -233,12 +238,13 @@ class Ticker:
         )
         # Status first, on the version read: a tick that acted on a stale read (a second ticker,
         # an operator restarting over a dying one) gets a conflict and changes nothing.
-        self.stage = "write status"
+        self.stage = "status write"
         written = self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True))
         if written is None:
             return None
         dumped = new_status.model_dump(mode="json", by_alias=True)
         self.last = replace(rollout, resource_version=written, raw_status=dumped)
+        self.owed = None
         owner = rollout.owner
         metrics.state(owner.namespace, owner.name, phase=new_status.phase,
                       weight=new_status.canary_weight, step=new_status.current_step or 0,
@@ -298,12 +304,13 @@ class Ticker:
         aborting = command is not None and command.kind == "abort"
         past_limit = self.faults >= self.fault_limit
         try:
-            if past_limit or aborting:
-                reason = (
+            if past_limit:
+                self.owed = self.owed or (
                     f"{TICK_FAILED} {self.faults} times in a row; the canary takes no traffic "
                     f"while it cannot be watched. Last fault, at {stage}: {detail}"
                 )
-                self._fail_safe(rollout, now, reason if past_limit else None, message)
+            if past_limit or aborting:
+                self._fail_safe(rollout, now, self.owed, message)
             else:
                 self._say_fault(rollout, message, now)
         except Exception:
@@ -313,19 +320,26 @@ class Ticker:
         status = ModelRolloutStatus.model_validate(rollout.raw_status)
         faulty = with_condition(status, FAULT_CONDITION, "True", reason="TickFailed",
                                 message=message, now=timestamp(now))  # fmt: skip
-        dumped = faulty.model_dump(mode="json", by_alias=True)
-        self._write_status(rollout, {"message": message, "conditions": dumped["conditions"]})
+        dumped = faulty.model_copy(update={"message": message}).model_dump(
+            mode="json", by_alias=True
+        )
+        written = self._write_status(
+            rollout, {"message": message, "conditions": dumped["conditions"]}
+        )
+        if written is not None:  # a read that fails next time starts from this write
+            self.last = replace(rollout, resource_version=written, raw_status=dumped)
 
     def _fail_safe(self, rollout: Rollout, now: datetime, fault: str | None,
                    message: str) -> None:  # fmt: skip
-        """Take the canary's traffic away, then record why, each step on its own so that one
-        failing does not stop the next: first the route (what users' requests see), then status
-        through the machine (a rollback, or the human's abort), then the rest of the world."""
+        """Past the limit, or on a human's abort while ticks fail: take the canary's traffic
+        away, then record why, each step on its own so that one failing does not stop the next:
+        first the route (what users' requests see), then status through the machine (a
+        rollback, or the human's abort), then the rest of the world."""
         owner = rollout.owner
         spec = ModelRolloutSpec.model_validate(rollout.raw_spec)
         status = ModelRolloutStatus.model_validate(rollout.raw_status)
         router = self._router(owner, spec)
-        if fault is not None and router is not None:
+        if router is not None:
             try:
                 router.set_weight(0)
             except Exception:
@@ -337,9 +351,12 @@ class Ticker:
         step = advance(spec, status, seen)
         new_status = with_condition(step.status, FAULT_CONDITION, "True", reason="TickFailed",
                                     message=message, now=timestamp(now))  # fmt: skip
-        written = self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True))
+        dumped = new_status.model_dump(mode="json", by_alias=True)
+        written = self._write_status(rollout, dumped)
         if written is None:
             return
+        self.last = replace(rollout, resource_version=written, raw_status=dumped)
+        self.owed = None
         self._announce(rollout, spec, step.events, desired.version)
         world = desired_world(spec, new_status)
         if world is not None and router is not None:
