@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from modelrollout.analysis.prometheus import Credentials, _one_number, counter_increase
+from modelrollout.analysis.prometheus import (
+    Credentials,
+    _one_number,
+    counter_increase,
+    period_boundaries,
+    period_increases,
+)
 from modelrollout.domain.templating import TemplateError, render
 
 VALUES = {"model": "fraud", "canary.version": "2026-11-20", "interval": "1m"}
@@ -65,3 +71,14 @@ def test_counter_increase_adds_growth_across_resets_and_ignores_what_came_before
     assert counter_increase(samples, since=2.0) == pytest.approx(5 + 2 + 4)
     assert counter_increase(samples, since=0.0) == pytest.approx(12 + 6)  # born after `since`
     assert counter_increase(samples, since=9.0) == 0.0
+
+
+def test_period_increases_put_each_increase_in_the_period_of_its_sample() -> None:
+    samples = [(0.0, 10.0), (5.0, 12.0), (15.0, 20.0), (25.0, 3.0), (35.0, 9.0)]
+    cuts = period_boundaries(0.0, 40.0, 10.0)
+    assert cuts == [0.0, 10.0, 20.0, 30.0, 40.0]
+    # 2 in (0, 10]; 8 in (10, 20]; a reset to 3 in (20, 30]; 6 in (30, 40]
+    assert period_increases(samples, cuts) == [2.0, 8.0, 3.0, 6.0]
+    assert sum(period_increases(samples, cuts)) == counter_increase(samples, since=0.0)
+    assert period_boundaries(0.0, 5.0, 10.0) == [0.0, 5.0]
+    assert period_boundaries(0.0, 25.0, None) == [0.0, 25.0]

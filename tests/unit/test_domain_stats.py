@@ -208,3 +208,101 @@ def test_sequential_false_rollback_rate_stays_below_alpha_under_peeking() -> Non
     assert rate <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / runs), rate
     # the same data judged by a one-look z-test at every interval fails far more often
     assert naive_rate > 2 * alpha, naive_rate
+
+
+# --- like with like: periods as strata (issue 10) ------------------------------------------------
+
+
+def test_one_period_gives_the_pooled_difference_with_the_unbiased_variance() -> None:
+    xc, nc, xs, ns = 880.0, 1000.0, 1800.0, 2000.0
+    interval = stats.stratified_difference([[xc, nc, xs, ns]], 0.05)
+    pc, ps = xc / nc, xs / ns
+    se = math.sqrt(pc * (1 - pc) / (nc - 1) + ps * (1 - ps) / (ns - 1))
+    assert interval.estimate == pytest.approx(pc - ps)
+    half = stats.cs_multiplier(nc + ns, 0.1) * se
+    assert interval.upper - interval.estimate == pytest.approx(half, rel=1e-12)
+
+
+def test_mantel_haenszel_weights_by_hand() -> None:
+    rows = [[90, 100, 80, 100], [40, 50, 400, 500]]
+    # w = n_c n_s / N: 50 and 50 * 500 / 550; differences 0.10 and 0.0
+    w1, w2 = 50.0, 50 * 500 / 550
+    expected = (w1 * 0.10 + w2 * 0.0) / (w1 + w2)
+    assert stats.stratified_difference(rows, 0.05).estimate == pytest.approx(expected)
+    assert stats.stratified_difference(rows, 0.05, higher_is_better=False).estimate == (
+        pytest.approx(-expected)
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.01, 0.99), st.integers(1, 500), st.integers(1, 500)),
+                min_size=1, max_size=30))  # fmt: skip
+def test_equal_rates_in_every_period_are_no_difference_whatever_the_weights(
+    periods: list[tuple[float, int, int]],
+) -> None:
+    rows = [[p * nc, nc, p * ns, ns] for p, nc, ns in periods]
+    interval = stats.stratified_difference(rows, 0.05)
+    assert interval.estimate == pytest.approx(0.0, abs=1e-9)
+    assert interval.lower <= 0.0 <= interval.upper
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2000), st.integers(1, 2000), st.floats(0.001, 0.2))
+def test_bernoulli_bounds_hold_the_estimate_and_widen_with_confidence(
+    x: int, n: int, alpha: float
+) -> None:
+    x = min(x, n)
+    low, high = stats.bernoulli_bounds(x, n, alpha)
+    assert 0.0 <= low <= x / n <= high <= 1.0
+    wider = stats.bernoulli_bounds(x, n, alpha / 2)
+    assert wider[0] <= low + 1e-12
+    assert wider[1] >= high - 1e-12
+
+
+def test_bernoulli_bounds_cover_a_rare_rate_at_every_look() -> None:
+    """Time-uniform coverage at a rare rate, where the normal approximation fails: 2,000
+    sequences of 5,000 draws at p = 0.002, looked at every 100 draws."""
+    rng = np.random.default_rng(7)
+    p, alpha, runs = 0.002, 0.05, 2000
+    draws = rng.random((runs, 5000)) < p
+    counts = draws.cumsum(axis=1)[:, 99::100]
+    missed = 0
+    for run in range(runs):
+        for look, x in enumerate(counts[run]):
+            low, high = stats.bernoulli_bounds(float(x), 100.0 * (look + 1), alpha)
+            if not low <= p <= high:
+                missed += 1
+                break
+    assert missed / runs <= alpha, missed / runs
+
+
+def _drifting_aa(rng: np.random.Generator, runs: int, slope: float, per_minute: int) -> float:
+    """False rollback rate at margin 0 for identical arms whose base accuracy moves by `slope`
+    over a 40-minute rollout while the canary's weight ramps 2 -> 5 -> 20 -> 50%."""
+    weights = np.repeat([0.02, 0.05, 0.20, 0.50], 10)
+    base = 0.90 + slope * np.linspace(0, 1, weights.size)
+    total = rng.poisson(per_minute, size=(runs, weights.size))
+    n_c = rng.binomial(total, weights)
+    n_s = total - n_c
+    x_c, x_s = rng.binomial(n_c, base), rng.binomial(n_s, base)
+    failed = 0
+    for run in range(runs):
+        for look in range(weights.size):
+            rows = np.stack([x_c[run, : look + 1], n_c[run, : look + 1],
+                             x_s[run, : look + 1], n_s[run, : look + 1]], axis=1)  # fmt: skip
+            arms = (rows[:, 0].sum(), rows[:, 1].sum()), (rows[:, 2].sum(), rows[:, 3].sum())
+            if stats.too_few_events(*arms) or min(arms[0][1], arms[1][1]) < 200:
+                continue
+            if stats.stratified_difference(rows, 0.05).upper < 0:
+                failed += 1
+                break
+    return failed / runs
+
+
+@pytest.mark.parametrize("slope", [-0.04, 0.04])
+def test_a_drift_shared_by_both_arms_does_not_roll_back_identical_canaries(slope: float) -> None:
+    """Seeded: 1,000 A/A rollouts at 1,200 requests a minute with the base rate drifting four
+    points; pooling per arm rolled back nearly all of them (issue 10). The tolerance is three
+    standard errors above alpha."""
+    rate = _drifting_aa(np.random.default_rng(10), 1000, slope, 1200)
+    assert rate <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 1000), rate

@@ -27,10 +27,11 @@ class FakeSource:
         self.series = series
         self.asked: list[str] = []
 
-    def increases(self, selector: str, since: datetime, now: datetime,
-                  by: str | None = None) -> Increases:  # fmt: skip
+    def increases(self, selector: str, since: datetime, now: datetime, by: str | None = None,
+                  *, every: float | None = None) -> Increases:  # fmt: skip
         self.asked.append(selector)
-        return Increases(dict(self.series.get(selector, {})))
+        counted = dict(self.series.get(selector, {}))
+        return Increases(counted, periods={k: [v] for k, v in counted.items()})
 
 
 def evaluate(series: dict[str, dict[str, float]], canary: str = "v2") -> tuple[Any, FakeSource]:
@@ -80,8 +81,8 @@ def test_arms_with_one_version_are_an_error() -> None:
 class BrokenSource(FakeSource):
     """A source whose counting fails the way no one planned for."""
 
-    def increases(self, selector: str, since: datetime, now: datetime,
-                  by: str | None = None) -> Increases:  # fmt: skip
+    def increases(self, selector: str, since: datetime, now: datetime, by: str | None = None,
+                  *, every: float | None = None) -> Increases:  # fmt: skip
         raise ZeroDivisionError("float division by zero")
 
 

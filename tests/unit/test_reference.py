@@ -91,10 +91,10 @@ def test_a_reference_judges_drift_like_a_live_arm() -> None:
                                                               EDGES), "training")))  # fmt: skip
     same = signals.histogram(histogram_counts(rng.lognormal(4, 1, 2_000), EDGES))
     moved = signals.histogram(histogram_counts(rng.lognormal(4.7, 1, 2_000), EDGES))
-    assert signals.judge_drift("d", DRIFT, frozen, same, "t").verdict == "Pass"
-    assert signals.judge_drift("d", DRIFT, frozen, moved, "t").verdict == "Fail"
+    assert signals.judge_drift("d", DRIFT, [frozen], [same], "t").verdict == "Pass"
+    assert signals.judge_drift("d", DRIFT, [frozen], [moved], "t").verdict == "Fail"
     other_edges = signals.histogram(histogram_counts(rng.lognormal(4, 1, 2_000), EDGES[1:]))
-    mismatch = signals.judge_drift("d", DRIFT, frozen, other_edges, "t")
+    mismatch = signals.judge_drift("d", DRIFT, [frozen], [other_edges], "t")
     assert mismatch.verdict == "Error"
     assert "edges" in (mismatch.message or "")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from modelrollout.analysis.prometheus import Increases, PrometheusSource
+from modelrollout.analysis.prometheus import Increases, PrometheusSource, period_boundaries
 from modelrollout.api.v1alpha1 import (
     Analysis,
     CompareSignal,
@@ -33,6 +33,7 @@ from modelrollout.domain.templating import TemplateError, render
 SETTLE = timedelta(seconds=10)
 
 LoadReference = Callable[[ConfigMapKeyRef], str]
+PerPeriod = dict[str, list[float]]  # label value -> increase in each period
 
 
 class MeasurementError(Exception):
@@ -51,6 +52,9 @@ class Context:
     weight: int
     weight_since: datetime | None
     at: str
+    # Compare, drift against stable and fairness compare the arms within periods this long
+    # (docs/analysis.md); None compares them over the whole canary at once.
+    period: float | None = None
 
 
 class Evaluation:
@@ -130,12 +134,38 @@ class Evaluation:
         self._matched |= bool(measured.by)
         return measured.by
 
-    def _arms(self, selector: str, by: str | None = None) -> tuple[dict[str, float], ...]:
+    def _periods(self, selector: str, version: str, by: str | None = None) -> PerPeriod:
+        measured: Increases = self.source.increases(
+            render(selector, self._arm(version)), self.c.canary_since, self.c.now, by,
+            every=self.c.period,
+        )  # fmt: skip
+        if measured.error is not None:
+            raise MeasurementError(measured.error)
+        self._matched |= bool(measured.periods)
+        return measured.periods
+
+    def _arms(self, selector: str, by: str | None = None) -> tuple[PerPeriod, PerPeriod]:
+        """Both arms' increases per label value and per period."""
         self._distinct_arms()
         return (
-            self._increases(selector, self.c.canary_version, by),
-            self._increases(selector, self.c.stable_version, by),
+            self._periods(selector, self.c.canary_version, by),
+            self._periods(selector, self.c.stable_version, by),
         )
+
+    @property
+    def _count(self) -> int:
+        """How many periods the canary's time is cut into."""
+        since, now = self.c.canary_since.timestamp(), self.c.now.timestamp()
+        return len(period_boundaries(since, now, self.c.period)) - 1
+
+    @staticmethod
+    def _at(measured: PerPeriod, key: str, period: int) -> float:
+        values = measured.get(key)
+        return values[period] if values is not None and period < len(values) else 0.0
+
+    def _slices(self, measured: PerPeriod) -> list[dict[str, float]]:
+        """Per period: label value -> increase."""
+        return [{k: self._at(measured, k, i) for k in measured} for i in range(self._count)]
 
     # -- each kind ---------------------------------------------------------------------------------
 
@@ -143,43 +173,49 @@ class Evaluation:
         if signal.histogram is not None:
             canary, stable = self._arms(signal.histogram, "le")
             return signals.judge_compare_histogram(
-                name, signal, signals.histogram(canary), signals.histogram(stable), self.c.at
-            )
+                name, signal, [signals.histogram(h) for h in self._slices(canary)],
+                [signals.histogram(h) for h in self._slices(stable)], self.c.at,
+            )  # fmt: skip
         won_c, won_s = self._arms(signal.successes or "")
         all_c, all_s = self._arms(signal.total or "")
-        return signals.judge_compare_rate(
-            name,
-            signal,
-            (won_c.get("", 0.0), all_c.get("", 0.0)),
-            (won_s.get("", 0.0), all_s.get("", 0.0)),
-            self.c.at,
-        )
+        strata = [
+            (self._at(won_c, "", i), self._at(all_c, "", i), self._at(won_s, "", i),
+             self._at(all_s, "", i))
+            for i in range(self._count)
+        ]  # fmt: skip
+        return signals.judge_compare_rate(name, signal, strata, self.c.at)
 
     def _drift(self, name: str, signal: DriftSignal) -> SignalResult:
         selector = signal.histogram or signal.categories or ""
         label = "le" if signal.histogram is not None else signal.category_label
-        canary = self._increases(selector, self.c.canary_version, label)
-        if signal.reference is not None:
-            reference = _reference(self.load_reference(signal.reference), signal.reference)
-        elif signal.offset is not None:
-            reference = self._increases(selector, self.c.stable_version, label,
-                                        offset=parse_duration(signal.offset))  # fmt: skip
-        else:
-            self._distinct_arms()
-            reference = self._increases(selector, self.c.stable_version, label)
+        if signal.reference is not None or signal.offset is not None:
+            canary = [self._increases(selector, self.c.canary_version, label)]
+            if signal.reference is not None:
+                reference = [_reference(self.load_reference(signal.reference), signal.reference)]
+            else:
+                shift = parse_duration(signal.offset or "0s")
+                reference = [self._increases(selector, self.c.stable_version, label,
+                                             offset=shift)]  # fmt: skip
+        else:  # against stable: the same periods of time, so a shared change of mix cancels
+            canary_p, stable_p = self._arms(selector, label)
+            canary, reference = self._slices(canary_p), self._slices(stable_p)
         if signal.histogram is not None:
-            ref_h, can_h = signals.histogram(reference), signals.histogram(canary)
+            ref_h = [signals.histogram(r) for r in reference]
+            can_h = [signals.histogram(c) for c in canary]
         else:
-            _, ref_counts, can_counts = signals.categories(reference, canary)
-            ref_h = Histogram(tuple(range(len(ref_counts) - 1)), tuple(ref_counts))
-            can_h = Histogram(tuple(range(len(can_counts) - 1)), tuple(can_counts))
+            names = sorted({k for period in [*reference, *canary] for k in period})
+            ref_h = [_categorical(r, names) for r in reference]
+            can_h = [_categorical(c, names) for c in canary]
         return signals.judge_drift(name, signal, ref_h, can_h, self.c.at)
 
     def _fairness(self, name: str, signal: FairnessSignal) -> SignalResult:
         selected_c, selected_s = self._arms(signal.selected, signal.segment_label)
         total_c, total_s = self._arms(signal.total, signal.segment_label)
-        return signals.judge_fairness(name, signal, Segments(selected_c, total_c),
-                                      Segments(selected_s, total_s), self.c.at)  # fmt: skip
+        canary = [Segments(sel, tot) for sel, tot in
+                  zip(self._slices(selected_c), self._slices(total_c), strict=True)]  # fmt: skip
+        stable = [Segments(sel, tot) for sel, tot in
+                  zip(self._slices(selected_s), self._slices(total_s), strict=True)]  # fmt: skip
+        return signals.judge_fairness(name, signal, canary, stable, self.c.at)
 
     def _sample_ratio(self, analysis: Analysis) -> SignalResult | None:
         check = analysis.sample_ratio
@@ -214,6 +250,12 @@ def unexpected(error: BaseException) -> str:
 def failed_everywhere(analysis: Analysis, message: str, at: str) -> list[SignalResult]:
     """Every signal an Error with one reason: nothing could be measured (no credentials)."""
     return [signals.error(s.name, s.kind, message, at) for s in analysis.signals]
+
+
+def _categorical(counts: dict[str, float], names: list[str]) -> Histogram:
+    """Categories as a histogram over a fixed order of names (edges are just positions)."""
+    values = tuple(counts.get(n, 0.0) for n in names)
+    return Histogram(tuple(float(i) for i in range(len(values) - 1)), values)
 
 
 def _reference(text: str, ref: ConfigMapKeyRef) -> dict[str, float]:

@@ -59,16 +59,19 @@ class PrometheusSource:
             url=address, headers=headers or None, auth=auth, timeout=self.timeout, retry=_no_retry()
         )
 
-    def increases(self, selector: str, since: datetime, now: datetime,
-                  by: str | None = None) -> Increases:  # fmt: skip
+    def increases(self, selector: str, since: datetime, now: datetime, by: str | None = None,
+                  *, every: float | None = None) -> Increases:  # fmt: skip
         """How much each counter matching `selector` grew from `since` to `now`, summed per value
-        of the label `by` (or in total, under "").
+        of the label `by` (or in total, under ""), and per period of `every` seconds from `since`
+        (the last one ends at `now`; one period when `every` is None).
 
         Reads the raw samples (`selector[window]`) and adds up the increases itself: a drop is a
         counter reset (the new value is the increase since it), a series born after `since`
-        counts from zero, and nothing is extrapolated, unlike `increase()`. The window reaches
-        LOOKBACK further back, to find each older series' value at `since`."""
-        window = math.ceil(max(0.0, (now - since).total_seconds())) + LOOKBACK_SECONDS
+        counts from zero, and nothing is extrapolated, unlike `increase()`. An increase belongs
+        to the period of the sample that shows it. The window reaches LOOKBACK further back, to
+        find each older series' value at `since`."""
+        span = max(0.0, (now - since).total_seconds())
+        window = math.ceil(span) + LOOKBACK_SECONDS
         try:
             result: Any = self._client.custom_query(
                 f"{selector.strip()}[{window}s]",
@@ -79,8 +82,8 @@ class PrometheusSource:
             return Increases(error=f"Prometheus at {self.address}: {_short(error)}")
         if not isinstance(result, list):
             return Increases(error=f"unexpected result type {type(result).__name__}")
-        totals: dict[str, float] = {}
-        cut = since.timestamp()
+        cuts = period_boundaries(since.timestamp(), now.timestamp(), every)
+        periods: dict[str, list[float]] = {}
         for series in result:
             values = series.get("values")
             if not isinstance(values, list):
@@ -89,8 +92,10 @@ class PrometheusSource:
             samples = [(float(t), float(v)) for t, v in values]
             if any(math.isinf(v) for _, v in samples):
                 return Increases(error=f"{selector.strip()}: a counter sample is infinite")
-            totals[key] = totals.get(key, 0.0) + counter_increase(samples, cut)
-        return Increases(totals)
+            grown = period_increases(samples, cuts)
+            known = periods.setdefault(key, [0.0] * len(grown))
+            periods[key] = [a + b for a, b in zip(known, grown, strict=True)]
+        return Increases({k: sum(v) for k, v in periods.items()}, periods=periods)
 
     def measure(self, query: str) -> Measurement:
         try:
@@ -106,17 +111,37 @@ class Increases:
 
     by: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    periods: dict[str, list[float]] = field(default_factory=dict)  # per label value, per period
 
 
 def counter_increase(samples: list[tuple[float, float]], since: float) -> float:
     """The increase of one counter after `since`, from its (timestamp, value) samples in order."""
-    before = [v for t, v in samples if t <= since]
+    return sum(period_increases(samples, [since, math.inf]))
+
+
+def period_boundaries(since: float, now: float, every: float | None) -> list[float]:
+    """since, since + every, ..., now: the edges of the periods compared like with like."""
+    if every is None or every <= 0 or now - since <= every:
+        return [since, max(since, now)]
+    count = math.ceil((now - since) / every)
+    return [since + i * every for i in range(count)] + [now]
+
+
+def period_increases(samples: list[tuple[float, float]], cuts: list[float]) -> list[float]:
+    """The increase of one counter in each period (cuts[i], cuts[i + 1]], from its (timestamp,
+    value) samples in order; an increase belongs to the period of the sample that shows it."""
+    before = [v for t, v in samples if t <= cuts[0]]
     previous = before[-1] if before else 0.0
-    grown = 0.0
+    grown = [0.0] * (len(cuts) - 1)
+    period = 0
     for t, value in samples:
-        if t <= since or math.isnan(value):
+        if t <= cuts[0] or math.isnan(value):
             continue
-        grown += value - previous if value >= previous else value  # a drop is a reset
+        if t > cuts[-1]:
+            break
+        while t > cuts[period + 1]:
+            period += 1
+        grown[period] += value - previous if value >= previous else value  # a drop is a reset
         previous = value
     return grown
 

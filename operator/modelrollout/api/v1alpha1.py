@@ -402,6 +402,7 @@ class DriftSignal(_Model):
     offset: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=32)
     statistic: DriftStatistic = "jensenShannon"
     max: float | None = Field(default=None, ge=0)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
     min_samples: int = Field(default=500, ge=0, le=100_000_000)
 
     _selectors = field_validator("histogram", "categories")(_check_selector)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from modelrollout.api.v1alpha1 import (
@@ -95,50 +95,88 @@ def _sequential(
                    upper=interval.upper, bound=bound, message=message, **numbers)  # fmt: skip
 
 
-def judge_compare_rate(name: str, signal: CompareSignal, canary: tuple[float, float],
-                       stable: tuple[float, float], at: str) -> SignalResult:  # fmt: skip
-    """A rate, successes of total per arm, compared with an always-valid confidence sequence."""
-    samples = _samples(canary[1], stable[1])
-    rates = {
-        "canary": canary[0] / canary[1] if canary[1] > 0 else None,
-        "stable": stable[0] / stable[1] if stable[1] > 0 else None,
-    }
-    if canary[1] <= 0 and stable[1] <= 0:
+NO_PERIOD = "no period yet in which both arms were observed"
+Stratum = tuple[
+    float, float, float, float
+]  # successes_canary, total_canary, successes_stable, total_stable
+
+
+def judge_compare_rate(name: str, signal: CompareSignal, strata: Sequence[Stratum],
+                       at: str) -> SignalResult:  # fmt: skip
+    """A rate, successes of total per arm per period, compared within each period with an
+    always-valid confidence sequence; with few events, each arm's exact always-valid bounds."""
+    xc, nc = sum(r[0] for r in strata), sum(r[1] for r in strata)
+    xs, ns = sum(r[2] for r in strata), sum(r[3] for r in strata)
+    samples = _samples(nc, ns)
+    rates = {"canary": xc / nc if nc > 0 else None, "stable": xs / ns if ns > 0 else None}
+    if nc <= 0 and ns <= 0:
         return _result(name, "compare", "NoData", at, samples=samples,
                        message="no observations in either arm yet")  # fmt: skip
-    if min(canary[1], stable[1]) < signal.min_samples or stats.too_few_events(canary, stable):
+    if min(nc, ns) < max(signal.min_samples, 1):
         message = (
-            f"{int(canary[1])} canary and {int(stable[1])} stable observations; need "
-            f"{signal.min_samples} each, and 5 successes and 5 failures each"
+            f"{int(nc)} canary and {int(ns)} stable observations; need {signal.min_samples} each"
         )
         return _result(name, "compare", "Inconclusive", at, samples=samples, message=message,
                        bound=-signal.margin, **rates)  # fmt: skip
-    interval = stats.proportion_difference(
-        canary, stable, signal.alpha, higher_is_better=signal.higher_is_better
-    )
+    if stats.too_few_events((xc, nc), (xs, ns)):
+        # A perfect canary or a rare error: the normal approximation is wrong here, the
+        # Bernoulli mixture bounds hold at any count (docs/analysis.md, "Rare events").
+        interval = stats.exact_difference((xc, nc), (xs, ns), signal.alpha,
+                                          higher_is_better=signal.higher_is_better)  # fmt: skip
+        return _sequential(name, interval, signal.margin, at, samples=samples, **rates)
+    try:
+        interval = stats.stratified_difference(
+            strata, signal.alpha, higher_is_better=signal.higher_is_better
+        )
+    except ValueError:  # no period in which both arms were seen yet
+        return _result(name, "compare", "Inconclusive", at, samples=samples, message=NO_PERIOD,
+                       bound=-signal.margin, **rates)  # fmt: skip
     return _sequential(name, interval, signal.margin, at, samples=samples, **rates)
 
 
-def judge_compare_histogram(name: str, signal: CompareSignal, canary: Histogram,
-                            stable: Histogram, at: str) -> SignalResult:  # fmt: skip
-    """A continuous KPI from histogram buckets: the effect P(canary > stable) - 1/2 from a
-    tie-corrected Mann-Whitney U, with the confidence sequence's bounds."""
-    samples = _samples(canary.total, stable.total)
-    if canary.total <= 0 and stable.total <= 0:
+def judge_compare_histogram(name: str, signal: CompareSignal, canary: Sequence[Histogram],
+                            stable: Sequence[Histogram], at: str) -> SignalResult:  # fmt: skip
+    """A continuous KPI from histogram buckets per period: the effect P(canary > stable) - 1/2
+    from tie-corrected Mann-Whitney U within each period, pooled, with the confidence sequence's
+    bounds."""
+    total_c, total_s = sum(h.total for h in canary), sum(h.total for h in stable)
+    samples = _samples(total_c, total_s)
+    if total_c <= 0 and total_s <= 0:
         return _result(name, "compare", "NoData", at, samples=samples,
                        message="no observations in either arm yet")  # fmt: skip
-    mismatch = _edges_differ(canary, stable)
+    mismatch = _edges_differ(_pooled(canary), _pooled(stable))
     if mismatch:
         return error(name, "compare", mismatch, at)
-    if min(canary.total, stable.total) < max(signal.min_samples, 1):
+    if min(total_c, total_s) < max(signal.min_samples, 1):
         return _result(name, "compare", "Inconclusive", at, samples=samples, bound=-signal.margin,
                        message=f"need {signal.min_samples} observations per arm")  # fmt: skip
-    test = stats.mann_whitney(stable.counts, canary.counts)
+    pairs = [(c.counts, s.counts) for c, s in zip(canary, stable, strict=True)
+             if c.counts and s.counts]  # fmt: skip
+    try:
+        effect = stats.stratified_mann_whitney([c for c, _ in pairs], [s for _, s in pairs],
+                                               signal.alpha)  # fmt: skip
+    except ValueError:
+        return _result(name, "compare", "Inconclusive", at, samples=samples, bound=-signal.margin,
+                       message=NO_PERIOD)  # fmt: skip
     sign = 1.0 if signal.higher_is_better else -1.0
-    half = stats.cs_multiplier(canary.total + stable.total, 2 * signal.alpha) * test.se_effect
-    advantage = sign * test.effect
-    interval = stats.Interval(advantage, advantage - half, advantage + half)
-    return _sequential(name, interval, signal.margin, at, samples=samples, p_value=test.p_value)
+    interval = (
+        effect if sign > 0 else stats.Interval(-effect.estimate, -effect.upper, -effect.lower)
+    )
+    pooled = stats.mann_whitney(_pooled(stable).counts, _pooled(canary).counts)
+    return _sequential(name, interval, signal.margin, at, samples=samples, p_value=pooled.p_value)
+
+
+def _pooled(periods: Sequence[Histogram]) -> Histogram:
+    """One histogram of all periods (periods share their edges)."""
+    present = [h for h in periods if h.counts]
+    if not present:
+        return Histogram((), ())
+    edges = present[0].edges
+    if any(h.edges != edges for h in present):
+        raise ValueError("bucket edges changed during the canary; export fixed buckets")
+    return Histogram(
+        edges, tuple(sum(col) for col in zip(*(h.counts for h in present), strict=True))
+    )
 
 
 def _edges_differ(a: Histogram, b: Histogram) -> str:
@@ -152,43 +190,50 @@ def _edges_differ(a: Histogram, b: Histogram) -> str:
     )
 
 
-def judge_drift(name: str, signal: DriftSignal, reference: Histogram, canary: Histogram,
-                at: str) -> SignalResult:  # fmt: skip
-    """A distance between the canary's distribution and the reference's, against `max`."""
-    samples = _samples(canary.total, reference.total)
+def judge_drift(name: str, signal: DriftSignal, reference: Sequence[Histogram],
+                canary: Sequence[Histogram], at: str) -> SignalResult:  # fmt: skip
+    """A distance between the canary's distribution and the reference's, against `max`, with
+    confidence: Fail when it is above `max` with confidence, Pass when below with confidence,
+    Inconclusive in between. Per period when both arms come per period (against stable)."""
+    ref_all, can_all = _pooled(reference), _pooled(canary)
+    samples = _samples(can_all.total, ref_all.total)
     bound = signal.bound
-    if canary.total <= 0 and reference.total <= 0:
+    if can_all.total <= 0 and ref_all.total <= 0:
         return _result(name, "drift", "NoData", at, samples=samples, max=bound,
                        message="no observations in either arm yet")  # fmt: skip
-    mismatch = _edges_differ(canary, reference)
+    mismatch = _edges_differ(can_all, ref_all)
     if mismatch:
         return error(name, "drift", mismatch, at)
-    if min(canary.total, reference.total) < max(signal.min_samples, 1):
+    if min(can_all.total, ref_all.total) < max(signal.min_samples, 1):
         return _result(name, "drift", "Inconclusive", at, samples=samples, max=bound,
                        message=f"need {signal.min_samples} observations per arm")  # fmt: skip
+    if signal.statistic == "wasserstein" and len(ref_all.edges) < 2:
+        return error(name, "drift", "wasserstein needs a histogram with 2 or more edges", at)
+    width = len(ref_all.counts)
+    per_period = len(reference) == len(canary) and len(reference) > 1
+    ref_rows = [h.counts or (0.0,) * width for h in reference] if per_period else [ref_all.counts]
+    can_rows = [h.counts or (0.0,) * width for h in canary] if per_period else [can_all.counts]
+    interval = stats.drift_interval(signal.statistic, ref_rows, can_rows, signal.alpha,
+                                    edges=ref_all.edges)  # fmt: skip
     p_value = None
-    r, c = reference.counts, canary.counts
-    if signal.statistic == "jensenShannon":
-        value = stats.jensen_shannon(r, c)
-    elif signal.statistic == "psi":
-        value = stats.psi(r, c)
-    elif signal.statistic == "hellinger":
-        value = stats.hellinger(r, c)
-    elif signal.statistic == "ks":
-        test = stats.ks(r, c)
-        value, p_value = test.statistic, test.p_value
+    if signal.statistic == "ks":
+        p_value = stats.ks(ref_all.counts, can_all.counts).p_value
     elif signal.statistic == "chiSquare":
-        test = stats.chi_square(r, c)
-        value, p_value = test.statistic, test.p_value
+        p_value = stats.chi_square(ref_all.counts, can_all.counts).p_value
+    shown = (
+        f"{signal.statistic} {interval.estimate:.4g} in [{interval.lower:.4g}, "
+        f"{interval.upper:.4g}]"
+    )
+    if interval.lower > bound:
+        verdict: Verdict = "Fail"
+        message = f"{shown}, above max {bound:.4g} with confidence"
+    elif interval.upper < bound:
+        verdict, message = "Pass", f"{shown}, within max {bound:.4g} with confidence"
     else:
-        if len(reference.edges) < 2:
-            return error(name, "drift", "wasserstein needs a histogram with 2 or more edges", at)
-        value = stats.wasserstein(r, c, reference.edges)
-    verdict: Verdict = "Fail" if value > bound else "Pass"
-    relation = "above" if value > bound else "within"
-    message = f"{signal.statistic} {value:.4g} {relation} max {bound:.4g}"
-    return _result(name, "drift", verdict, at, value=value, max=bound, samples=samples,
-                   p_value=p_value, message=message)  # fmt: skip
+        verdict, message = "Inconclusive", f"{shown} still includes max {bound:.4g}"
+    return _result(name, "drift", verdict, at, value=interval.estimate, lower=interval.lower,
+                   upper=interval.upper, max=bound, samples=samples, p_value=p_value,
+                   message=message)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -199,31 +244,38 @@ class Segments:
     total: Counts
 
 
-def judge_fairness(name: str, signal: FairnessSignal, canary: Segments, stable: Segments,
-                   at: str) -> SignalResult:  # fmt: skip
+def judge_fairness(name: str, signal: FairnessSignal, canary: Sequence[Segments],
+                   stable: Sequence[Segments], at: str) -> SignalResult:  # fmt: skip
     """The canary's gap across segments, against the stable arm's gap plus `margin`, and the
     absolute bound when one is set, each failing only with confidence (the always-valid bound);
+    each segment's rate is compared within periods, so a drift shared by the arms cancels;
     segments below minSamples in either arm are left out and listed."""
+    total_c, total_s = _segment_totals(canary), _segment_totals(stable)
     kept = sorted(
-        g for g in set(canary.total) | set(stable.total)
-        if min(canary.total.get(g, 0.0), stable.total.get(g, 0.0)) >= max(signal.min_samples, 1)
+        g for g in set(total_c) | set(total_s)
+        if min(total_c.get(g, 0.0), total_s.get(g, 0.0)) >= max(signal.min_samples, 1)
     )  # fmt: skip
-    excluded = sorted((set(canary.total) | set(stable.total)) - set(kept)) or None
-    samples = _samples(sum(canary.total.values()), sum(stable.total.values()))
-    if not canary.total and not stable.total:
+    excluded = sorted((set(total_c) | set(total_s)) - set(kept)) or None
+    samples = _samples(sum(total_c.values()), sum(total_s.values()))
+    if not total_c and not total_s:
         return _result(name, "fairness", "NoData", at, samples=samples,
                        message="no observations in either arm yet")  # fmt: skip
-    if len(kept) < 2:
+    rates_c: dict[str, stats.Rate] = {}
+    rates_s: dict[str, stats.Rate] = {}
+    for g in kept:
+        rows = [(c.selected.get(g, 0.0), c.total.get(g, 0.0), s.selected.get(g, 0.0),
+                 s.total.get(g, 0.0)) for c, s in zip(canary, stable, strict=True)]  # fmt: skip
+        try:
+            rates_c[g], rates_s[g] = stats.stratified_rates(rows)
+        except ValueError:
+            continue  # no period in which both arms saw this segment yet
+    if len(rates_c) < 2:
         return _result(name, "fairness", "Inconclusive", at, samples=samples, excluded=excluded,
                        message=f"fewer than 2 segments with {signal.min_samples} observations "
                                "in both arms")  # fmt: skip
     ratio = signal.metric == "disparateImpactRatio"
-    measure = stats.impact_ratio if ratio else stats.parity_gap
-
-    def gap(arm: Segments) -> stats.Gap:
-        return measure({g: arm.selected.get(g, 0.0) for g in kept}, {g: arm.total[g] for g in kept})
-
-    c, s = gap(canary), gap(stable)
+    measure = stats.ratio_of if ratio else stats.gap_of
+    c, s = measure(rates_c), measure(rates_s)
     # How much worse the canary's gap is than the stable's (a lower ratio is worse).
     worse = (s.value - c.value) if ratio else (c.value - s.value)
     n = samples.canary + samples.stable
@@ -246,6 +298,14 @@ def judge_fairness(name: str, signal: FairnessSignal, canary: Segments, stable: 
     # within the margin) would take far more traffic per segment than a rollout has; the
     # promotion gate asks that of compare signals only.
     return _result(name, "fairness", "Pass", at, **numbers, message=shown)
+
+
+def _segment_totals(periods: Sequence[Segments]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for period in periods:
+        for g, n in period.total.items():
+            totals[g] = totals.get(g, 0.0) + n
+    return totals
 
 
 def _absolute(signal: FairnessSignal, value: float, half: float) -> str | None:

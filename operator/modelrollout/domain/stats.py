@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy import optimize, special
 from scipy import stats as sp
 
 Floats = NDArray[np.float64]
@@ -95,6 +96,169 @@ def proportion_difference(
 def too_few_events(*arms: tuple[float, float]) -> bool:
     """True when some arm has fewer than 5 successes or 5 failures: no normal approximation."""
     return any(min(x, n - x) < MIN_EXPECTED for x, n in arms)
+
+
+# --- comparing like with like: periods of time as strata ----------------------------------------
+#
+# Each arm's counts come per period (a minute, say). A drift shared by both arms, or a change of
+# weight, moves both arms' rates within a period alike, so a contrast taken within each period and
+# then pooled cancels it, where pooling each arm over the whole canary first does not (Simpson).
+
+
+def _rows(strata: ArrayLike, columns: int) -> Floats:
+    table = np.asarray(strata, dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != columns or table.shape[0] == 0:
+        raise ValueError(f"strata must be a non-empty list of {columns} counts per period")
+    if not np.all(np.isfinite(table)) or np.any(table < 0):
+        raise ValueError("counts per period must be finite and not negative")
+    return table
+
+
+def _mh_weights(n_c: Floats, n_s: Floats) -> Floats:
+    """Mantel-Haenszel weights n_c n_s / (n_c + n_s): 0 for a period one arm did not see."""
+    total = n_c + n_s
+    weights: Floats = np.where((n_c > 0) & (n_s > 0), n_c * n_s / np.maximum(total, 1.0), 0.0)
+    return weights
+
+
+def _rate_variance(x: Floats, n: Floats, pooled: float) -> Floats:
+    """Var(p-hat) per period, unbiased: p(1-p)/(n-1); a period with one observation borrows the
+    arm's pooled rate (it has no spread of its own)."""
+    p = np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+    own = np.divide(p * (1 - p), n - 1, out=np.zeros_like(x), where=n > 1)
+    borrowed = np.divide(pooled * (1 - pooled), n, out=np.zeros_like(x), where=n > 0)
+    variance: Floats = np.where(n > 1, own, borrowed)
+    return variance
+
+
+def stratified_difference(
+    strata: ArrayLike,
+    alpha: float,
+    *,
+    higher_is_better: bool = True,
+    tuning: float = TUNING_SAMPLES,
+) -> Interval:
+    """Canary minus stable, compared within each period: rows of (successes_canary,
+    total_canary, successes_stable, total_stable), one per period.
+
+    The Mantel-Haenszel risk difference sum_k w_k (p_ck - p_sk) / sum_k w_k, w_k = n_ck n_sk /
+    N_k, with the design variance sum_k w_k^2 (Var p_ck + Var p_sk) / W^2 (unbiased per period),
+    and the confidence sequence's bounds at n = every observation in a period both arms saw."""
+    table = _rows(strata, 4)
+    xc, nc, xs, ns = table.T
+    if np.any(xc > nc) or np.any(xs > ns):
+        raise ValueError("successes cannot exceed the total")
+    w = _mh_weights(nc, ns)
+    total_w = float(w.sum())
+    if total_w <= 0:
+        raise ValueError("no period has observations in both arms")
+    seen = w > 0
+    pc = np.divide(xc, nc, out=np.zeros_like(xc), where=nc > 0)
+    ps = np.divide(xs, ns, out=np.zeros_like(xs), where=ns > 0)
+    d = float(np.sum(w * (pc - ps)) / total_w)
+    var_c = _rate_variance(xc, nc, float(xc[seen].sum() / nc[seen].sum()))
+    var_s = _rate_variance(xs, ns, float(xs[seen].sum() / ns[seen].sum()))
+    se = math.sqrt(float(np.sum(w**2 * (var_c + var_s))) / total_w**2)
+    n = float(nc[seen].sum() + ns[seen].sum())
+    if not higher_is_better:
+        d = -d
+    half = cs_multiplier(n, 2 * alpha, tuning) * se
+    return Interval(d, d - half, d + half)
+
+
+def bernoulli_bounds(successes: float, total: float, alpha: float) -> tuple[float, float]:
+    """Always-valid bounds for a Bernoulli mean that hold at any count, however small.
+
+    Robbins' beta-binomial mixture: M_n(p) = B(x + 1/2, n - x + 1/2) / B(1/2, 1/2) /
+    (p^x (1-p)^(n-x)) is a nonnegative martingale with mean 1 under p, so by Ville's inequality
+    {p : M_n(p) < 1/alpha} covers the true p at every n at once with probability >= 1 - alpha."""
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be strictly between 0 and 1")
+    if total <= 0:
+        return 0.0, 1.0
+    x, n = successes, total
+    mixture = special.betaln(x + 0.5, n - x + 0.5) - special.betaln(0.5, 0.5)
+    cut = math.log(1 / alpha)
+
+    def excess(p: float) -> float:
+        return float(mixture - special.xlogy(x, p) - special.xlog1py(n - x, -p) - cut)
+
+    mle, tiny = x / n, 1e-15
+    lower = 0.0 if x <= 0 or excess(tiny) <= 0 else optimize.brentq(excess, tiny, mle)
+    upper = 1.0 if x >= n or excess(1 - tiny) <= 0 else optimize.brentq(excess, mle, 1 - tiny)
+    return float(lower), float(upper)
+
+
+def exact_difference(
+    canary: tuple[float, float],
+    stable: tuple[float, float],
+    alpha: float,
+    *,
+    higher_is_better: bool = True,
+) -> Interval:
+    """Canary minus stable from each arm's always-valid Bernoulli bounds at alpha / 2, for when
+    events are too few for the normal approximation (a perfect canary, a rare error)."""
+    (xc, nc), (xs, ns) = canary, stable
+    if nc <= 0 or ns <= 0:
+        raise ValueError("both arms need observations")
+    lc, uc = bernoulli_bounds(xc, nc, alpha / 2)
+    ls, us = bernoulli_bounds(xs, ns, alpha / 2)
+    d = xc / nc - xs / ns
+    if higher_is_better:
+        return Interval(d, lc - us, uc - ls)
+    return Interval(-d, ls - uc, us - lc)
+
+
+def stratified_mann_whitney(
+    canary: list[ArrayLike], stable: list[ArrayLike], alpha: float, *,
+    tuning: float = TUNING_SAMPLES,
+) -> Interval:  # fmt: skip
+    """The Mann-Whitney effect P(canary > stable) + P(tie)/2 - 1/2, within each period, pooled
+    with Mantel-Haenszel weights (van Elteren's idea), with the confidence sequence's bounds."""
+    effects, variances, weights, n = [], [], [], 0.0
+    for c, r in zip(canary, stable, strict=True):
+        cc, rr = _counts(c), _counts(r)
+        if cc.sum() <= 0 or rr.sum() <= 0:
+            continue
+        test = mann_whitney(rr, cc)
+        weights.append(cc.sum() * rr.sum() / (cc.sum() + rr.sum()))
+        effects.append(test.effect)
+        variances.append(test.se_effect**2)
+        n += cc.sum() + rr.sum()
+    if not weights:
+        raise ValueError("no period has observations in both arms")
+    w = np.array(weights)
+    theta = float(np.sum(w * np.array(effects)) / w.sum())
+    se = math.sqrt(float(np.sum(w**2 * np.array(variances))) / float(w.sum()) ** 2)
+    half = cs_multiplier(n, 2 * alpha, tuning) * se
+    return Interval(theta, theta - half, theta + half)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate and the variance of its estimate."""
+
+    value: float
+    variance: float
+
+
+def stratified_rates(strata: ArrayLike) -> tuple[Rate, Rate]:
+    """Each arm's rate over the periods both arms saw, with the same Mantel-Haenszel weights for
+    both, so that a drift shared by the arms moves both alike (fairness per segment)."""
+    table = _rows(strata, 4)
+    xc, nc, xs, ns = table.T
+    w = _mh_weights(nc, ns)
+    total_w = float(w.sum())
+    if total_w <= 0:
+        raise ValueError("no period has observations in both arms")
+    seen = w > 0
+    arms = []
+    for x, n in ((xc, nc), (xs, ns)):
+        p = np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+        variance = _rate_variance(x, n, float(x[seen].sum() / n[seen].sum()))
+        arms.append(Rate(float(np.sum(w * p) / total_w),
+                         float(np.sum(w**2 * variance)) / total_w**2))  # fmt: skip
+    return arms[0], arms[1]
 
 
 @dataclass(frozen=True)
@@ -218,6 +382,117 @@ def wasserstein(reference: ArrayLike, canary: ArrayLike, edges: ArrayLike) -> fl
     return distance / spread
 
 
+# --- drift judged with confidence ---------------------------------------------------------------
+#
+# A distance between two samples of one distribution is above zero, by more at small samples, so a
+# point estimate against `max` fails identical arms at low traffic. The distance is bias-corrected
+# and bounded by a parametric bootstrap of the counts (each period's counts redrawn from its own
+# shares), with the confidence sequence's multiplier on the bootstrap standard error, so looking
+# every interval is covered as for compare. Verdicts: Fail when the lower bound is above `max`,
+# Pass when the upper bound is below it, Inconclusive in between.
+
+DRIFT_RESAMPLES = 200
+
+
+def _mixture(periods: Floats, weights: Floats) -> Floats:
+    """Shares pooled over periods with the given weights; `periods` is (resamples x) periods x
+    buckets."""
+    totals = periods.sum(axis=-1, keepdims=True)
+    shares = np.divide(periods, totals, out=np.zeros_like(periods), where=totals > 0)
+    pooled: Floats = np.tensordot(shares, weights, axes=([-2], [0])) / weights.sum()
+    return pooled
+
+
+def _floats(values: object) -> Floats:
+    return np.asarray(values, dtype=np.float64)
+
+
+def distances(statistic: str, p: Floats, q: Floats, edges: ArrayLike = ()) -> Floats:
+    """The drift statistic between shares p (reference) and q (canary), along the last axis."""
+    if statistic == "jensenShannon":
+        m = (p + q) / 2
+
+        def kl(a: Floats) -> Floats:
+            ratio = np.divide(a, m, out=np.ones_like(a), where=(a > 0) & (m > 0))
+            return _floats(np.sum(np.where(a > 0, a * np.log2(ratio), 0.0), axis=-1))
+
+        return _floats(np.sqrt(np.maximum(0.0, 0.5 * kl(p) + 0.5 * kl(q))))
+    if statistic == "psi":
+        pf, qf = np.maximum(p, PSI_FLOOR), np.maximum(q, PSI_FLOOR)
+        return _floats(np.sum((qf - pf) * np.log(qf / pf), axis=-1))
+    if statistic == "hellinger":
+        return _floats(np.sqrt(np.maximum(0.0, 1.0 - np.sum(np.sqrt(p * q), axis=-1))))
+    if statistic == "ks":
+        return _floats(np.max(np.abs(np.cumsum(p, axis=-1) - np.cumsum(q, axis=-1)), axis=-1))
+    if statistic == "chiSquare":  # Cramér's V of two equal-sized samples with these shares
+        m = (p + q) / 2
+        terms = np.divide((p - q) ** 2, m, out=np.zeros_like(p), where=m > 0)
+        return _floats(np.sqrt(np.sum(terms, axis=-1) / 4))
+    if statistic == "wasserstein":
+        x = np.asarray(edges, dtype=np.float64)
+        if x.size != p.shape[-1] - 1 or x.size < 2:
+            raise ValueError("wasserstein needs one count per finite edge plus +Inf, 2+ edges")
+        gaps = np.diff(x)
+        gap = np.abs(np.cumsum(p, axis=-1) - np.cumsum(q, axis=-1))[..., :-2]
+        points = np.append(x, x[-1])
+        mean = np.sum(p * points, axis=-1, keepdims=True)
+        spread = np.sqrt(np.sum(p * (points - mean) ** 2, axis=-1))
+        distance = np.sum(gap * gaps, axis=-1)
+        return _floats(np.divide(distance, spread, out=np.where(distance > 0, np.inf, 0.0),
+                                 where=spread > 0))  # fmt: skip
+    raise ValueError(f"unknown drift statistic {statistic}")
+
+
+def drift_interval(
+    statistic: str,
+    reference: ArrayLike,
+    canary: ArrayLike,
+    alpha: float,
+    *,
+    edges: ArrayLike = (),
+    resamples: int = DRIFT_RESAMPLES,
+) -> Interval:
+    """The distance between reference and canary, bias-corrected, with always-valid bounds.
+
+    `reference` and `canary` are counts per period and bucket (periods x buckets). With more than
+    one period, both arms are pooled with the same Mantel-Haenszel weights per period (a traffic
+    mix that moves during the day moves both alike); with one, as they are. The random draws are
+    seeded by the counts, so the same counts always give the same verdict."""
+    ref, can = np.atleast_2d(_rows_of(reference)), np.atleast_2d(_rows_of(canary))
+    if ref.shape != can.shape:
+        ref, can = ref.sum(axis=0, keepdims=True), can.sum(axis=0, keepdims=True)
+    n_r, n_c = ref.sum(axis=1), can.sum(axis=1)
+    weights = _mh_weights(n_c, n_r) if ref.shape[0] > 1 else np.ones(1)
+    if weights.sum() <= 0:
+        raise ValueError("no period has observations in both arms")
+    estimate = float(distances(statistic, _mixture(ref, weights), _mixture(can, weights), edges))
+    seed = np.frombuffer(np.concatenate([ref.ravel(), can.ravel()]).tobytes(), dtype=np.uint32)
+    rng = np.random.default_rng(seed)
+
+    def redraw(counts: Floats) -> Floats:
+        totals = counts.sum(axis=1)
+        shares = np.divide(counts, totals[:, None], out=np.zeros_like(counts),
+                           where=totals[:, None] > 0)  # fmt: skip
+        drawn: Floats = rng.multinomial(
+            totals.astype(np.int64), shares, size=(resamples, len(totals))
+        ).astype(np.float64)
+        return drawn
+
+    boot = distances(statistic, _mixture(redraw(ref), weights), _mixture(redraw(can), weights),
+                     edges)  # fmt: skip
+    corrected = max(0.0, 2 * estimate - float(np.mean(boot)))
+    n = float(n_r[weights > 0].sum() + n_c[weights > 0].sum())
+    half = cs_multiplier(n, 2 * alpha) * float(np.std(boot))
+    return Interval(corrected, max(0.0, corrected - half), corrected + half)
+
+
+def _rows_of(values: ArrayLike) -> Floats:
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise ValueError("bucket counts must be finite, not negative, and not empty")
+    return array
+
+
 # --- fairness and traffic ---------------------------------------------------------------------
 
 
@@ -231,35 +506,45 @@ class Gap:
     highest: str
 
 
+def _binomial(selected: dict[str, float], total: dict[str, float]) -> dict[str, Rate]:
+    rates = {g: selected.get(g, 0.0) / n for g, n in total.items() if n > 0}
+    return {g: Rate(p, p * (1 - p) / total[g]) for g, p in rates.items()}
+
+
 def parity_gap(selected: dict[str, float], total: dict[str, float]) -> Gap:
     """Max minus min of selected / total over segments (demographic parity difference, or equal
     opportunity difference when the counts are of actual positives)."""
-    rates = {g: selected.get(g, 0.0) / n for g, n in total.items() if n > 0}
-    if len(rates) < 2:
-        raise ValueError("need two segments with observations")
-    low, high = min(rates, key=rates.__getitem__), max(rates, key=rates.__getitem__)
-
-    def var(g: str) -> float:
-        return rates[g] * (1 - rates[g]) / total[g]
-
-    return Gap(rates[high] - rates[low], math.sqrt(var(low) + var(high)), low, high)
+    return gap_of(_binomial(selected, total))
 
 
 def impact_ratio(selected: dict[str, float], total: dict[str, float]) -> Gap:
     """Min over max of selected / total (disparate impact; below 0.8 fails the four-fifths rule),
     with a delta-method standard error."""
-    gap = parity_gap(selected, total)
-    low = selected.get(gap.lowest, 0.0) / total[gap.lowest]
-    high = selected.get(gap.highest, 0.0) / total[gap.highest]
-    if high <= 0:
+    return ratio_of(_binomial(selected, total))
+
+
+def gap_of(rates: dict[str, Rate]) -> Gap:
+    """Max minus min of the segments' rates, with the standard error of that difference."""
+    if len(rates) < 2:
+        raise ValueError("need two segments with observations")
+    low = min(rates, key=lambda g: rates[g].value)
+    high = max(rates, key=lambda g: rates[g].value)
+    se = math.sqrt(rates[low].variance + rates[high].variance)
+    return Gap(rates[high].value - rates[low].value, se, low, high)
+
+
+def ratio_of(rates: dict[str, Rate]) -> Gap:
+    """Min over max of the segments' rates, with a delta-method standard error."""
+    gap = gap_of(rates)
+    low, high = rates[gap.lowest], rates[gap.highest]
+    if high.value <= 0:
         return Gap(1.0, 0.0, gap.lowest, gap.highest)
-    ratio = low / high
+    ratio = low.value / high.value
 
-    def rel_var(rate: float, n: float) -> float:
-        return (1 - rate) / (rate * n) if rate > 0 else 0.0
+    def rel_var(rate: Rate) -> float:
+        return rate.variance / rate.value**2 if rate.value > 0 else 0.0
 
-    se = ratio * math.sqrt(rel_var(low, total[gap.lowest]) + rel_var(high, total[gap.highest]))
-    return Gap(ratio, se, gap.lowest, gap.highest)
+    return Gap(ratio, ratio * math.sqrt(rel_var(low) + rel_var(high)), gap.lowest, gap.highest)
 
 
 def sample_ratio(canary: float, stable: float, canary_share: float) -> Test:
