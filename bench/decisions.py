@@ -1,33 +1,22 @@
-"""How good are the decisions? Simulated rollouts with known truths, judged by four rules.
+"""How good are the decisions? Simulated rollouts with known truths, through the real policy.
 
-Every rollout has a stable model with accuracy 0.90 and a canary whose truth the scenario sets.
-Traffic is `--rate` labelled requests a minute, split by the weight schedule (10% for 5 minutes,
-25% for 5, 50% for 10), one look a minute. Per-request outcomes are Bernoulli draws from the truth;
-their counts per interval are what Prometheus would hold. Every rule sees the same streams:
+Every rollout is driven by `modelrollout.testing.driver`: `machine.advance` decides (steps, the
+promotion gate, inconclusiveLimit, consecutive errors: the API's defaults), the real judges of
+`domain/signals.py` judge, and the counts are kept per period as the operator's adapter keeps
+them. Nothing of the policy is restated here: change a default in the API and these figures move.
 
-- engine: this project's judges (domain/signals.py, the real code): compare (accuracy,
-  confidence sequence, margins 0, 0.005 and 0.01, alpha 0.05), drift
-  (Jensen-Shannon on the amount histogram, max 0.1) and fairness (demographic parity against
-  stable, margin 0.05), on counts since the canary started; rollback on a Fail; promotion only
-  once compare is Pass, holding up to 4 more looks (inconclusiveLimit 3), else a pause for a
-  human.
-- threshold: the canary's accuracy over the last interval must stay >= 0.88 (Flagger, Argo
-  Rollouts; failureLimit 0).
-- mann-whitney-98: Kayenta's judge, the last interval's per-request outcomes of canary against
-  stable, two-sided 98%, worse canary fails. On 0/1 outcomes the tie-corrected U statistic's z
-  is the pooled two-proportion z times sqrt((N-1)/N), which is what is computed (checked against
-  domain/stats.py at start).
-- naive-z: a one-sided two-proportion z-test at 5% on the cumulative counts at every look.
+The rollout: steps setWeight 2, analyze 10m, setWeight 5, analyze 10m, setWeight 20, analyze 10m,
+setWeight 50, analyze 10m; interval 1m; signals: accuracy compare (margin 1 point unless the
+scenario says, alpha 5%), input drift (Jensen-Shannon on the amount histogram, max 0.1) and
+approval parity (fairness, margin 0.05). The simulation ticks every 30 s; each tick's requests are
+Poisson, split by the weight the route has, with Bernoulli outcomes from the scenario's truth.
 
-The other rules also appear calibrated ("@matched"): their cut chosen on an independent A/A set so
-that their false rollback rate is 1%, or the highest engine row's there if higher: detection
-compared at the same or a lower false rollback rate for the engine. Calibrating needs
-an oracle (this exact schedule and traffic, simulated); a last table shows what happens to those
-cuts when the same rollouts are looked at every 10 s instead of every minute.
-
-Prints per scenario and rule: rollback, promote and pause rates, exposure (canary requests served
-by a bad canary until its rollback; a bad canary promoted counts its whole rollout), and minutes
-to the decision. `--quick` runs 300 rollouts per scenario (well under a minute).
+Per scenario: rollback, promote and pause rates (pause: a human is asked at the gate), the
+canary's requests served until the decision (exposure; a bad canary promoted counts all it
+served until then), and for regressions the median exposure of a Wald SPRT that knows the true
+effect and the arms' variances at every moment and judges the same labels of both arms as they
+arrive, like with like per 30 s tick: the limit no rule on these data can beat. `--quick` runs
+100 rollouts per scenario.
 """
 
 from __future__ import annotations
@@ -36,8 +25,8 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,323 +34,321 @@ from scipy import stats as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
-from modelrollout.api.v1alpha1 import CompareSignal, DriftSignal, FairnessSignal
-from modelrollout.domain import signals, stats
+from modelrollout.api.v1alpha1 import ModelRolloutSpec, SignalResult
+from modelrollout.domain import signals
 from modelrollout.domain.signals import Histogram, Segments
+from modelrollout.testing.driver import Simulated, stamp
+from modelrollout.testing.manifests import rollout
 
-WEIGHTS = [0.10] * 5 + [0.25] * 5 + [0.50] * 10
-HOLD = 4  # looks the engine waits at the gate before pausing (inconclusiveLimit 3)
-STABLE_ACCURACY = 0.90
-THRESHOLD = 0.88
-EDGES = (10, 25, 50, 100, 250, 500, 1000, 2500)
+TICK = 30.0
+TICKS_PER_MINUTE = 2
+EDGES = (10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
 SEGMENTS = ("a", "b")
-
-# The engine at three margins (the loss of accuracy tolerated): 0, the API's default, fails a
-# canary as soon as it is worse at all, with confidence, but promotes by itself only a canary
-# shown better (an equal one pauses at the gate for a human); 0.5 and 1 point promote more equal
-# canaries without a human, and judge a regression of d against the margin m, so the evidence
-# needed to roll it back grows like 1/(d - m)^2.
-ENGINES = {
-    "engine margin 0": 0.0,
-    "engine margin 0.5pt": 0.005,
-    "engine margin 1pt": 0.01,
-}
-MATCH_AT_LEAST = 0.01
-DRIFT = DriftSignal.model_validate({"histogram": "h", "max": 0.1, "minSamples": 500})
-FAIRNESS = FairnessSignal.model_validate({"selected": "s", "total": "t", "margin": 0.05})
+SPRT_ALPHA, SPRT_BETA = 0.05, 0.05
 
 
 @dataclass(frozen=True)
 class Scenario:
+    """A truth: the stable's rate at minute t, the canary's difference, the traffic."""
+
     name: str
-    accuracy: float = STABLE_ACCURACY
-    amount_log_mean: float = 4.0
-    selection: tuple[float, float] = (0.4, 0.4)
-    rate: float = 1.0  # share of the nominal traffic
+    difference: float = 0.0  # canary minus stable, in the KPI's units (negative: worse)
+    per_minute: float = 2000.0
+    base: float = 0.90
+    drift: float = 0.0  # the base rate moves by this much over 40 minutes, both arms alike
+    swing: float = 0.0  # daily swing of the base rate (amplitude), and of traffic (x 1 +- 0.6)
+    late_minutes: int = 0  # labels arrive this late
+    errors: bool = False  # the KPI is an error rate (lower is better), not an accuracy
+    margin: float = 0.01
+    amount_shift: float = 0.0  # input drift of the canary (log-mean of amounts)
+    unfair: bool = False
 
     @property
     def bad(self) -> bool:
-        return self != Scenario(self.name, rate=self.rate)
+        """Beyond the margin, or drifted or unfair: must not be promoted by itself."""
+        worse = -self.difference if not self.errors else self.difference
+        return worse > self.margin or self.amount_shift > 0 or self.unfair
+
+    def stable_rate(self, minute: np.ndarray) -> np.ndarray:
+        rate = self.base + self.drift * np.minimum(minute, 40.0) / 40.0
+        if self.swing:
+            rate = rate + self.swing * np.sin(2 * np.pi * minute / 30.0)
+        result: np.ndarray = np.clip(rate, 0.0, 1.0)
+        return result
+
+    def traffic(self, minute: np.ndarray) -> np.ndarray:
+        factor = 1.0 + (0.6 * np.sin(2 * np.pi * minute / 30.0) if self.swing else 0.0)
+        result: np.ndarray = self.per_minute / TICKS_PER_MINUTE * factor
+        return result
 
 
+A = Scenario
 SCENARIOS = [
-    Scenario("A/A"),
-    Scenario("regress 0.5pt", accuracy=0.895),
-    Scenario("regress 1pt", accuracy=0.89),
-    Scenario("regress 2pt", accuracy=0.88),
-    Scenario("regress 5pt", accuracy=0.85),
-    Scenario("input drift", amount_log_mean=4.5),
-    Scenario("unfair", selection=(0.3, 0.5)),
-    Scenario("low traffic 2pt", accuracy=0.88, rate=0.05),
+    A("A/A stationary"),
+    A("A/A 1,200/min", per_minute=1200),
+    A("A/A 300/min", per_minute=300),
+    A("A/A drift down 4pt", per_minute=1200, drift=-0.04),
+    A("A/A drift up 4pt", per_minute=1200, drift=0.04),
+    A("A/A daily swing", per_minute=1200, swing=0.03),
+    A("A/A labels 5 min late", late_minutes=5),
+    A("A/A rare errors 0.1%", errors=True, base=0.001, margin=0.002),
+    A("A/A margin 0", margin=0.0),
+    A("better +1pt", difference=0.01),
+    A("regress 0.5pt", difference=-0.005),
+    A("regress 1pt", difference=-0.01),
+    A("regress 2pt", difference=-0.02),
+    A("regress 5pt", difference=-0.05),
+    A("regress 2pt 1,200/min", difference=-0.02, per_minute=1200),
+    A("regress 2pt 300/min", difference=-0.02, per_minute=300),
+    A("regress 2pt drift down", difference=-0.02, per_minute=1200, drift=-0.04),
+    A("regress 2pt drift up", difference=-0.02, per_minute=1200, drift=0.04),
+    A("regress 2pt daily swing", difference=-0.02, per_minute=1200, swing=0.03),
+    A("regress 2pt late labels", difference=-0.02, late_minutes=5),
+    A("regress 2pt margin 0.5", difference=-0.02, margin=0.005),
+    A("rare errors 0.1->0.5%", difference=0.004, errors=True, base=0.001, margin=0.002),
+    A("input drift", amount_shift=0.5),
+    A("unfair", unfair=True),
 ]
 
 
+def make_spec(s: Scenario) -> ModelRolloutSpec:
+    raw = rollout()["spec"]
+    analyze = {"analyze": {"duration": "10m"}}
+    raw["strategy"]["steps"] = [s for w in (2, 5, 20, 50) for s in ({"setWeight": w}, analyze)]
+    raw["analysis"] = {
+        "interval": "1m",
+        "prometheus": {"address": "http://prometheus:9090"},
+        "signals": [
+            {"name": "kpi", "compare": {"successes": "s", "total": "t", "margin": s.margin,
+                                        "higherIsBetter": not s.errors}},
+            {"name": "amount-drift", "drift": {"histogram": "h_bucket", "max": 0.1}},
+            {"name": "parity", "fairness": {"selected": "s", "total": "t", "margin": 0.05}},
+        ],
+    }  # fmt: skip
+    return ModelRolloutSpec.model_validate(raw)
+
+
 def bucket_probabilities(log_mean: float) -> np.ndarray:
-    cdf = sp.norm.cdf((np.log(np.array(EDGES, dtype=float)) - log_mean) / 1.0)
-    return np.diff(np.concatenate(([0.0], cdf, [1.0])))
+    cdf = sp.norm.cdf((np.log(np.array(EDGES)) - log_mean) / 1.0)
+    result: np.ndarray = np.diff(np.concatenate(([0.0], cdf, [1.0])))
+    return result
+
+
+def schedule(spec: ModelRolloutSpec, horizon: int) -> np.ndarray:
+    """The canary's weight at each tick until the gate, from the machine itself: a rollout whose
+    signals never decide goes through every step and waits at the gate."""
+    sim = Simulated(spec, TICK)
+    weights: list[int] = []
+
+    def served(_tick: int, weight: int) -> float:
+        weights.append(weight)
+        return 0.0
+
+    def undecided(tick: int) -> list[SignalResult]:
+        return [SignalResult(name=s.name, kind=s.kind, verdict="Inconclusive",
+                             at=stamp(tick, TICK)) for s in spec.analysis.signals]  # type: ignore[union-attr]  # fmt: skip
+
+    sim.run(horizon, served, undecided)
+    return np.array(weights + [weights[-1]] * (horizon - len(weights)))
 
 
 @dataclass
 class Streams:
-    """Per run and interval: requests and outcomes of each arm (canary c, stable s)."""
+    """Per run and tick (runs x ticks [x buckets or segments]): what each arm counted."""
 
-    n_c: np.ndarray
+    n_c: np.ndarray  # canary requests served
+    x_c: np.ndarray  # canary labelled outcomes (successes or errors), as they arrive
+    l_c: np.ndarray  # canary labels arrived
     n_s: np.ndarray
-    x_c: np.ndarray
     x_s: np.ndarray
-    h_c: np.ndarray  # runs x intervals x buckets
+    l_s: np.ndarray
+    h_c: np.ndarray
     h_s: np.ndarray
-    sel_c: np.ndarray  # runs x intervals x segments: selected
-    seg_c: np.ndarray  # runs x intervals x segments: requests
+    sel_c: np.ndarray
+    seg_c: np.ndarray
     sel_s: np.ndarray
     seg_s: np.ndarray
-    scheduled: int  # looks until the last step ends
+    p_c: np.ndarray  # the true rates at each tick (for the oracle)
+    p_s: np.ndarray
 
 
-def simulate(s: Scenario, runs: int, rate: int, rng: np.random.Generator,
-             per_minute: int = 1) -> Streams:  # fmt: skip
-    """Streams for `runs` rollouts, looked at `per_minute` times a minute."""
-    weights = np.repeat(np.array(WEIGHTS + [WEIGHTS[-1]] * HOLD), per_minute)
-    total = rng.poisson(rate * s.rate / per_minute, size=(runs, weights.size))
-    n_c = rng.binomial(total, weights)
+def simulate(s: Scenario, weights: np.ndarray, runs: int, rng: np.random.Generator) -> Streams:
+    ticks = weights.size
+    minute = np.arange(ticks) / TICKS_PER_MINUTE
+    total = rng.poisson(np.broadcast_to(s.traffic(minute), (runs, ticks)))
+    n_c = rng.binomial(total, weights / 100.0)
     n_s = total - n_c
-    x_c = rng.binomial(n_c, s.accuracy)
-    x_s = rng.binomial(n_s, STABLE_ACCURACY)
-    h_c = rng.multinomial(n_c, bucket_probabilities(s.amount_log_mean))
+    p_s = s.stable_rate(minute)
+    p_c = np.clip(p_s + s.difference, 0.0, 1.0)
+    x_c, x_s = rng.binomial(n_c, p_c), rng.binomial(n_s, p_s)
+    lag = s.late_minutes * TICKS_PER_MINUTE
+
+    def arrive(counts: np.ndarray) -> np.ndarray:
+        if not lag:
+            return counts
+        return np.concatenate([np.zeros((runs, lag), dtype=counts.dtype), counts[:, :-lag]], axis=1)
+
+    h_c = rng.multinomial(n_c, bucket_probabilities(4.0 + s.amount_shift))
     h_s = rng.multinomial(n_s, bucket_probabilities(4.0))
-    seg_c = rng.multinomial(n_c, [0.5, 0.5])
-    seg_s = rng.multinomial(n_s, [0.5, 0.5])
-    sel_c = rng.binomial(seg_c, np.array(s.selection))
+    seg_c, seg_s = rng.multinomial(n_c, [0.5, 0.5]), rng.multinomial(n_s, [0.5, 0.5])
+    sel_c = rng.binomial(seg_c, np.array([0.3, 0.5] if s.unfair else [0.4, 0.4]))
     sel_s = rng.binomial(seg_s, np.array([0.4, 0.4]))
-    return Streams(n_c, n_s, x_c, x_s, h_c, h_s, sel_c, seg_c, sel_s, seg_s,
-                   len(WEIGHTS) * per_minute)  # fmt: skip
+    return Streams(n_c, arrive(x_c), arrive(n_c), n_s, arrive(x_s), arrive(n_s), h_c, h_s,
+                   sel_c, seg_c, sel_s, seg_s, p_c, p_s)  # fmt: skip
 
 
-@dataclass
-class Outcome:
-    """Per run: the look (0-based) of the decision, and what it was."""
-
-    look: np.ndarray
-    kind: np.ndarray  # 0 promoted, 1 rolled back, 2 paused
-
-    @classmethod
-    def promoted_at_end(cls, runs: int, scheduled: int) -> Outcome:
-        return cls(np.full(runs, scheduled - 1), np.zeros(runs, dtype=int))
-
-
-# --- the rules ------------------------------------------------------------------------------------
-
-
-def compare_signal(margin: float) -> CompareSignal:
-    return CompareSignal.model_validate(
-        {"successes": "s", "total": "t", "margin": margin, "alpha": 0.05, "minSamples": 200}
-    )
-
-
-def engine(st: Streams, margin: float) -> Outcome:
-    runs, looks = st.n_c.shape
-    out = Outcome(np.full(runs, looks - 1), np.full(runs, 2))
-    cum = {k: np.cumsum(getattr(st, k), axis=1) for k in ("n_c", "n_s", "x_c", "x_s")}
-    h_c, h_s = np.cumsum(st.h_c, axis=1), np.cumsum(st.h_s, axis=1)
-    sel_c, seg_c = np.cumsum(st.sel_c, axis=1), np.cumsum(st.seg_c, axis=1)
-    sel_s, seg_s = np.cumsum(st.sel_s, axis=1), np.cumsum(st.seg_s, axis=1)
-    edges = tuple(float(e) for e in EDGES)
-    compare = compare_signal(margin)
-    for run in range(runs):
-        for t in range(looks):
-            canary = (float(cum["x_c"][run, t]), float(cum["n_c"][run, t]))
-            stable = (float(cum["x_s"][run, t]), float(cum["n_s"][run, t]))
-            verdicts = [
-                signals.judge_compare_rate("acc", compare, canary, stable, "").verdict,
-                signals.judge_drift(
-                    "drift",
-                    DRIFT,
-                    Histogram(edges, tuple(h_s[run, t])),
-                    Histogram(edges, tuple(h_c[run, t])),
-                    "",
-                ).verdict,
-                signals.judge_fairness(
-                    "parity",
-                    FAIRNESS,
-                    Segments(
-                        dict(zip(SEGMENTS, sel_c[run, t], strict=True)),
-                        dict(zip(SEGMENTS, seg_c[run, t], strict=True)),
-                    ),
-                    Segments(
-                        dict(zip(SEGMENTS, sel_s[run, t], strict=True)),
-                        dict(zip(SEGMENTS, seg_s[run, t], strict=True)),
-                    ),
-                    "",
-                ).verdict,
-            ]
-            if "Fail" in verdicts:
-                out.look[run], out.kind[run] = t, 1
-                break
-            if t >= st.scheduled - 1 and verdicts[0] == "Pass":
-                out.look[run], out.kind[run] = t, 0
-                break
+def per_period(values: np.ndarray, upto: int, periods: np.ndarray) -> np.ndarray:
+    """Ticks 1..upto (columns 0..upto-1) summed per period."""
+    count = int(periods[upto - 1]) + 1
+    out = np.zeros((count, *values.shape[1:]))
+    np.add.at(out, periods[:upto], values[:upto])
     return out
 
 
-def first(hit: np.ndarray, scheduled: int) -> Outcome:
-    """Rollback at the first look where `hit` (runs x looks) is true, else promoted."""
-    hit = hit[:, :scheduled]
-    out = Outcome.promoted_at_end(hit.shape[0], scheduled)
-    any_hit = hit.any(axis=1)
-    out.look[any_hit] = hit[any_hit].argmax(axis=1)
-    out.kind[any_hit] = 1
-    return out
+def drive(spec: ModelRolloutSpec, st: Streams, run: int, horizon: int) -> tuple[str, int, float]:
+    sim = Simulated(spec, TICK)
+    periods = np.array([sim.period(t) for t in range(1, horizon + 1)])
+    compare = spec.analysis.signals[0].compare  # type: ignore[union-attr]
+    drift = spec.analysis.signals[1].drift  # type: ignore[union-attr]
+    fairness = spec.analysis.signals[2].fairness  # type: ignore[union-attr]
+    assert compare is not None
+    assert drift is not None
+    assert fairness is not None
+    rate_rows = np.stack([st.x_c[run], st.l_c[run], st.x_s[run], st.l_s[run]], axis=1)
+
+    def served(tick: int, weight: int) -> float:
+        return float(st.n_c[run, tick - 1])
+
+    def judge(tick: int) -> list[SignalResult]:
+        at = stamp(tick, TICK)
+        rows = per_period(rate_rows, tick, periods)
+        kpi = signals.judge_compare_rate("kpi", compare, [tuple(r) for r in rows], at)
+        hc, hs = per_period(st.h_c[run], tick, periods), per_period(st.h_s[run], tick, periods)
+        amount = signals.judge_drift("amount-drift", drift, histograms(hs), histograms(hc), at)
+        sc, gc = per_period(st.sel_c[run], tick, periods), per_period(st.seg_c[run], tick, periods)
+        ss, gs = per_period(st.sel_s[run], tick, periods), per_period(st.seg_s[run], tick, periods)
+
+        def seg(sel: np.ndarray, tot: np.ndarray) -> list[Segments]:
+            return [Segments(dict(zip(SEGMENTS, a, strict=True)),
+                             dict(zip(SEGMENTS, b, strict=True)))
+                    for a, b in zip(sel, tot, strict=True)]  # fmt: skip
+
+        parity = signals.judge_fairness("parity", fairness, seg(sc, gc), seg(ss, gs), at)
+        # model servers export their counters from the start: the series exist
+        return [signals.gathering(r, series_exist=True) for r in (kpi, amount, parity)]
+
+    decision = sim.run(horizon, served, judge)
+    return decision.outcome, decision.tick, decision.exposure
 
 
-def interval_accuracy(st: Streams) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(st.n_c > 0, st.x_c / np.maximum(st.n_c, 1), np.nan)
+def histograms(periods: np.ndarray) -> list[Histogram]:
+    return [Histogram(EDGES, tuple(h)) for h in periods]
 
 
-def pooled_z(xc: np.ndarray, nc: np.ndarray, xs: np.ndarray, ns: np.ndarray) -> np.ndarray:
-    """Canary minus stable in pooled standard errors (negative: canary worse)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pooled = (xc + xs) / (nc + ns)
-        se = np.sqrt(pooled * (1 - pooled) * (1 / nc + 1 / ns))
-        z = (xc / nc - xs / ns) / se
-    return np.where(np.isfinite(z), z, 0.0)
+def oracle(s: Scenario, st: Streams) -> np.ndarray:
+    """Canary requests served until a Wald SPRT that knows the true effect crosses into rollback.
 
-
-def mw_z(xc: np.ndarray, nc: np.ndarray, xs: np.ndarray, ns: np.ndarray) -> np.ndarray:
-    """Tie-corrected Mann-Whitney z on 0/1 outcomes: the pooled z-test with the N - 1 variance."""
-    n = nc + ns
-    z: np.ndarray = pooled_z(xc, nc, xs, ns) * np.sqrt(np.maximum(n - 1, 0) / np.maximum(n, 1))
-    return z
-
-
-def kayenta(st: Streams) -> np.ndarray:
-    return mw_z(st.x_c, st.n_c, st.x_s, st.n_s)
-
-
-def naive_z(st: Streams) -> np.ndarray:
-    c = {k: np.cumsum(getattr(st, k), axis=1) for k in ("x_c", "n_c", "x_s", "n_s")}
-    return pooled_z(c["x_c"], c["n_c"], c["x_s"], c["n_s"])
-
-
-# A per-interval rule: a score per look (lower is worse) and the cut users configure.
-SCORED: dict[str, tuple[Callable[[Streams], np.ndarray], float]] = {
-    "threshold": (interval_accuracy, THRESHOLD),
-    "mann-whitney-98": (kayenta, -float(sp.norm.isf(0.01))),
-    "naive-z": (naive_z, -float(sp.norm.isf(0.05))),
-}
-
-
-def calibrate(score: np.ndarray, rate: float, scheduled: int) -> float:
-    """The cut whose false rollback rate on this A/A set is `rate`."""
-    lowest = np.nanmin(np.where(np.isnan(score), np.inf, score)[:, :scheduled], axis=1)
-    return float(np.quantile(lowest, rate)) if rate > 0 else float(lowest.min()) - 1e-9
-
-
-# --- reporting ------------------------------------------------------------------------------------
+    It judges the same labels as they arrive, both arms, like with like per tick: each tick's
+    difference D_k of the arms' rates is N(delta, v_k) with v_k from the true rates; H0: the
+    canary exactly at the margin (delta0 = -margin), H1: the true difference; it rolls back when
+    the log-likelihood ratio reaches ln((1 - beta) / alpha). NaN where it never does."""
+    sign = -1.0 if s.errors else 1.0  # the advantage: positive is better
+    lag = s.late_minutes * TICKS_PER_MINUTE
+    p_c, p_s = st.p_c, st.p_s
+    if lag:  # the labels arriving at a tick are of requests `lag` ticks before
+        p_c = np.concatenate([np.full(lag, p_c[0]), p_c[:-lag]])
+        p_s = np.concatenate([np.full(lag, p_s[0]), p_s[:-lag]])
+    delta1 = sign * (p_c - p_s)
+    delta0 = -s.margin
+    seen = (st.l_c > 0) & (st.l_s > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = sign * (st.x_c / st.l_c - st.x_s / st.l_s)
+        v = p_c * (1 - p_c) / st.l_c + p_s * (1 - p_s) / st.l_s
+        step = ((d - delta0) ** 2 - (d - delta1) ** 2) / (2 * v)
+    llr = np.cumsum(np.where(seen & (v > 0), step, 0.0), axis=1)
+    crossed = llr >= math.log((1 - SPRT_BETA) / SPRT_ALPHA)
+    first = np.where(crossed.any(axis=1), crossed.argmax(axis=1), -1)
+    served = np.cumsum(st.n_c, axis=1)
+    return np.where(first >= 0, served[np.arange(first.size), first], np.nan)
 
 
 @dataclass
 class Row:
-    rule: str
+    scenario: Scenario
     rollback: float
     promote: float
     pause: float
-    exposure_median: float
+    undecided: float
+    exposure_p50: float
     exposure_p95: float
-    minutes: float
-    cells: list[str] = field(default_factory=list)
+    minutes_p50: float
+    oracle_p50: float
+    seconds: float
 
 
-def summarise(rule: str, out: Outcome, st: Streams, bad: bool) -> Row:
-    exposed = np.cumsum(st.n_c, axis=1)
-    total = exposed[:, st.scheduled - 1]
-    at = exposed[np.arange(out.look.size), out.look]
-    # a bad canary promoted serves everything from then on: count at least its whole rollout
-    exposure = np.where(out.kind == 1, at, np.maximum(at, total))
+def measure(s: Scenario, runs: int, seed: int) -> Row:
+    started = time.monotonic()
+    spec = make_spec(s)
+    horizon = 120 * TICKS_PER_MINUTE
+    weights = schedule(spec, horizon)
+    st = simulate(s, weights, runs, np.random.default_rng(seed))
+    outcomes = [drive(spec, st, run, horizon) for run in range(runs)]
+    kind = np.array([o[0] for o in outcomes])
+    ticks = np.array([o[1] for o in outcomes])
+    exposure = np.array([o[2] for o in outcomes])
+    oracle_exposure = oracle(s, st) if s.bad and not (s.amount_shift or s.unfair) else None
     return Row(
-        rule,
-        float(np.mean(out.kind == 1)),
-        float(np.mean(out.kind == 0)),
-        float(np.mean(out.kind == 2)),
-        float(np.median(exposure)) if bad else math.nan,
-        float(np.quantile(exposure, 0.95)) if bad else math.nan,
-        float(np.median(out.look + 1)) * len(WEIGHTS) / st.scheduled,
-    )
-
-
-def check_mann_whitney_equivalence() -> None:
-    ref, can = [700.0, 300.0], [600.0, 250.0]  # (incorrect, correct) as ranked 0 < 1
-    u = stats.mann_whitney(ref, can)
-    z = mw_z(np.array([250.0]), np.array([850.0]), np.array([300.0]), np.array([1000.0]))
-    assert abs(u.z - z[0]) < 1e-9, (u.z, z)
+        s, float(np.mean(kind == "RolledBack")), float(np.mean(kind == "Promoted")),
+        float(np.mean(kind == "Paused")), float(np.mean(kind == "Undecided")),
+        float(np.median(exposure)) if s.bad else math.nan,
+        float(np.quantile(exposure, 0.95)) if s.bad else math.nan,
+        float(np.median(ticks)) / TICKS_PER_MINUTE,
+        float(np.nanmedian(oracle_exposure)) if oracle_exposure is not None else math.nan,
+        time.monotonic() - started,
+    )  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=2000)
-    parser.add_argument("--rate", type=int, default=2000, help="labelled requests a minute")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--quick", action="store_true", help="300 runs per scenario")
+    parser.add_argument("--quick", action="store_true", help="100 rollouts per scenario")
+    parser.add_argument("--only", default="", help="scenarios whose name contains this")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    runs = 300 if args.quick else args.runs
-    check_mann_whitney_equivalence()
+    runs = 100 if args.quick else args.runs
+    chosen = [s for s in SCENARIOS if args.only in s.name]
     started = time.monotonic()
-    rng = np.random.default_rng(args.seed)
-
-    # Calibration on its own A/A streams, never reused for the table.
-    calib = simulate(SCENARIOS[0], runs, args.rate, rng)
-    engine_frr = max(float(np.mean(engine(calib, m).kind == 1)) for m in ENGINES.values())
-    target = max(engine_frr, MATCH_AT_LEAST)
-    cuts = {
-        name: calibrate(score(calib), target, calib.scheduled)
-        for name, (score, _) in SCORED.items()
-    }
-
-    print(f"{runs} rollouts per scenario, {args.rate} labelled requests/min, "
-          f"{len(WEIGHTS)} looks (weights 10%x5, 25%x5, 50%x10), seed {args.seed}")  # fmt: skip
-    print(f"@matched: cut calibrated on independent A/A streams to a false rollback rate of "
-          f"{target:.2%} (the engine's there: {engine_frr:.2%}); cuts: "
-          + ", ".join(f"{k} {v:.4g}" for k, v in cuts.items()))  # fmt: skip
-    print()
+    print(f"{runs} rollouts per scenario through machine.advance; steps 2/5/20/50% x 10 min, "
+          f"interval 1m, ticks of {TICK:.0f} s, seed {args.seed}")  # fmt: skip
     header = (
-        f"{'scenario':<16} {'rule':<24} {'rollback':>8} {'promote':>8} {'pause':>7} "
-        f"{'exposure p50':>13} {'p95':>8} {'minutes':>8}"
+        f"{'scenario':<26} {'margin':>6} {'rollback':>8} {'promote':>8} {'pause':>6} "
+        f"{'exposure p50':>12} {'p95':>7} {'minutes':>7} {'SPRT p50':>8} {'ratio':>6}"
     )
     print(header)
     print("-" * len(header))
-    for scenario in SCENARIOS:
-        st = simulate(scenario, runs, args.rate, rng)
-        rows = [summarise(name, engine(st, m), st, scenario.bad) for name, m in ENGINES.items()]
-        for name, (score, cut) in SCORED.items():
-            values = score(st)
-            rows.append(summarise(name, first(values < cut, st.scheduled), st, scenario.bad))
-            matched = first(values < cuts[name], st.scheduled)
-            rows.append(summarise(f"{name} @matched", matched, st, scenario.bad))
-        for row in rows:
-            exposure = (
-                f"{row.exposure_median:>13.0f} {row.exposure_p95:>8.0f}"
-                if scenario.bad else f"{'-':>13} {'-':>8}"
-            )  # fmt: skip
-            print(f"{scenario.name:<16} {row.rule:<24} {row.rollback:>8.1%} {row.promote:>8.1%} "
-                  f"{row.pause:>7.1%} {exposure} {row.minutes:>8.0f}")  # fmt: skip
-        print()
-    finer_looks(runs, args.rate, cuts, rng)
+    seeds = [args.seed + i for i in range(len(chosen))]
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        rows = list(pool.map(measure, chosen, [runs] * len(chosen), seeds))
+    for row in rows:
+        s = row.scenario
+        ratio = row.exposure_p50 / row.oracle_p50 if row.oracle_p50 > 0 else math.nan
+        cells = [
+            f"{s.name:<26} {s.margin * 100:>5.1f}p",
+            f"{row.rollback:>8.1%} {row.promote:>8.1%} {row.pause:>6.1%}",
+            f"{_n(row.exposure_p50):>12} {_n(row.exposure_p95):>7} {row.minutes_p50:>7.1f}",
+            f"{_n(row.oracle_p50):>8} {_r(ratio):>6}",
+        ]
+        print(" ".join(cells) + (f"  undecided {row.undecided:.1%}" if row.undecided else ""))
     print(f"({time.monotonic() - started:.1f} s)")
 
 
-def finer_looks(runs: int, rate: int, cuts: dict[str, float], rng: np.random.Generator) -> None:
-    """The same A/A rollouts looked at every 10 s instead of every minute: the engine's false
-    rollback rate does not depend on how often it looks; a cut calibrated for one schedule does."""
-    print("A/A looked at every 10 s (6 looks a minute), cuts kept from the 1-minute calibration:")
-    st = simulate(SCENARIOS[0], runs, rate, rng, per_minute=6)
-    rates = {name: float(np.mean(engine(st, m).kind == 1)) for name, m in ENGINES.items()}
-    for name, (score, cut) in SCORED.items():
-        values = score(st)[:, : st.scheduled]
-        rates[name] = float(np.mean((values < cut).any(axis=1)))
-        rates[f"{name} @matched"] = float(np.mean((values < cuts[name]).any(axis=1)))
-    for name, value in rates.items():
-        print(f"  {name:<26} false rollback {value:>6.1%}")
-    print()
+def _n(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:,.0f}"
+
+
+def _r(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}x"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from modelrollout.testing.exporter import ErrorRateExporter
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer, ScrapeJob
 
+PERIOD_SECONDS = "5"
+
 
 @pytest.fixture
 def telemetry() -> Iterator[ErrorRateExporter]:
@@ -26,7 +28,10 @@ def metrics(prometheus: PrometheusPool, telemetry: ErrorRateExporter) -> Prometh
 
 @pytest.fixture
 def operator(cluster: LocalCluster, modelrollout_crd: None) -> Iterator[OperatorProcess]:
-    running = OperatorProcess(cluster.kubeconfig, tick_seconds=0.5)
+    # Prometheus scrapes every second here: compare arms within 5-second periods (production
+    # default 60 s against 15-30 s scrapes), so the e2e stories exercise the strata.
+    running = OperatorProcess(cluster.kubeconfig, tick_seconds=0.5,
+                              env={"MODELROLLOUT_PERIOD_SECONDS": PERIOD_SECONDS})  # fmt: skip
     running.start()
     yield running
     running.close()

@@ -7,6 +7,7 @@ told apart by the `version` template variable, which is rendered once per arm.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,16 @@ from modelrollout.domain.judging import judge_threshold
 from modelrollout.domain.reference import decode as decode_reference
 from modelrollout.domain.signals import Histogram, Segments
 from modelrollout.domain.templating import TemplateError, render
+
+# The shortest period within which canary and stable are compared (docs/analysis.md): several
+# scrape intervals, so that every period holds samples of both arms' series.
+PERIOD_SECONDS = float(os.environ.get("MODELROLLOUT_PERIOD_SECONDS", "60"))
+
+
+def period_of(analysis: Analysis) -> float:
+    """How long each period compared like with like is: the interval, at least PERIOD_SECONDS."""
+    return max(parse_duration(analysis.interval), PERIOD_SECONDS)
+
 
 # Routers take a moment to apply a new weight everywhere; requests in flight meanwhile went by
 # the old one. The sample ratio window starts this long after the weight was seen on the route.
@@ -93,15 +104,7 @@ class Evaluation:
         return signals.error(signal.name, "unknown", "a signal of no known kind", self.c.at)
 
     def _gathering(self, result: SignalResult) -> SignalResult:
-        """Nothing counted since the canary started, though the selectors match series: the
-        evidence is still coming in (a scrape or two after the start), which is Inconclusive.
-        NoData is kept for selectors that match no series at all, as a wrong query does."""
-        if result.verdict != "NoData" or not self._matched:
-            return result
-        return result.model_copy(update={
-            "verdict": "Inconclusive",
-            "message": "nothing counted since the canary started yet; the series exist",
-        })  # fmt: skip
+        return signals.gathering(result, self._matched)
 
     # -- measuring per arm -----------------------------------------------------------------------
 

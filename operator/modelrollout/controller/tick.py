@@ -26,6 +26,7 @@ from modelrollout.analysis.evaluate import (
     Evaluation,
     MeasurementError,
     failed_everywhere,
+    period_of,
     unexpected,
 )
 from modelrollout.analysis.prometheus import Credentials, PrometheusSource
@@ -44,7 +45,6 @@ from modelrollout.api.v1alpha1 import (
 )
 from modelrollout.controller import metrics
 from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
-from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.machine import (
     Command,
     Event,
@@ -77,9 +77,6 @@ REFUSALS = (FORBIDDEN, UNSUPPORTED_ROUTER, INVALID_SPEC, TICK_FAILED)
 # Ticks in a row that may fail before a canary the operator cannot watch loses its traffic.
 FAULT_LIMIT = int(os.environ.get("MODELROLLOUT_FAULT_LIMIT", "3"))
 FAULT_CONDITION = "OperatorFault"
-# The shortest period within which canary and stable are compared (docs/analysis.md): several
-# scrape intervals, so that every period holds samples of both arms' series.
-PERIOD_SECONDS = float(os.environ.get("MODELROLLOUT_PERIOD_SECONDS", "60"))
 
 EventSink = Callable[[Event], None]
 
@@ -429,7 +426,7 @@ class Ticker:
             weight=status.canary_weight,
             weight_since=_parse_time(status.weight_since, now) if status.weight_since else None,
             at=timestamp(now),
-            period=max(parse_duration(analysis.interval), PERIOD_SECONDS),
+            period=period_of(analysis),
         )
         load = partial(self._reference, rollout.owner.namespace)
         return Evaluation(source, context, load).run(analysis)

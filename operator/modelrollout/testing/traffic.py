@@ -10,6 +10,7 @@ sets (accuracy, input distribution, selection rate per segment, error rate), and
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,9 @@ class SimulatedTraffic:
         self.telemetry.serve(self.port, addr="127.0.0.1")
         self.rng = np.random.default_rng(seed)
         self.shares: dict[str, float] = {}
+        # A change every version shares (the world, not a model): accuracy moving by this much a
+        # second since `drift_accuracy` was called.
+        self._drift = (0.0, time.monotonic())
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="traffic", daemon=True)
         self.thread.start()
@@ -84,6 +88,14 @@ class SimulatedTraffic:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def drift_accuracy(self, per_second: float) -> None:
+        """From now on every version's accuracy moves by `per_second` a second (0 to 1)."""
+        self._drift = (per_second, time.monotonic())
+
+    def accuracy(self, truth: Truth) -> float:
+        per_second, since = self._drift
+        return min(1.0, max(0.0, truth.accuracy + per_second * (time.monotonic() - since)))
 
     def close(self) -> None:
         self.stopped.set()
@@ -125,6 +137,6 @@ class SimulatedTraffic:
             t = self.telemetry
             t.predictions.labels(self.name, version, segment, "1").inc(chosen)
             t.predictions.labels(self.name, version, segment, "0").inc(size - chosen)
-        correct = int(rng.binomial(n - failed, truth.accuracy))
+        correct = int(rng.binomial(n - failed, self.accuracy(truth)))
         self.telemetry.feedback.labels(self.name, version, "correct").inc(correct)
         self.telemetry.feedback.labels(self.name, version, "incorrect").inc(n - failed - correct)
