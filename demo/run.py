@@ -176,7 +176,10 @@ def main() -> int:
         print(f"control plane up in {time.monotonic() - began:.0f} s; prometheus at {prom.url}")
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
-        operator = OperatorProcess(cluster.kubeconfig, tick_seconds=1.0)
+        # The demo's Prometheus scrapes every second and its canaries live for seconds, not
+        # minutes: compare the arms within 5-second periods (production default: 60 s).
+        operator = OperatorProcess(cluster.kubeconfig, tick_seconds=1.0,
+                                   env={"MODELROLLOUT_PERIOD_SECONDS": "5"})  # fmt: skip
         operator.start()
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         traffic = TrafficGenerator(api, NAMESPACE, models, exported)

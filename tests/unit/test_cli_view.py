@@ -55,8 +55,10 @@ def test_status_shows_the_numbers_behind_a_statistical_verdict() -> None:
                      "canary": 0.891, "stable": 0.899, "lower": -0.013, "upper": -0.003,
                      "bound": -0.03, "samples": {"canary": 7215, "stable": 7444}, "at": "t"},
                     {"name": "amount-drift", "kind": "drift", "verdict": "Fail", "value": 0.23,
-                     "max": 0.1, "samples": {"canary": 400, "stable": 900},
-                     "message": "jensenShannon 0.23 above max 0.1", "at": "t"},
+                     "lower": 0.2, "upper": 0.26, "max": 0.1,
+                     "samples": {"canary": 400, "stable": 900},
+                     "message": "jensenShannon 0.23 in [0.2, 0.26], above max 0.1 with confidence",
+                     "at": "t"},
                     {"name": "sample-ratio", "kind": "sampleRatio", "verdict": "Error",
                      "value": 0.3, "bound": 0.5, "pValue": 1e-12, "at": "t",
                      "message": "sample ratio mismatch"},
@@ -66,6 +68,6 @@ def test_status_shows_the_numbers_behind_a_statistical_verdict() -> None:
     }  # fmt: skip
     text = render_status(body)
     assert "canary 0.891 stable 0.899  [-0.013, -0.003] vs -0.03  n 7215/7444" in text
-    assert "<= 0.1  n 400/900  jensenShannon 0.23 above max 0.1" in text
+    assert "<= 0.1  [+0.2, +0.26] vs max +0.1  n 400/900  jensenShannon 0.23 in" in text
     assert "weight 50%" in text
     assert "p 1e-12" in text

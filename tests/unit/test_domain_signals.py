@@ -213,3 +213,24 @@ def test_identical_distributions_never_fail_drift_whatever_the_sample(n: int) ->
         can = Histogram(REFERENCE.edges, tuple(rng.multinomial(n, shares).astype(float)))
         fails += signals.judge_drift("amount", signal, [ref], [can], AT).verdict == "Fail"
     assert fails <= 5  # alpha 5%; the point estimate failed most of them at n = 50
+
+
+def test_fairness_compares_segments_within_periods_so_a_shared_drift_cancels() -> None:
+    # Segment a's approval rate falls from 0.4 to 0.2 for both versions, b stays at 0.4, while
+    # the canary goes from 2% to 50% of traffic: pooled, the canary's gap looks 0.19 against the
+    # stable's 0.03; within periods, the two gaps are the same.
+    def period(rate_a: float, canary: float, stable: float) -> tuple[Segments, Segments]:
+        def arm(n: float) -> Segments:
+            return Segments({"a": rate_a * n, "b": 0.4 * n}, {"a": n, "b": n})
+
+        return arm(canary), arm(stable)
+
+    periods = [period(0.4, 200, 9800), period(0.2, 5000, 5000)]
+    canary, stable = [c for c, _ in periods], [s for _, s in periods]
+    within = signals.judge_fairness("parity", fairness(margin=0.02), canary, stable, AT)
+    assert within.verdict == "Pass", within.message
+    assert within.canary == pytest.approx(within.stable)
+    pooled_c = Segments({"a": 40 + 1000, "b": 80 + 2000}, {"a": 5200, "b": 5200})
+    pooled_s = Segments({"a": 3920 + 1000, "b": 3920 + 2000}, {"a": 14800, "b": 14800})
+    pooled = signals.judge_fairness("parity", fairness(margin=0.02), [pooled_c], [pooled_s], AT)
+    assert pooled.verdict == "Fail"

@@ -28,10 +28,12 @@ def _evidence(signal: dict[str, Any]) -> str:
     if kind in ("compare", "fairness") and "canary" in signal:
         parts.append(f"canary {_num(signal.get('canary'))} stable {_num(signal.get('stable'))}")
     if signal.get("lower") is not None:
-        limit = "vs" if kind == "compare" else "margin"
+        limit, against = {"compare": ("vs", "bound"), "drift": ("vs max", "max")}.get(
+            kind, ("margin", "bound")
+        )
         parts.append(
             f"[{_num(signal['lower'], '+.4g')}, {_num(signal.get('upper'), '+.4g')}] "
-            f"{limit} {_num(signal.get('bound'), '+.4g')}"
+            f"{limit} {_num(signal.get(against), '+.4g')}"
         )
     if kind == "sampleRatio":
         parts.append(f"weight {_num(signal.get('bound'), '.0%')}")
