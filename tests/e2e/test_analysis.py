@@ -192,7 +192,11 @@ def test_inputs_drifted_from_training_roll_back_against_a_frozen_reference(
     frozen = scene.signal("training-drift")
     assert frozen["verdict"] == "Fail"
     assert frozen["samples"]["stable"] == 20_000  # the reference's count, not the stable arm's
-    assert scene.signal("amount-drift")["verdict"] == "Pass"
+    # against stable nothing moved: never a Fail, and (at a few hundred requests an arm) either
+    # proven within max or not yet, its interval reaching below max
+    live = scene.signal("amount-drift")
+    assert live["verdict"] in ("Pass", "Inconclusive"), live
+    assert live["lower"] < live["max"], live
 
 
 def test_an_unfair_canary_is_rolled_back_on_fairness(scene: Scene) -> None:
