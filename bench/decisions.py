@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from modelrollout.api.v1alpha1 import ModelRolloutSpec, SignalResult
 from modelrollout.domain import signals
+from modelrollout.domain.machine import plans
 from modelrollout.domain.signals import Histogram, Segments
 from modelrollout.testing.driver import Simulated, stamp
 from modelrollout.testing.manifests import rollout
@@ -222,7 +223,8 @@ def drive(spec: ModelRolloutSpec, st: Streams, run: int, horizon: int) -> tuple[
     def judge(tick: int) -> list[SignalResult]:
         at = stamp(tick, TICK)
         rows = per_period(rate_rows, tick, periods)
-        kpi = signals.judge_compare_rate("kpi", compare, [tuple(r) for r in rows], at)
+        plan = plans(spec, sim.status, sim.now(tick)).get("kpi")
+        kpi = signals.judge_compare_rate("kpi", compare, [tuple(r) for r in rows], at, plan=plan)
         hc, hs = per_period(st.h_c[run], tick, periods), per_period(st.h_s[run], tick, periods)
         amount = signals.judge_drift("amount-drift", drift, histograms(hs), histograms(hc), at)
         sc, gc = per_period(st.sel_c[run], tick, periods), per_period(st.seg_c[run], tick, periods)

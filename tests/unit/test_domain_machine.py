@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from modelrollout.api.v1alpha1 import (
+    Look,
     ModelRolloutSpec,
     ModelRolloutStatus,
     RevisionRef,
@@ -23,6 +24,8 @@ from modelrollout.domain.machine import (
     desired_world,
     evaluation_due,
     machine_message,
+    planned_seconds,
+    plans,
 )
 from modelrollout.testing.manifests import rollout
 
@@ -411,3 +414,26 @@ def test_a_humans_abort_goes_before_a_fault() -> None:
     step = advance(r.spec, r.status, seen)
     assert step.status.phase == "RolledBack"
     assert step.status.message == "aborted by ana"
+
+
+def test_the_plan_is_the_steps_timed_length_plus_the_gates_looks() -> None:
+    spec = make_spec(STEPS)  # analyze 1m, a pause for a human: 60 s, plus 4 looks of 30 s
+    assert planned_seconds(spec) == 60 + 4 * 30
+
+
+def test_each_compare_signals_looks_are_kept_in_status_until_the_next_canary() -> None:
+    raw = rollout()["spec"]
+    raw["analysis"]["signals"] = [COMPARE]
+    spec = ModelRolloutSpec.model_validate(raw)
+    r = Rollout(spec)
+    r.tick(V1)
+    r.tick(V2)
+    look = Look(fraction=0.25, information=1e5, boundary=2.9)
+    result = SignalResult(name="accuracy", kind="compare", verdict="Inconclusive", at="x",
+                          look=look)  # fmt: skip
+    r.tick(V2, after=60, weight=20, results=[result])
+    plan = plans(spec, r.status, r.now + timedelta(seconds=60))["accuracy"]
+    assert plan.looks == (look,)
+    assert 0 < plan.fraction <= 1
+    r.tick(V3)  # a new canary starts afresh
+    assert plans(spec, r.status, r.now)["accuracy"].looks == ()

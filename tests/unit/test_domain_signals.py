@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import pytest
 
-from modelrollout.api.v1alpha1 import CompareSignal, DriftSignal, FairnessSignal, SampleRatio
+from modelrollout.api.v1alpha1 import CompareSignal, DriftSignal, FairnessSignal, Look, SampleRatio
 from modelrollout.domain import signals
 from modelrollout.domain.signals import Histogram, Segments
 
@@ -234,3 +235,54 @@ def test_fairness_compares_segments_within_periods_so_a_shared_drift_cancels() -
     pooled_s = Segments({"a": 3920 + 1000, "b": 3920 + 2000}, {"a": 14800, "b": 14800})
     pooled = signals.judge_fairness("parity", fairness(margin=0.02), [pooled_c], [pooled_s], AT)
     assert pooled.verdict == "Fail"
+
+
+# --- planned looks ------------------------------------------------------------------------------
+
+
+def test_a_plan_tightens_the_bounds_and_records_the_look() -> None:
+    counts = one((8800, 10000), (9000, 10000))
+    alone = signals.judge_compare_rate("acc", compare(margin=0.01), counts, AT)
+    planned = signals.judge_compare_rate("acc", compare(margin=0.01), counts, AT,
+                                         plan=signals.Plan(fraction=0.9))  # fmt: skip
+    assert alone.look is None
+    assert planned.look is not None
+    assert planned.look.fraction == 0.9
+    assert planned.look.boundary is not None
+    assert planned.upper is not None
+    assert alone.upper is not None
+    assert planned.upper < alone.upper  # the plan's boundary is below the sequence's
+    # past the plan, and with nothing left to spend: no look, the sequence at the rest of alpha
+    done = signals.Plan(fraction=1.0, looks=(planned.look,))
+    after = signals.judge_compare_rate("acc", compare(margin=0.01), one((8900, 11000),
+                                       (9900, 11000)), AT, plan=done)  # fmt: skip
+    assert after.look is None
+    assert after.upper is not None
+    assert after.upper - after.value > alone.upper - alone.value - 1e-9
+
+
+def test_identical_canaries_stay_within_alpha_however_long_past_the_plan_they_are_watched() -> None:
+    """Seeded: 400 A/A canaries at margin 0 (the boundary case), looked at 30 times within the
+    plan and 30 more past it (a long wait at the gate): the planned boundary spends 80% of alpha,
+    the sequence the rest, at every look. Tolerance: three standard errors above alpha."""
+    rng = np.random.default_rng(12)
+    runs, looks, planned = 400, 60, 30
+    weights = np.minimum(0.5, np.repeat([0.05, 0.2, 0.5, 0.5, 0.5, 0.5], 10))
+    failed = 0
+    signal = compare(margin=0.0, minSamples=200)
+    for _ in range(runs):
+        n = rng.poisson(400, looks)
+        n_c = rng.binomial(n, weights)
+        x_c, x_s = rng.binomial(n_c, 0.9), rng.binomial(n - n_c, 0.9)
+        rows: list[signals.Stratum] = []
+        seen: tuple[Look, ...] = ()
+        for k in range(looks):
+            rows.append((float(x_c[k]), float(n_c[k]), float(x_s[k]), float(n[k] - n_c[k])))
+            plan = signals.Plan(fraction=min(1.0, (k + 1) / planned), looks=seen)
+            result = signals.judge_compare_rate("acc", signal, rows, AT, plan=plan)
+            if result.look is not None:
+                seen = (*seen, result.look)
+            if result.verdict == "Fail":
+                failed += 1
+                break
+    assert failed / runs <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / runs), failed / runs

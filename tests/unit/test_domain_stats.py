@@ -306,3 +306,27 @@ def test_a_drift_shared_by_both_arms_does_not_roll_back_identical_canaries(slope
     standard errors above alpha."""
     rate = _drifting_aa(np.random.default_rng(10), 1000, slope, 1200)
     assert rate <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 1000), rate
+
+
+# --- planned looks: alpha spending over the plan (issue 10) ------------------------------------
+
+
+def test_the_planned_boundary_spends_what_it_says_at_unequal_information() -> None:
+    """Monte Carlo over 400,000 Brownian paths seen at ten looks with unequal information
+    (a ramp), spending 4% linearly: the chance of any crossing is 4%."""
+    informations = np.array([1, 2, 4, 8, 16, 30, 50, 80, 120, 160.0])
+    fractions = np.linspace(0.1, 1.0, 10)
+    bounds: list[float] = []
+    for k in range(10):
+        spend = 0.04 * (fractions[k] - (fractions[k - 1] if k else 0.0))
+        bounds.append(stats.planned_boundary(list(informations[:k]), bounds, informations[k],
+                                             spend))  # fmt: skip
+    assert bounds[0] == pytest.approx(sp.norm.isf(0.004))
+    rng = np.random.default_rng(3)
+    steps = np.sqrt(np.diff(np.concatenate([[0.0], informations])))
+    z = np.cumsum(rng.normal(size=(400_000, 10)) * steps, axis=1) / np.sqrt(informations)
+    crossed = float((z >= np.array(bounds)).any(axis=1).mean())
+    assert crossed == pytest.approx(0.04, abs=0.002)
+    # spending nothing, or no new information, sets no boundary
+    assert stats.planned_boundary([1.0], [3.0], 2.0, 0.0) == math.inf
+    assert stats.planned_boundary([2.0], [3.0], 2.0, 0.01) == math.inf

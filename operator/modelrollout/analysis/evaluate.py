@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from modelrollout.analysis.prometheus import Increases, PrometheusSource, period_boundaries
@@ -66,6 +66,8 @@ class Context:
     # Compare, drift against stable and fairness compare the arms within periods this long
     # (docs/analysis.md); None compares them over the whole canary at once.
     period: float | None = None
+    # Each compare signal's place in the rollout's plan (machine.plans); none: no planned looks.
+    plans: dict[str, signals.Plan] = field(default_factory=dict)
 
 
 class Evaluation:
@@ -178,6 +180,7 @@ class Evaluation:
             return signals.judge_compare_histogram(
                 name, signal, [signals.histogram(h) for h in self._slices(canary)],
                 [signals.histogram(h) for h in self._slices(stable)], self.c.at,
+                plan=self.c.plans.get(name),
             )  # fmt: skip
         won_c, won_s = self._arms(signal.successes or "")
         all_c, all_s = self._arms(signal.total or "")
@@ -186,7 +189,8 @@ class Evaluation:
              self._at(all_s, "", i))
             for i in range(self._count)
         ]  # fmt: skip
-        return signals.judge_compare_rate(name, signal, strata, self.c.at)
+        return signals.judge_compare_rate(name, signal, strata, self.c.at,
+                                          plan=self.c.plans.get(name))  # fmt: skip
 
     def _drift(self, name: str, signal: DriftSignal) -> SignalResult:
         selector = signal.histogram or signal.categories or ""

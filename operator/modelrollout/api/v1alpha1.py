@@ -629,6 +629,20 @@ class Samples(_Status):
     stable: int = 0
 
 
+class Look(_Status):
+    """One look of a compare signal's planned schedule: how far into the plan (0 to 1), the
+    information (1/SE^2) seen, and the z boundary it was judged with (absent: none spent)."""
+
+    fraction: float
+    information: float
+    boundary: float | None = None
+
+
+class PlannedLooks(_Status):
+    name: str
+    looks: list[Look] = Field(default_factory=list)
+
+
 class SignalResult(_Status):
     """The latest verdict of one signal and the numbers behind it. `value` is what was judged:
     the query's number (threshold), the canary's advantage (compare: positive is better), the
@@ -652,6 +666,7 @@ class SignalResult(_Status):
     excluded: list[str] | None = None
     message: str | None = None
     at: str
+    look: Look | None = None
 
     @field_validator("value", "min", "max", "canary", "stable", "lower", "upper", "bound",
                      "p_value")  # fmt: skip
@@ -666,6 +681,8 @@ class AnalysisStatus(_Status):
     counters: Counters = Field(default_factory=Counters)
     signals: list[SignalResult] = Field(default_factory=list)
     last_evaluated_at: str | None = None
+    # Each compare signal's looks so far within the plan (alpha spending, docs/analysis.md).
+    looks: list[PlannedLooks] = Field(default_factory=list)
 
 
 class Condition(_Status):

@@ -54,6 +54,7 @@ from modelrollout.domain.machine import (
     desired_world,
     evaluation_due,
     machine_message,
+    plans,
     timestamp,
     with_condition,
 )
@@ -427,6 +428,7 @@ class Ticker:
             weight_since=_parse_time(status.weight_since, now) if status.weight_since else None,
             at=timestamp(now),
             period=period_of(analysis),
+            plans=plans(spec, status, now),
         )
         load = partial(self._reference, rollout.owner.namespace)
         return Evaluation(source, context, load).run(analysis)

@@ -29,12 +29,14 @@ from modelrollout.api.v1alpha1 import (
     ModelRolloutSpec,
     ModelRolloutStatus,
     PauseState,
+    PlannedLooks,
     RevisionRef,
     ScaleDown,
     SignalResult,
 )
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.judging import Outcome, tally
+from modelrollout.domain.signals import Plan
 
 HISTORY_LENGTH = 10
 EventType = Literal["Normal", "Warning"]
@@ -383,8 +385,47 @@ def _with_counters(s: ModelRolloutStatus, counters: Counters) -> ModelRolloutSta
 
 def _with_results(s: ModelRolloutStatus, counters: Counters, results: list[SignalResult],
                   now: str) -> ModelRolloutStatus:  # fmt: skip
-    analysis = AnalysisStatus(counters=counters, signals=list(results), last_evaluated_at=now)
+    """The latest results, and each compare signal's planned looks with this one's appended."""
+    looks = {p.name: list(p.looks) for p in (s.analysis.looks if s.analysis else [])}
+    for result in results:
+        if result.look is not None:
+            looks.setdefault(result.name, []).append(result.look)
+    analysis = AnalysisStatus(
+        counters=counters, signals=list(results), last_evaluated_at=now,
+        looks=[PlannedLooks(name=n, looks=seen) for n, seen in sorted(looks.items())],
+    )  # fmt: skip
     return s.model_copy(update={"analysis": analysis})
+
+
+def planned_seconds(spec: ModelRolloutSpec) -> float:
+    """How long the steps plan the canary to run, plus the looks the promotion gate waits
+    (inconclusiveLimit + 1 intervals): the horizon a compare signal spends its planned alpha
+    over. Steps that wait for a human have no planned length."""
+    timed = 0.0
+    for step in spec.strategy.steps:
+        if step.analyze is not None:
+            timed += parse_duration(step.analyze.duration)
+        elif step.pause is not None and step.pause.duration is not None:
+            timed += parse_duration(step.pause.duration)
+    if spec.analysis is None:
+        return timed
+    interval = parse_duration(spec.analysis.interval)
+    return timed + (spec.analysis.inconclusive_limit + 1) * interval
+
+
+def plans(spec: ModelRolloutSpec, s: ModelRolloutStatus, now: datetime) -> dict[str, Plan]:
+    """Each compare signal's place in the plan at `now` (docs/analysis.md, planned looks)."""
+    if spec.analysis is None or s.canary_since is None:
+        return {}
+    horizon = planned_seconds(spec)
+    elapsed = (now - _parse(s.canary_since)).total_seconds()
+    fraction = min(1.0, elapsed / horizon) if horizon > 0 else 1.0
+    seen = {p.name: tuple(p.looks) for p in (s.analysis.looks if s.analysis else [])}
+    return {
+        signal.name: Plan(fraction, seen.get(signal.name, ()))
+        for signal in spec.analysis.signals
+        if signal.compare is not None
+    }
 
 
 def with_condition(s: ModelRolloutStatus, kind: str, value: Literal["True", "False"], *,
@@ -509,6 +550,8 @@ __all__ = [
     "canary_replicas",
     "desired_world",
     "evaluation_due",
+    "planned_seconds",
+    "plans",
     "timestamp",
     "with_condition",
 ]

@@ -16,6 +16,7 @@ from modelrollout.api.v1alpha1 import (
     CompareSignal,
     DriftSignal,
     FairnessSignal,
+    Look,
     SampleRatio,
     Samples,
     SignalResult,
@@ -108,13 +109,60 @@ def _sequential(
 
 
 NO_PERIOD = "no period yet in which both arms were observed"
+# Of a compare signal's alpha, this share is spent over the planned looks (a group-sequential
+# boundary); the rest stays on the confidence sequence, valid for any look beyond the plan.
+PLANNED_SHARE = 0.8
+MAX_PLANNED_LOOKS = 256
+# Alpha is spent as (planned time)^SPENDING_POWER: little on the first, thinly observed looks
+# (where the normal approximation is weakest), most where the weights are highest.
+SPENDING_POWER = 2.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where a compare signal stands in the rollout's plan: how far into the planned time the
+    rollout is (0 to 1; 1 once past it) and the signal's looks so far."""
+
+    fraction: float
+    looks: tuple[Look, ...] = ()
+
+
+def _bounded(estimate: float, se: float, n: float, alpha: float,
+             plan: Plan | None) -> tuple[stats.Interval, Look | None]:  # fmt: skip
+    """The estimate's bounds: the confidence sequence alone without a plan; with one, the tighter
+    of the planned boundary (PLANNED_SHARE of alpha, spent by planned time) and the sequence at
+    the rest of alpha. The union bound keeps a wrong verdict's chance within alpha."""
+    if plan is None:
+        half = stats.cs_multiplier(n, 2 * alpha) * se
+        return stats.Interval(estimate, estimate - half, estimate + half), None
+    multiplier = stats.cs_multiplier(n, 2 * alpha * (1 - PLANNED_SHARE))
+    look = None
+    earlier = plan.looks
+    last = earlier[-1].fraction if earlier else 0.0
+    fraction = min(1.0, max(plan.fraction, last))
+    information = 1 / se**2 if se > 0 else 0.0
+    grew = information > (earlier[-1].information if earlier else 0.0)
+    if grew and fraction > last and len(earlier) < MAX_PLANNED_LOOKS:
+        boundary = stats.planned_boundary(
+            [x.information for x in earlier],
+            [x.boundary if x.boundary is not None else math.inf for x in earlier],
+            information,
+            alpha * PLANNED_SHARE * (fraction**SPENDING_POWER - last**SPENDING_POWER),
+        )
+        look = Look(fraction=fraction, information=information,
+                    boundary=boundary if math.isfinite(boundary) else None)  # fmt: skip
+        multiplier = min(multiplier, boundary)
+    half = multiplier * se
+    return stats.Interval(estimate, estimate - half, estimate + half), look
+
+
 Stratum = tuple[
     float, float, float, float
 ]  # successes_canary, total_canary, successes_stable, total_stable
 
 
 def judge_compare_rate(name: str, signal: CompareSignal, strata: Sequence[Stratum],
-                       at: str) -> SignalResult:  # fmt: skip
+                       at: str, *, plan: Plan | None = None) -> SignalResult:  # fmt: skip
     """A rate, successes of total per arm per period, compared within each period with an
     always-valid confidence sequence; with few events, each arm's exact always-valid bounds."""
     xc, nc = sum(r[0] for r in strata), sum(r[1] for r in strata)
@@ -143,11 +191,15 @@ def judge_compare_rate(name: str, signal: CompareSignal, strata: Sequence[Stratu
     except ValueError:  # no period in which both arms were seen yet
         return _result(name, "compare", "Inconclusive", at, samples=samples, message=NO_PERIOD,
                        bound=-signal.margin, **rates)  # fmt: skip
-    return _sequential(name, interval, signal.margin, at, samples=samples, **rates)
+    n = sum(r[1] + r[3] for r in strata if r[1] > 0 and r[3] > 0)
+    se = (interval.upper - interval.estimate) / stats.cs_multiplier(n, 2 * signal.alpha)
+    bounded, look = _bounded(interval.estimate, se, n, signal.alpha, plan)
+    return _sequential(name, bounded, signal.margin, at, samples=samples, look=look, **rates)
 
 
 def judge_compare_histogram(name: str, signal: CompareSignal, canary: Sequence[Histogram],
-                            stable: Sequence[Histogram], at: str) -> SignalResult:  # fmt: skip
+                            stable: Sequence[Histogram], at: str, *,
+                            plan: Plan | None = None) -> SignalResult:  # fmt: skip
     """A continuous KPI from histogram buckets per period: the effect P(canary > stable) - 1/2
     from tie-corrected Mann-Whitney U within each period, pooled, with the confidence sequence's
     bounds."""
@@ -171,11 +223,12 @@ def judge_compare_histogram(name: str, signal: CompareSignal, canary: Sequence[H
         return _result(name, "compare", "Inconclusive", at, samples=samples, bound=-signal.margin,
                        message=NO_PERIOD)  # fmt: skip
     sign = 1.0 if signal.higher_is_better else -1.0
-    interval = (
-        effect if sign > 0 else stats.Interval(-effect.estimate, -effect.upper, -effect.lower)
-    )
+    n = sum(sum(c) + sum(r) for c, r in pairs if sum(c) > 0 and sum(r) > 0)
+    se = (effect.upper - effect.estimate) / stats.cs_multiplier(n, 2 * signal.alpha)
+    interval, look = _bounded(sign * effect.estimate, se, n, signal.alpha, plan)
     pooled = stats.mann_whitney(_pooled(stable).counts, _pooled(canary).counts)
-    return _sequential(name, interval, signal.margin, at, samples=samples, p_value=pooled.p_value)
+    return _sequential(name, interval, signal.margin, at, samples=samples, p_value=pooled.p_value,
+                       look=look)  # fmt: skip
 
 
 def _pooled(periods: Sequence[Histogram]) -> Histogram:

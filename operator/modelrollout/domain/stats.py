@@ -7,6 +7,7 @@ for each choice.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -557,3 +558,70 @@ def sample_ratio(canary: float, stable: float, canary_share: float) -> Test:
     expected = np.array([canary_share, 1 - canary_share]) * total
     chi2 = float(np.sum((np.array([canary, stable]) - expected) ** 2 / expected))
     return Test(canary / total, float(sp.chi2.sf(chi2, 1)))
+
+
+# --- planned looks: alpha spending over the schedule the spec states ------------------------------
+#
+# A canary's steps say how long it is planned to run, so the looks are not unbounded: part of
+# alpha is spent over that plan with a group-sequential boundary (Lan and DeMets' spending
+# function, here linear in the planned time), computed from the information actually seen at each
+# look. The rest of alpha stays on the confidence sequence, which holds for any look beyond the
+# plan. A verdict uses the tighter of the two; by the union bound its error stays within alpha.
+
+GRID = 161  # points of the numerical integration over the continuation region
+
+
+def _grid(information: float, upper: float) -> tuple[Floats, Floats]:
+    """Score values s (= z sqrt(I)) from far below to `upper`, with trapezoid weights."""
+    low = -8.0 * math.sqrt(information)
+    s = np.linspace(low, upper, GRID)
+    w = np.full(GRID, (upper - low) / (GRID - 1))
+    w[0] = w[-1] = w[0] / 2
+    return s, w
+
+
+@functools.lru_cache(maxsize=8192)
+def _continuation(looks: tuple[tuple[float, float], ...]) -> tuple[Floats, Floats]:
+    """Score grid and sub-density (times the trapezoid weights) after `looks` of (information,
+    z boundary) without a crossing; cached by prefix, so each new look costs one step."""
+    information, boundary = looks[-1]
+    top = boundary * math.sqrt(information) if math.isfinite(boundary) else (
+        8.0 * math.sqrt(information)
+    )  # fmt: skip
+    s, w = _grid(information, top)
+    if len(looks) == 1:
+        return s, sp.norm.pdf(s, scale=math.sqrt(information)) * w
+    before, mass = _continuation(looks[:-1])
+    gap = information - looks[-2][0]
+    kernel = sp.norm.pdf((s[:, None] - before[None, :]) / math.sqrt(gap)) / math.sqrt(gap)
+    return s, (kernel @ mass) * w
+
+
+def planned_boundary(
+    informations: list[float], boundaries: list[float], information: float, spend: float
+) -> float:
+    """The z boundary for the next look of a planned schedule.
+
+    `informations` and `boundaries` are the earlier looks' (information 1/SE^2 and the z
+    boundary used), `information` the new look's, `spend` the alpha to spend at it: the boundary
+    c such that P(no earlier crossing, Z_k >= c) = spend for a Brownian score in information time
+    under the null (the Armitage-McPherson-Rowe recursion on a grid). Infinite when nothing is
+    spent or the information did not grow."""
+    if spend <= 0:
+        return math.inf
+    previous = informations[-1] if informations else 0.0
+    if information <= previous:
+        return math.inf
+    if not informations:
+        return float(sp.norm.isf(min(spend, 0.5)))
+    s, mass = _continuation(tuple(zip(informations, boundaries, strict=True)))
+    gap = information - previous
+
+    def crossing(c: float) -> float:
+        return float(np.sum(mass * sp.norm.sf((c * math.sqrt(information) - s) / math.sqrt(gap))))
+
+    if crossing(8.0) >= spend:
+        return 8.0
+    if crossing(0.0) <= spend:
+        return 0.0
+    return float(optimize.brentq(lambda c: crossing(c) - spend, 0.0, 8.0, xtol=1e-6))
