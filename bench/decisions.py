@@ -38,7 +38,7 @@ from modelrollout.api.v1alpha1 import ModelRolloutSpec, SignalResult
 from modelrollout.domain import signals
 from modelrollout.domain.machine import plans
 from modelrollout.domain.signals import Histogram, Segments
-from modelrollout.testing.driver import Simulated, stamp
+from modelrollout.testing.driver import Decision, Simulated, stamp
 from modelrollout.testing.manifests import rollout
 
 TICK = 30.0
@@ -78,8 +78,8 @@ class Scenario:
         return result
 
     def traffic(self, minute: np.ndarray) -> np.ndarray:
-        factor = 1.0 + (0.6 * np.sin(2 * np.pi * minute / 30.0) if self.swing else 0.0)
-        result: np.ndarray = self.per_minute / TICKS_PER_MINUTE * factor
+        swing = 0.6 * np.sin(2 * np.pi * minute / 30.0) if self.swing else np.zeros_like(minute)
+        result: np.ndarray = self.per_minute / TICKS_PER_MINUTE * (1.0 + swing)
         return result
 
 
@@ -206,7 +206,7 @@ def per_period(values: np.ndarray, upto: int, periods: np.ndarray) -> np.ndarray
     return out
 
 
-def drive(spec: ModelRolloutSpec, st: Streams, run: int, horizon: int) -> tuple[str, int, float]:
+def drive(spec: ModelRolloutSpec, st: Streams, run: int, horizon: int) -> Decision:
     sim = Simulated(spec, TICK)
     periods = np.array([sim.period(t) for t in range(1, horizon + 1)])
     compare = spec.analysis.signals[0].compare  # type: ignore[union-attr]
@@ -239,8 +239,7 @@ def drive(spec: ModelRolloutSpec, st: Streams, run: int, horizon: int) -> tuple[
         # model servers export their counters from the start: the series exist
         return [signals.gathering(r, series_exist=True) for r in (kpi, amount, parity)]
 
-    decision = sim.run(horizon, served, judge)
-    return decision.outcome, decision.tick, decision.exposure
+    return sim.run(horizon, served, judge)
 
 
 def histograms(periods: np.ndarray) -> list[Histogram]:
@@ -295,9 +294,9 @@ def measure(s: Scenario, runs: int, seed: int) -> Row:
     weights = schedule(spec, horizon)
     st = simulate(s, weights, runs, np.random.default_rng(seed))
     outcomes = [drive(spec, st, run, horizon) for run in range(runs)]
-    kind = np.array([o[0] for o in outcomes])
-    ticks = np.array([o[1] for o in outcomes])
-    exposure = np.array([o[2] for o in outcomes])
+    kind = np.array([o.outcome for o in outcomes])
+    ticks = np.array([o.tick for o in outcomes])
+    exposure = np.array([o.exposure for o in outcomes])
     oracle_exposure = oracle(s, st) if s.bad and not (s.amount_shift or s.unfair) else None
     return Row(
         s, float(np.mean(kind == "RolledBack")), float(np.mean(kind == "Promoted")),
