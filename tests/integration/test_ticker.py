@@ -66,3 +66,21 @@ def test_a_refusal_is_taken_back_once_a_tick_goes_through(
     # Then the refusal is no longer shown as if it were still true
     assert status["phase"] == "Promoted"
     assert status.get("message") is None
+
+
+def test_a_rollout_being_deleted_is_not_ticked(
+    cluster: LocalCluster, kube: client.ApiClient, namespace: str
+) -> None:
+    manifest = rollout()
+    del manifest["spec"]["analysis"]
+    manifest["metadata"]["finalizers"] = ["modelrollout.io/finalizer"]
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
+    # Given a rollout whose deletion waits on the operator's finalizer
+    cluster.kubectl("delete", "mro", "fraud-detector", "-n", namespace, "--wait=false")
+    ticker = Ticker(kube, lambda _event: None)
+    # When the ticker looks at it, Then it stops, and creates nothing for it
+    assert ticker.run(namespace, "fraud-detector") is False
+    assert client.AppsV1Api(kube).list_namespaced_deployment(namespace).items == []
+    assert client.CoreV1Api(kube).list_namespaced_service(namespace).items == []
+    cluster.kubectl("patch", "mro", "fraud-detector", "-n", namespace, "--type=merge",
+                    "-p", '{"metadata": {"finalizers": null}}')  # fmt: skip

@@ -140,7 +140,7 @@ class Ticker:
             log.exception("could not post the Event %s", event.reason)
 
     def run(self, namespace: str, name: str, now: datetime | None = None) -> bool:
-        """Read the object and tick it. False once it is gone.
+        """Read the object and tick it. False once it is gone or being deleted.
 
         A fault at any stage is said where users look within the tick (status message and
         condition `OperatorFault`, a Warning Event, `modelrollout_tick_faults`), a pending
@@ -153,7 +153,9 @@ class Ticker:
         except Exception as error:
             self._fault(self.last, error, moment)
             return True
-        if body is None:
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            # Gone, or being deleted: its objects go with it (owner references), and in a
+            # namespace that is terminating nothing new may be created. Nothing to decide.
             return False
         rollout = Rollout.from_body(body)
         self.last = rollout
