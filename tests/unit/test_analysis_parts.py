@@ -9,7 +9,6 @@ import pytest
 from modelrollout.analysis.prometheus import (
     Credentials,
     _one_number,
-    counter_increase,
     period_boundaries,
     period_increases,
 )
@@ -64,6 +63,11 @@ def test_credentials_come_from_a_token_or_a_user_and_password() -> None:
     assert (basic.username, basic.password) == ("u", "p")
     with pytest.raises(ValueError, match="token"):
         Credentials.from_secret_data({"user": "u"})
+
+
+def counter_increase(samples: list[tuple[float, float]], since: float) -> float:
+    """A counter's whole increase after `since`: one period without an end."""
+    return sum(period_increases(samples, [since, math.inf]))
 
 
 def test_counter_increase_adds_growth_across_resets_and_ignores_what_came_before() -> None:

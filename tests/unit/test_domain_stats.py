@@ -112,11 +112,11 @@ def test_sample_ratio_flags_a_split_that_does_not_match_the_weight() -> None:
 
 def test_parity_gap_and_impact_ratio() -> None:
     selected, total = {"a": 30.0, "b": 60.0, "c": 50.0}, {"a": 100.0, "b": 100.0, "c": 100.0}
-    gap = stats.parity_gap(selected, total)
+    gap = stats.gap_of(stats.binomial_rates(selected, total))
     assert gap.value == pytest.approx(0.3)
     assert (gap.lowest, gap.highest) == ("a", "b")
     assert gap.se == pytest.approx(math.sqrt(0.3 * 0.7 / 100 + 0.6 * 0.4 / 100))
-    assert stats.impact_ratio(selected, total).value == pytest.approx(0.5)
+    assert stats.ratio_of(stats.binomial_rates(selected, total)).value == pytest.approx(0.5)
 
 
 def test_bad_counts_are_refused_with_a_reason() -> None:
@@ -199,7 +199,8 @@ def test_sequential_false_rollback_rate_stays_below_alpha_under_peeking() -> Non
             arms = (xc[run, look], nc[run, look]), (xs[run, look], ns[run, look])
             if stats.too_few_events(*arms):
                 continue
-            interval = stats.proportion_difference(*arms, alpha)
+            (x1, n1), (x2, n2) = arms
+            interval = stats.stratified_difference([[x1, n1, x2, n2]]).interval(alpha)
             failed[run] |= interval.upper < 0
             half = interval.upper - interval.estimate
             z_half = half / stats.cs_multiplier(nc[run, look] + ns[run, look], 2 * alpha)
@@ -215,7 +216,7 @@ def test_sequential_false_rollback_rate_stays_below_alpha_under_peeking() -> Non
 
 def test_one_period_gives_the_pooled_difference_with_the_unbiased_variance() -> None:
     xc, nc, xs, ns = 880.0, 1000.0, 1800.0, 2000.0
-    interval = stats.stratified_difference([[xc, nc, xs, ns]], 0.05)
+    interval = stats.stratified_difference([[xc, nc, xs, ns]]).interval(0.05)
     pc, ps = xc / nc, xs / ns
     se = math.sqrt(pc * (1 - pc) / (nc - 1) + ps * (1 - ps) / (ns - 1))
     assert interval.estimate == pytest.approx(pc - ps)
@@ -228,8 +229,8 @@ def test_mantel_haenszel_weights_by_hand() -> None:
     # w = n_c n_s / N: 50 and 50 * 500 / 550; differences 0.10 and 0.0
     w1, w2 = 50.0, 50 * 500 / 550
     expected = (w1 * 0.10 + w2 * 0.0) / (w1 + w2)
-    assert stats.stratified_difference(rows, 0.05).estimate == pytest.approx(expected)
-    assert stats.stratified_difference(rows, 0.05, higher_is_better=False).estimate == (
+    assert stats.stratified_difference(rows).interval(0.05).estimate == pytest.approx(expected)
+    assert stats.stratified_difference(rows, higher_is_better=False).interval(0.05).estimate == (
         pytest.approx(-expected)
     )
 
@@ -241,7 +242,7 @@ def test_equal_rates_in_every_period_are_no_difference_whatever_the_weights(
     periods: list[tuple[float, int, int]],
 ) -> None:
     rows = [[p * nc, nc, p * ns, ns] for p, nc, ns in periods]
-    interval = stats.stratified_difference(rows, 0.05)
+    interval = stats.stratified_difference(rows).interval(0.05)
     assert interval.estimate == pytest.approx(0.0, abs=1e-9)
     assert interval.lower <= 0.0 <= interval.upper
 
@@ -293,7 +294,7 @@ def _drifting_aa(rng: np.random.Generator, runs: int, slope: float, per_minute: 
             arms = (rows[:, 0].sum(), rows[:, 1].sum()), (rows[:, 2].sum(), rows[:, 3].sum())
             if stats.too_few_events(*arms) or min(arms[0][1], arms[1][1]) < 200:
                 continue
-            if stats.stratified_difference(rows, 0.05).upper < 0:
+            if stats.stratified_difference(rows).interval(0.05).upper < 0:
                 failed += 1
                 break
     return failed / runs

@@ -26,7 +26,7 @@ from modelrollout.domain import signals
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.judging import judge_threshold
 from modelrollout.domain.reference import decode as decode_reference
-from modelrollout.domain.signals import Histogram, Segments
+from modelrollout.domain.signals import Segments
 from modelrollout.domain.templating import TemplateError, render
 
 # The shortest period within which canary and stable are compared (docs/analysis.md): several
@@ -120,34 +120,28 @@ class Evaluation:
                 "version label cannot tell the arms apart; give the new model its own version"
             )
 
-    def _increases(
-        self,
-        selector: str,
-        version: str,
-        by: str | None = None,
-        *,
-        since: datetime | None = None,
-        offset: float = 0.0,
-    ) -> dict[str, float]:
+    def _counted(self, selector: str, version: str, by: str | None = None, *,
+                 since: datetime | None = None, offset: float = 0.0,
+                 every: float | None = None) -> Increases:  # fmt: skip
+        """One arm's counter increases since `since` (the canary's start), `offset` back in time,
+        in total and per period of `every` seconds."""
         shift = timedelta(seconds=offset)
         start = (since or self.c.canary_since) - shift
         measured: Increases = self.source.increases(
-            render(selector, self._arm(version)), start, self.c.now - shift, by
+            render(selector, self._arm(version)), start, self.c.now - shift, by, every=every
         )
         if measured.error is not None:
             raise MeasurementError(measured.error)
         self._matched |= bool(measured.by)
-        return measured.by
+        return measured
+
+    def _increases(self, selector: str, version: str, by: str | None = None, *,
+                   since: datetime | None = None,
+                   offset: float = 0.0) -> dict[str, float]:  # fmt: skip
+        return self._counted(selector, version, by, since=since, offset=offset).by
 
     def _periods(self, selector: str, version: str, by: str | None = None) -> PerPeriod:
-        measured: Increases = self.source.increases(
-            render(selector, self._arm(version)), self.c.canary_since, self.c.now, by,
-            every=self.c.period,
-        )  # fmt: skip
-        if measured.error is not None:
-            raise MeasurementError(measured.error)
-        self._matched |= bool(measured.periods)
-        return measured.periods
+        return self._counted(selector, version, by, every=self.c.period).periods
 
     def _arms(self, selector: str, by: str | None = None) -> tuple[PerPeriod, PerPeriod]:
         """Both arms' increases per label value and per period."""
@@ -211,8 +205,8 @@ class Evaluation:
             can_h = [signals.histogram(c) for c in canary]
         else:
             names = sorted({k for period in [*reference, *canary] for k in period})
-            ref_h = [_categorical(r, names) for r in reference]
-            can_h = [_categorical(c, names) for c in canary]
+            ref_h = [signals.categorical(r, names) for r in reference]
+            can_h = [signals.categorical(c, names) for c in canary]
         return signals.judge_drift(name, signal, ref_h, can_h, self.c.at)
 
     def _fairness(self, name: str, signal: FairnessSignal) -> SignalResult:
@@ -257,12 +251,6 @@ def unexpected(error: BaseException) -> str:
 def failed_everywhere(analysis: Analysis, message: str, at: str) -> list[SignalResult]:
     """Every signal an Error with one reason: nothing could be measured (no credentials)."""
     return [signals.error(s.name, s.kind, message, at) for s in analysis.signals]
-
-
-def _categorical(counts: dict[str, float], names: list[str]) -> Histogram:
-    """Categories as a histogram over a fixed order of names (edges are just positions)."""
-    values = tuple(counts.get(n, 0.0) for n in names)
-    return Histogram(tuple(float(i) for i in range(len(values) - 1)), values)
 
 
 def _reference(text: str, ref: ConfigMapKeyRef) -> dict[str, float]:

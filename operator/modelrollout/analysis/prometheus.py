@@ -114,11 +114,6 @@ class Increases:
     periods: dict[str, list[float]] = field(default_factory=dict)  # per label value, per period
 
 
-def counter_increase(samples: list[tuple[float, float]], since: float) -> float:
-    """The increase of one counter after `since`, from its (timestamp, value) samples in order."""
-    return sum(period_increases(samples, [since, math.inf]))
-
-
 def period_boundaries(since: float, now: float, every: float | None) -> list[float]:
     """since, since + every, ..., now: the edges of the periods compared like with like."""
     if every is None or every <= 0 or now - since <= every:

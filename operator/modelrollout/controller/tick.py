@@ -243,11 +243,9 @@ class Ticker:
         # Status first, on the version read: a tick that acted on a stale read (a second ticker,
         # an operator restarting over a dying one) gets a conflict and changes nothing.
         self.stage = "status write"
-        written = self._write_status(rollout, new_status.model_dump(mode="json", by_alias=True))
+        written = self._record(rollout, new_status)
         if written is None:
             return None
-        dumped = new_status.model_dump(mode="json", by_alias=True)
-        self.last = replace(rollout, resource_version=written, raw_status=dumped)
         self.owed = None
         owner = rollout.owner
         metrics.state(owner.namespace, owner.name, phase=new_status.phase,
@@ -322,16 +320,8 @@ class Ticker:
 
     def _say_fault(self, rollout: Rollout, message: str, now: datetime) -> None:
         status = ModelRolloutStatus.model_validate(rollout.raw_status)
-        faulty = with_condition(status, FAULT_CONDITION, "True", reason="TickFailed",
-                                message=message, now=timestamp(now))  # fmt: skip
-        dumped = faulty.model_copy(update={"message": message}).model_dump(
-            mode="json", by_alias=True
-        )
-        written = self._write_status(
-            rollout, {"message": message, "conditions": dumped["conditions"]}
-        )
-        if written is not None:  # a read that fails next time starts from this write
-            self.last = replace(rollout, resource_version=written, raw_status=dumped)
+        self._record(rollout, _faulty(status.model_copy(update={"message": message}), message,
+                                      now))  # fmt: skip
 
     def _fail_safe(self, rollout: Rollout, now: datetime, fault: str | None,
                    message: str) -> None:  # fmt: skip
@@ -353,13 +343,9 @@ class Ticker:
         seen = Observations(now=now, desired=desired, command=command_of(rollout.annotations),
                             fault=fault)  # fmt: skip
         step = advance(spec, status, seen)
-        new_status = with_condition(step.status, FAULT_CONDITION, "True", reason="TickFailed",
-                                    message=message, now=timestamp(now))  # fmt: skip
-        dumped = new_status.model_dump(mode="json", by_alias=True)
-        written = self._write_status(rollout, dumped)
-        if written is None:
+        new_status = _faulty(step.status, message, now)
+        if self._record(rollout, new_status) is None:
             return
-        self.last = replace(rollout, resource_version=written, raw_status=dumped)
         self.owed = None
         self._announce(rollout, spec, step.events, desired.version)
         world = desired_world(spec, new_status)
@@ -407,33 +393,26 @@ class Ticker:
             return failed_everywhere(analysis, str(error), timestamp(now))
         self.stage = "measure"
         try:
-            return self._measure(rollout, spec, status, credentials=credentials, now=now)
-        except Exception as error:
+            source = PrometheusSource(
+                analysis.prometheus.address, timeout=analysis.prometheus.timeout,
+                credentials=credentials,
+            )  # fmt: skip
+            context = Context(
+                values=self._template_values(rollout.owner, spec, analysis.interval, status),
+                canary_version=canary.version,
+                stable_version=stable.version,
+                canary_since=_parse_time(status.canary_since, now),
+                now=now,
+                weight=status.canary_weight,
+                weight_since=_parse_time(status.weight_since, now) if status.weight_since else None,
+                at=timestamp(now),
+                period=period_of(analysis),
+                plans=plans(spec, status, now),
+            )
+            load = partial(self._reference, rollout.owner.namespace)
+            return Evaluation(source, context, load).run(analysis)
+        except Exception as error:  # every signal says what went wrong
             return failed_everywhere(analysis, unexpected(error), timestamp(now))
-
-    def _measure(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus, *,
-                 credentials: Credentials | None, now: datetime) -> list[SignalResult]:  # fmt: skip
-        canary, stable, analysis = status.canary, status.stable, spec.analysis
-        if canary is None or stable is None or analysis is None:
-            return []  # checked by the caller
-        source = PrometheusSource(
-            analysis.prometheus.address, timeout=analysis.prometheus.timeout,
-            credentials=credentials,
-        )  # fmt: skip
-        context = Context(
-            values=self._template_values(rollout.owner, spec, analysis.interval, status),
-            canary_version=canary.version,
-            stable_version=stable.version,
-            canary_since=_parse_time(status.canary_since, now),
-            now=now,
-            weight=status.canary_weight,
-            weight_since=_parse_time(status.weight_since, now) if status.weight_since else None,
-            at=timestamp(now),
-            period=period_of(analysis),
-            plans=plans(spec, status, now),
-        )
-        load = partial(self._reference, rollout.owner.namespace)
-        return Evaluation(source, context, load).run(analysis)
 
     def _reference(self, namespace: str, ref: ConfigMapKeyRef) -> str:
         try:
@@ -510,6 +489,15 @@ class Ticker:
 
     # -- recording -----------------------------------------------------------------------------
 
+    def _record(self, rollout: Rollout, status: ModelRolloutStatus) -> str | None:
+        """Write the whole status on the version read and remember it as the latest snapshot (a
+        read that fails next starts from it); the new resourceVersion, or None on a conflict."""
+        dumped = status.model_dump(mode="json", by_alias=True)
+        written = self._write_status(rollout, dumped)
+        if written is not None:
+            self.last = replace(rollout, resource_version=written, raw_status=dumped)
+        return written
+
     def _refuse(self, rollout: Rollout, message: str) -> None:
         """Act on nothing and say why in status; written once, not on every tick."""
         if rollout.raw_status.get("message") != message:
@@ -533,6 +521,11 @@ class Ticker:
                 return None
             raise RuntimeError(f"writing status: {error_message(error)}") from error
         return str(cast(dict[str, Any], stored)["metadata"]["resourceVersion"])
+
+
+def _faulty(s: ModelRolloutStatus, message: str, now: datetime) -> ModelRolloutStatus:
+    return with_condition(s, FAULT_CONDITION, "True", reason="TickFailed", message=message,
+                          now=timestamp(now))  # fmt: skip
 
 
 def _without_fault(s: ModelRolloutStatus, now: str) -> ModelRolloutStatus:

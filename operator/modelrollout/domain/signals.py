@@ -55,10 +55,11 @@ def histogram(cumulative: Counts) -> Histogram:
     return Histogram(edges, tuple(counts))
 
 
-def categories(reference: Counts, canary: Counts) -> tuple[list[str], list[float], list[float]]:
-    """Both arms over the union of their categories, in a stable order."""
-    names = sorted(set(reference) | set(canary))
-    return names, [reference.get(n, 0.0) for n in names], [canary.get(n, 0.0) for n in names]
+def categorical(counts: Counts, names: list[str]) -> Histogram:
+    """Category counts as a histogram over a fixed order of names (edges are just positions),
+    so that every period and both arms line up."""
+    values = tuple(counts.get(n, 0.0) for n in names)
+    return Histogram(tuple(float(i) for i in range(len(values) - 1)), values)
 
 
 def _result(name: str, kind: str, verdict: Verdict, at: str, **numbers: object) -> SignalResult:
@@ -127,20 +128,19 @@ class Plan:
     looks: tuple[Look, ...] = ()
 
 
-def _bounded(estimate: float, se: float, n: float, alpha: float,
+def _bounded(estimate: stats.Estimate, alpha: float,
              plan: Plan | None) -> tuple[stats.Interval, Look | None]:  # fmt: skip
     """The estimate's bounds: the confidence sequence alone without a plan; with one, the tighter
     of the planned boundary (PLANNED_SHARE of alpha, spent by planned time) and the sequence at
     the rest of alpha. The union bound keeps a wrong verdict's chance within alpha."""
     if plan is None:
-        half = stats.cs_multiplier(n, 2 * alpha) * se
-        return stats.Interval(estimate, estimate - half, estimate + half), None
-    multiplier = stats.cs_multiplier(n, 2 * alpha * (1 - PLANNED_SHARE))
+        return estimate.interval(alpha), None
+    multiplier = stats.cs_multiplier(estimate.n, 2 * alpha * (1 - PLANNED_SHARE))
     look = None
     earlier = plan.looks
     last = earlier[-1].fraction if earlier else 0.0
     fraction = min(1.0, max(plan.fraction, last))
-    information = 1 / se**2 if se > 0 else 0.0
+    information = 1 / estimate.se**2 if estimate.se > 0 else 0.0
     grew = information > (earlier[-1].information if earlier else 0.0)
     if grew and fraction > last and len(earlier) < MAX_PLANNED_LOOKS:
         boundary = stats.planned_boundary(
@@ -152,13 +152,11 @@ def _bounded(estimate: float, se: float, n: float, alpha: float,
         look = Look(fraction=fraction, information=information,
                     boundary=boundary if math.isfinite(boundary) else None)  # fmt: skip
         multiplier = min(multiplier, boundary)
-    half = multiplier * se
-    return stats.Interval(estimate, estimate - half, estimate + half), look
+    return estimate.within(multiplier), look
 
 
-Stratum = tuple[
-    float, float, float, float
-]  # successes_canary, total_canary, successes_stable, total_stable
+# successes_canary, total_canary, successes_stable, total_stable, in one period
+Stratum = tuple[float, float, float, float]
 
 
 def judge_compare_rate(name: str, signal: CompareSignal, strata: Sequence[Stratum],
@@ -185,15 +183,11 @@ def judge_compare_rate(name: str, signal: CompareSignal, strata: Sequence[Stratu
                                           higher_is_better=signal.higher_is_better)  # fmt: skip
         return _sequential(name, interval, signal.margin, at, samples=samples, **rates)
     try:
-        interval = stats.stratified_difference(
-            strata, signal.alpha, higher_is_better=signal.higher_is_better
-        )
+        estimate = stats.stratified_difference(strata, higher_is_better=signal.higher_is_better)
     except ValueError:  # no period in which both arms were seen yet
         return _result(name, "compare", "Inconclusive", at, samples=samples, message=NO_PERIOD,
                        bound=-signal.margin, **rates)  # fmt: skip
-    n = sum(r[1] + r[3] for r in strata if r[1] > 0 and r[3] > 0)
-    se = (interval.upper - interval.estimate) / stats.cs_multiplier(n, 2 * signal.alpha)
-    bounded, look = _bounded(interval.estimate, se, n, signal.alpha, plan)
+    bounded, look = _bounded(estimate, signal.alpha, plan)
     return _sequential(name, bounded, signal.margin, at, samples=samples, look=look, **rates)
 
 
@@ -217,15 +211,12 @@ def judge_compare_histogram(name: str, signal: CompareSignal, canary: Sequence[H
     pairs = [(c.counts, s.counts) for c, s in zip(canary, stable, strict=True)
              if c.counts and s.counts]  # fmt: skip
     try:
-        effect = stats.stratified_mann_whitney([c for c, _ in pairs], [s for _, s in pairs],
-                                               signal.alpha)  # fmt: skip
+        effect = stats.stratified_mann_whitney([c for c, _ in pairs], [s for _, s in pairs])
     except ValueError:
         return _result(name, "compare", "Inconclusive", at, samples=samples, bound=-signal.margin,
                        message=NO_PERIOD)  # fmt: skip
-    sign = 1.0 if signal.higher_is_better else -1.0
-    n = sum(sum(c) + sum(r) for c, r in pairs if sum(c) > 0 and sum(r) > 0)
-    se = (effect.upper - effect.estimate) / stats.cs_multiplier(n, 2 * signal.alpha)
-    interval, look = _bounded(sign * effect.estimate, se, n, signal.alpha, plan)
+    advantage = effect if signal.higher_is_better else effect.flipped()
+    interval, look = _bounded(advantage, signal.alpha, plan)
     pooled = stats.mann_whitney(_pooled(stable).counts, _pooled(canary).counts)
     return _sequential(name, interval, signal.margin, at, samples=samples, p_value=pooled.p_value,
                        look=look)  # fmt: skip

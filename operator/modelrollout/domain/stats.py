@@ -73,25 +73,25 @@ class Interval:
     upper: float
 
 
-def proportion_difference(
-    canary: tuple[float, float],
-    stable: tuple[float, float],
-    alpha: float,
-    *,
-    higher_is_better: bool = True,
-    tuning: float = TUNING_SAMPLES,
-) -> Interval:
-    """Canary minus stable for (successes, total) per arm, as an always-valid interval.
+@dataclass(frozen=True)
+class Estimate:
+    """An estimate (the canary's advantage), its standard error, and the observations behind it,
+    from which bounds are drawn."""
 
-    Each bound is one-sided at level alpha (the two-sided sequence at 2 alpha)."""
-    (xc, nc), (xs, ns) = canary, stable
-    if nc <= 0 or ns <= 0:
-        raise ValueError("both arms need observations")
-    pc, ps = xc / nc, xs / ns
-    se = math.sqrt(pc * (1 - pc) / nc + ps * (1 - ps) / ns)
-    d = pc - ps if higher_is_better else ps - pc
-    half = cs_multiplier(nc + ns, 2 * alpha, tuning) * se
-    return Interval(d, d - half, d + half)
+    value: float
+    se: float
+    n: float
+
+    def within(self, multiplier: float) -> Interval:
+        half = multiplier * self.se
+        return Interval(self.value, self.value - half, self.value + half)
+
+    def interval(self, alpha: float) -> Interval:
+        """Each bound one-sided at level alpha, uniformly over time (the sequence at 2 alpha)."""
+        return self.within(cs_multiplier(self.n, 2 * alpha))
+
+    def flipped(self) -> Estimate:
+        return Estimate(-self.value, self.se, self.n)
 
 
 def too_few_events(*arms: tuple[float, float]) -> bool:
@@ -106,10 +106,13 @@ def too_few_events(*arms: tuple[float, float]) -> bool:
 # then pooled cancels it, where pooling each arm over the whole canary first does not (Simpson).
 
 
-def _rows(strata: ArrayLike, columns: int) -> Floats:
-    table = np.asarray(strata, dtype=np.float64)
-    if table.ndim != 2 or table.shape[1] != columns or table.shape[0] == 0:
-        raise ValueError(f"strata must be a non-empty list of {columns} counts per period")
+def _rows(values: ArrayLike, columns: int | None = None) -> Floats:
+    """Counts per period (one row each; a single row may be given flat), validated."""
+    table = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    wrong_width = columns is not None and table.shape[1] != columns
+    if table.ndim != 2 or table.size == 0 or wrong_width:
+        width = f"{columns} " if columns is not None else ""
+        raise ValueError(f"counts must be a non-empty list of {width}counts per period")
     if not np.all(np.isfinite(table)) or np.any(table < 0):
         raise ValueError("counts per period must be finite and not negative")
     return table
@@ -132,39 +135,21 @@ def _rate_variance(x: Floats, n: Floats, pooled: float) -> Floats:
     return variance
 
 
-def stratified_difference(
-    strata: ArrayLike,
-    alpha: float,
-    *,
-    higher_is_better: bool = True,
-    tuning: float = TUNING_SAMPLES,
-) -> Interval:
+def stratified_difference(strata: ArrayLike, *, higher_is_better: bool = True) -> Estimate:
     """Canary minus stable, compared within each period: rows of (successes_canary,
     total_canary, successes_stable, total_stable), one per period.
 
     The Mantel-Haenszel risk difference sum_k w_k (p_ck - p_sk) / sum_k w_k, w_k = n_ck n_sk /
-    N_k, with the design variance sum_k w_k^2 (Var p_ck + Var p_sk) / W^2 (unbiased per period),
-    and the confidence sequence's bounds at n = every observation in a period both arms saw."""
+    N_k: the difference of the arms' stratified rates, with the design variance (the sum of
+    theirs, unbiased per period), at n = every observation in a period both arms saw."""
     table = _rows(strata, 4)
-    xc, nc, xs, ns = table.T
-    if np.any(xc > nc) or np.any(xs > ns):
+    if np.any(table[:, 0] > table[:, 1]) or np.any(table[:, 2] > table[:, 3]):
         raise ValueError("successes cannot exceed the total")
-    w = _mh_weights(nc, ns)
-    total_w = float(w.sum())
-    if total_w <= 0:
-        raise ValueError("no period has observations in both arms")
-    seen = w > 0
-    pc = np.divide(xc, nc, out=np.zeros_like(xc), where=nc > 0)
-    ps = np.divide(xs, ns, out=np.zeros_like(xs), where=ns > 0)
-    d = float(np.sum(w * (pc - ps)) / total_w)
-    var_c = _rate_variance(xc, nc, float(xc[seen].sum() / nc[seen].sum()))
-    var_s = _rate_variance(xs, ns, float(xs[seen].sum() / ns[seen].sum()))
-    se = math.sqrt(float(np.sum(w**2 * (var_c + var_s))) / total_w**2)
-    n = float(nc[seen].sum() + ns[seen].sum())
-    if not higher_is_better:
-        d = -d
-    half = cs_multiplier(n, 2 * alpha, tuning) * se
-    return Interval(d, d - half, d + half)
+    canary, stable, n = _stratified(table)
+    estimate = Estimate(
+        canary.value - stable.value, math.sqrt(canary.variance + stable.variance), n
+    )
+    return estimate if higher_is_better else estimate.flipped()
 
 
 def bernoulli_bounds(successes: float, total: float, alpha: float) -> tuple[float, float]:
@@ -210,29 +195,22 @@ def exact_difference(
     return Interval(-d, ls - uc, us - lc)
 
 
-def stratified_mann_whitney(
-    canary: list[ArrayLike], stable: list[ArrayLike], alpha: float, *,
-    tuning: float = TUNING_SAMPLES,
-) -> Interval:  # fmt: skip
-    """The Mann-Whitney effect P(canary > stable) + P(tie)/2 - 1/2, within each period, pooled
-    with Mantel-Haenszel weights (van Elteren's idea), with the confidence sequence's bounds."""
-    effects, variances, weights, n = [], [], [], 0.0
+def stratified_mann_whitney(canary: list[ArrayLike], stable: list[ArrayLike]) -> Estimate:
+    """The Mann-Whitney effect P(canary > stable) + P(tie)/2 - 1/2 within each period, pooled
+    with Mantel-Haenszel weights (van Elteren's idea)."""
+    tests, n_c, n_s = [], [], []
     for c, r in zip(canary, stable, strict=True):
         cc, rr = _counts(c), _counts(r)
-        if cc.sum() <= 0 or rr.sum() <= 0:
-            continue
-        test = mann_whitney(rr, cc)
-        weights.append(cc.sum() * rr.sum() / (cc.sum() + rr.sum()))
-        effects.append(test.effect)
-        variances.append(test.se_effect**2)
-        n += cc.sum() + rr.sum()
-    if not weights:
+        if cc.sum() > 0 and rr.sum() > 0:
+            tests.append(mann_whitney(rr, cc))
+            n_c.append(cc.sum())
+            n_s.append(rr.sum())
+    if not tests:
         raise ValueError("no period has observations in both arms")
-    w = np.array(weights)
-    theta = float(np.sum(w * np.array(effects)) / w.sum())
-    se = math.sqrt(float(np.sum(w**2 * np.array(variances))) / float(w.sum()) ** 2)
-    half = cs_multiplier(n, 2 * alpha, tuning) * se
-    return Interval(theta, theta - half, theta + half)
+    w = _mh_weights(np.array(n_c), np.array(n_s))
+    theta = float(np.sum(w * np.array([t.effect for t in tests])) / w.sum())
+    variance = float(np.sum(w**2 * np.array([t.se_effect**2 for t in tests]))) / w.sum() ** 2
+    return Estimate(theta, math.sqrt(variance), float(sum(n_c) + sum(n_s)))
 
 
 @dataclass(frozen=True)
@@ -246,7 +224,13 @@ class Rate:
 def stratified_rates(strata: ArrayLike) -> tuple[Rate, Rate]:
     """Each arm's rate over the periods both arms saw, with the same Mantel-Haenszel weights for
     both, so that a drift shared by the arms moves both alike (fairness per segment)."""
-    table = _rows(strata, 4)
+    canary, stable, _ = _stratified(_rows(strata, 4))
+    return canary, stable
+
+
+def _stratified(table: Floats) -> tuple[Rate, Rate, float]:
+    """Both arms' rates with common Mantel-Haenszel weights per period, and how many
+    observations are in the periods both arms saw."""
     xc, nc, xs, ns = table.T
     w = _mh_weights(nc, ns)
     total_w = float(w.sum())
@@ -259,7 +243,7 @@ def stratified_rates(strata: ArrayLike) -> tuple[Rate, Rate]:
         variance = _rate_variance(x, n, float(x[seen].sum() / n[seen].sum()))
         arms.append(Rate(float(np.sum(w * p) / total_w),
                          float(np.sum(w**2 * variance)) / total_w**2))  # fmt: skip
-    return arms[0], arms[1]
+    return arms[0], arms[1], float(nc[seen].sum() + ns[seen].sum())
 
 
 @dataclass(frozen=True)
@@ -300,27 +284,17 @@ def mann_whitney(reference: ArrayLike, canary: ArrayLike) -> MannWhitney:
 
 def jensen_shannon(reference: ArrayLike, canary: ArrayLike) -> float:
     """Jensen-Shannon distance, base 2, in [0, 1]."""
-    p, q = _shares(reference), _shares(canary)
-    m = (p + q) / 2
-
-    def kl(a: Floats) -> float:
-        present = a > 0
-        return float(np.sum(a[present] * np.log2(a[present] / m[present])))
-
-    return math.sqrt(max(0.0, 0.5 * kl(p) + 0.5 * kl(q)))
+    return float(distances("jensenShannon", _shares(reference), _shares(canary)))
 
 
 def psi(reference: ArrayLike, canary: ArrayLike) -> float:
     """Population stability index, sum (q - p) ln(q / p), empty buckets floored at 1e-4."""
-    p = np.maximum(_shares(reference), PSI_FLOOR)
-    q = np.maximum(_shares(canary), PSI_FLOOR)
-    return float(np.sum((q - p) * np.log(q / p)))
+    return float(distances("psi", _shares(reference), _shares(canary)))
 
 
 def hellinger(reference: ArrayLike, canary: ArrayLike) -> float:
     """Hellinger distance, sqrt(1 - sum sqrt(p q)), in [0, 1]."""
-    bc = float(np.sum(np.sqrt(_shares(reference) * _shares(canary))))
-    return math.sqrt(max(0.0, 1.0 - bc))
+    return float(distances("hellinger", _shares(reference), _shares(canary)))
 
 
 @dataclass(frozen=True)
@@ -334,7 +308,7 @@ def ks(reference: ArrayLike, canary: ArrayLike) -> Test:
 
     p from the Kolmogorov distribution with n = N M / (N + M), as scipy's asymptotic method."""
     r, c = _counts(reference), _counts(canary)
-    d = float(np.max(np.abs(np.cumsum(r) / r.sum() - np.cumsum(c) / c.sum())))
+    d = float(distances("ks", _shares(r), _shares(c)))
     n = r.sum() * c.sum() / (r.sum() + c.sum())
     return Test(d, float(np.clip(sp.kstwo.sf(d, max(1, round(n))), 0.0, 1.0)))
 
@@ -369,18 +343,9 @@ def wasserstein(reference: ArrayLike, canary: ArrayLike, edges: ArrayLike) -> fl
     `edges` are the finite upper edges; the last count is the +Inf bucket, placed at the last
     finite edge."""
     r, c = _counts(reference), _counts(canary)
-    x = np.asarray(edges, dtype=np.float64)
-    if x.size != r.size - 1 or r.shape != c.shape:
-        raise ValueError("need one count per finite edge plus the +Inf bucket")
-    p, q = r / r.sum(), c / c.sum()
-    gaps = np.diff(x)
-    distance = float(np.sum(np.abs(np.cumsum(p)[:-2] - np.cumsum(q)[:-2]) * gaps))
-    points = np.append(x, x[-1])
-    mean = float(np.sum(p * points))
-    spread = math.sqrt(float(np.sum(p * (points - mean) ** 2)))
-    if spread <= 0:
-        return 0.0 if distance == 0 else math.inf
-    return distance / spread
+    if r.shape != c.shape:
+        raise ValueError(WASSERSTEIN_SHAPE)
+    return float(distances("wasserstein", _shares(r), _shares(c), edges))
 
 
 # --- drift judged with confidence ---------------------------------------------------------------
@@ -393,6 +358,7 @@ def wasserstein(reference: ArrayLike, canary: ArrayLike, edges: ArrayLike) -> fl
 # Pass when the upper bound is below it, Inconclusive in between.
 
 DRIFT_RESAMPLES = 200
+WASSERSTEIN_SHAPE = "need one count per finite edge plus the +Inf bucket"
 
 
 def _mixture(periods: Floats, weights: Floats) -> Floats:
@@ -431,8 +397,8 @@ def distances(statistic: str, p: Floats, q: Floats, edges: ArrayLike = ()) -> Fl
         return _floats(np.sqrt(np.sum(terms, axis=-1) / 4))
     if statistic == "wasserstein":
         x = np.asarray(edges, dtype=np.float64)
-        if x.size != p.shape[-1] - 1 or x.size < 2:
-            raise ValueError("wasserstein needs one count per finite edge plus +Inf, 2+ edges")
+        if x.size != p.shape[-1] - 1:
+            raise ValueError(WASSERSTEIN_SHAPE)
         gaps = np.diff(x)
         gap = np.abs(np.cumsum(p, axis=-1) - np.cumsum(q, axis=-1))[..., :-2]
         points = np.append(x, x[-1])
@@ -459,7 +425,7 @@ def drift_interval(
     one period, both arms are pooled with the same Mantel-Haenszel weights per period (a traffic
     mix that moves during the day moves both alike); with one, as they are. The random draws are
     seeded by the counts, so the same counts always give the same verdict."""
-    ref, can = np.atleast_2d(_rows_of(reference)), np.atleast_2d(_rows_of(canary))
+    ref, can = _rows(reference), _rows(canary)
     if ref.shape != can.shape:
         ref, can = ref.sum(axis=0, keepdims=True), can.sum(axis=0, keepdims=True)
     n_r, n_c = ref.sum(axis=1), can.sum(axis=1)
@@ -487,13 +453,6 @@ def drift_interval(
     return Interval(corrected, max(0.0, corrected - half), corrected + half)
 
 
-def _rows_of(values: ArrayLike) -> Floats:
-    array = np.asarray(values, dtype=np.float64)
-    if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array < 0):
-        raise ValueError("bucket counts must be finite, not negative, and not empty")
-    return array
-
-
 # --- fairness and traffic ---------------------------------------------------------------------
 
 
@@ -507,25 +466,15 @@ class Gap:
     highest: str
 
 
-def _binomial(selected: dict[str, float], total: dict[str, float]) -> dict[str, Rate]:
+def binomial_rates(selected: dict[str, float], total: dict[str, float]) -> dict[str, Rate]:
+    """Per segment: selected / total, with its binomial variance (one period)."""
     rates = {g: selected.get(g, 0.0) / n for g, n in total.items() if n > 0}
     return {g: Rate(p, p * (1 - p) / total[g]) for g, p in rates.items()}
 
 
-def parity_gap(selected: dict[str, float], total: dict[str, float]) -> Gap:
-    """Max minus min of selected / total over segments (demographic parity difference, or equal
-    opportunity difference when the counts are of actual positives)."""
-    return gap_of(_binomial(selected, total))
-
-
-def impact_ratio(selected: dict[str, float], total: dict[str, float]) -> Gap:
-    """Min over max of selected / total (disparate impact; below 0.8 fails the four-fifths rule),
-    with a delta-method standard error."""
-    return ratio_of(_binomial(selected, total))
-
-
 def gap_of(rates: dict[str, Rate]) -> Gap:
-    """Max minus min of the segments' rates, with the standard error of that difference."""
+    """Max minus min of the segments' rates (demographic parity difference, or equal
+    opportunity difference when the counts are of actual positives), with its standard error."""
     if len(rates) < 2:
         raise ValueError("need two segments with observations")
     low = min(rates, key=lambda g: rates[g].value)
@@ -535,7 +484,8 @@ def gap_of(rates: dict[str, Rate]) -> Gap:
 
 
 def ratio_of(rates: dict[str, Rate]) -> Gap:
-    """Min over max of the segments' rates, with a delta-method standard error."""
+    """Min over max of the segments' rates (disparate impact; below 0.8 fails the four-fifths
+    rule), with a delta-method standard error."""
     gap = gap_of(rates)
     low, high = rates[gap.lowest], rates[gap.highest]
     if high.value <= 0:
