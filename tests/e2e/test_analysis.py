@@ -15,7 +15,7 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 from test_rollouts import NAME, Story
 
-from modelrollout.analysis.prometheus import PrometheusSource
+from modelrollout.analysis.prometheus import Prometheus
 from modelrollout.cli.main import main
 from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.manifests import rollout
@@ -58,9 +58,7 @@ STEPS = [{"setWeight": 50}, {"analyze": {"duration": "5s"}}]
 
 
 def served_v1(prometheus: str) -> bool:
-    seen = PrometheusSource(prometheus, timeout="5s").measure(
-        'count(model_feedback_total{version="v1"})'
-    )
+    seen = Prometheus(prometheus, timeout="5s").measure('count(model_feedback_total{version="v1"})')
     return (seen.value or 0) > 0
 
 

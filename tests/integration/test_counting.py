@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from modelrollout.analysis.prometheus import PrometheusSource
+from modelrollout.analysis.prometheus import Prometheus
 from modelrollout.cli.main import main
 from modelrollout.domain.reference import decode, histogram_counts
 from modelrollout.telemetry import Telemetry
@@ -32,7 +32,7 @@ def test_increases_handle_resets_and_series_born_later(prometheus: PrometheusPoo
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     try:
         running = prometheus([ScrapeJob("app", (f"127.0.0.1:{port}",))])
-        source = PrometheusSource(running.url, timeout="5s")
+        source = Prometheus(running.url, timeout="5s")
         seen = 'app_events_total{version="v1",le="+Inf"}'
 
         def scraped(value: float) -> bool:
@@ -76,7 +76,7 @@ def test_a_reference_is_frozen_from_what_prometheus_counted(
     telemetry.serve(port, addr="127.0.0.1")
     try:
         running = prometheus([ScrapeJob("model", (f"127.0.0.1:{port}",))])
-        source = PrometheusSource(running.url, timeout="5s")
+        source = Prometheus(running.url, timeout="5s")
         stable = telemetry.model("fraud", "v1")
         amounts = np.random.default_rng(3).lognormal(4, 1, 3000)
         selector = 'model_feature_value_bucket{model="fraud",version="v1",feature="amount"}'

@@ -18,12 +18,14 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from modelrollout.controller import metrics
-from modelrollout.controller import tick as tick_module
 from modelrollout.controller.tick import TICK_FAILED, Ticker
 from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
 from modelrollout.domain.machine import Event
+from modelrollout.k8s.cluster import KubeCluster
+from modelrollout.k8s.owner import ClusterError
 from modelrollout.routers.gateway_api import canary_weight_of
 from modelrollout.testing.cluster import LocalCluster
+from modelrollout.testing.fakes import FakeNotifier, real_ticker
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.prometheus import PrometheusPool
 
@@ -38,11 +40,16 @@ class Scene:
     kube: client.ApiClient
     namespace: str
     manifest: dict[str, Any]
-    events: list[Event] = field(default_factory=list)
+    notifier: FakeNotifier = field(default_factory=FakeNotifier)
     ticker: Ticker = field(init=False)
+    adapter: KubeCluster = field(init=False)
 
     def __post_init__(self) -> None:
-        self.ticker = Ticker(self.kube, self.events.append, fault_limit=LIMIT)
+        self.ticker, self.adapter = real_ticker(self.kube, self.notifier, fault_limit=LIMIT)
+
+    @property
+    def events(self) -> list[Event]:
+        return [event for _, event in self.notifier.sent]
 
     def apply(self) -> None:
         self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-",
@@ -50,7 +57,7 @@ class Scene:
 
     def tick(self) -> None:
         time.sleep(1.05)  # the analysis interval is 1s: every tick evaluates
-        assert self.ticker.run(self.namespace, NAME)
+        assert self.ticker.run(self.namespace, NAME) is not None
 
     def stored(self) -> dict[str, Any]:
         body = client.CustomObjectsApi(self.kube).get_namespaced_custom_object(
@@ -107,19 +114,22 @@ def _server_error(*_: object, **__: object) -> None:
     raise ApiException(status=500, reason="Internal Server Error")
 
 
+def _cluster_error(*_: object, **__: object) -> None:
+    raise ClusterError("applying Deployment: the server is on fire", 500)
+
+
 def _unexpected(*_: object, **__: object) -> None:
     raise ZeroDivisionError("float division by zero")
 
 
 # Each stage of a tick, and how to break it.
 TICK_STAGES: dict[str, Callable[[Scene, pytest.MonkeyPatch], None]] = {
-    "read": lambda s, m: m.setattr(s.ticker.objects, "get_namespaced_custom_object",
-                                   _server_error),
-    "observe": lambda s, m: m.setattr(s.ticker, "_available", _unexpected),
-    "status write": lambda s, m: m.setattr(s.ticker.objects,
+    "read": lambda s, m: m.setattr(s.adapter, "read", _cluster_error),
+    "observe": lambda s, m: m.setattr(s.adapter, "available", _unexpected),
+    "status write": lambda s, m: m.setattr(s.adapter.objects,
                                            "patch_namespaced_custom_object_status",
                                            _server_error),
-    "converge": lambda s, m: m.setattr(tick_module, "apply", _server_error),
+    "converge": lambda s, m: m.setattr(s.adapter, "converge", _cluster_error),
 }  # fmt: skip
 
 
@@ -197,7 +207,7 @@ SIGNAL_STAGES: dict[str, Callable[[Scene, pytest.MonkeyPatch], None]] = {
         {"authSecretRef": {"name": "no-such-secret"}}
     ),
     "measure": lambda s, m: m.setattr(
-        "modelrollout.analysis.prometheus.PrometheusSource.measure", _unexpected
+        "modelrollout.analysis.prometheus.Prometheus.measure", _unexpected
     ),
     "judge": lambda s, m: m.setattr("modelrollout.analysis.evaluate.judge_threshold", _unexpected),
 }
@@ -233,12 +243,11 @@ def test_a_signal_that_cannot_be_measured_or_judged_is_an_error_and_rolls_back_p
 def test_a_failing_webhook_never_undoes_or_stalls_a_decision(
     scene: Scene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tick_module, "notify", _unexpected)
+    scene.notifier.broken = True
     scene.abort()
     scene.tick()
     assert scene.status()["phase"] == "RolledBack"
     assert scene.route_weight() == 0
-    assert "RolledBack" in [e.reason for e in scene.events]
     failures = metrics.REGISTRY.get_sample_value(
         "modelrollout_notification_failures_total", {"namespace": scene.namespace, "rollout": NAME}
     )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from modelrollout.analysis.prometheus import PrometheusSource
+from modelrollout.analysis.prometheus import Prometheus
 from modelrollout.api.v1alpha1 import ThresholdSignal
 from modelrollout.domain.judging import judge_threshold
 from modelrollout.testing.cluster import wait_for
@@ -19,7 +19,7 @@ AT = "2026-11-24T10:00:00Z"
 
 
 @pytest.fixture
-def source(prometheus: PrometheusPool) -> Iterator[PrometheusSource]:
+def source(prometheus: PrometheusPool) -> Iterator[Prometheus]:
     registry = CollectorRegistry()
     rate = Gauge("model_error_rate", "errors", ["version"], registry=registry)
     rate.labels(version="v1").set(0.002)
@@ -27,7 +27,7 @@ def source(prometheus: PrometheusPool) -> Iterator[PrometheusSource]:
     (port,) = free_ports(1)
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     running = prometheus([ScrapeJob("models", (f"127.0.0.1:{port}",))])
-    measured = PrometheusSource(running.url, timeout="5s")
+    measured = Prometheus(running.url, timeout="5s")
     assert wait_for(lambda: measured.measure("count(model_error_rate)").value == 2, timeout=30)
     yield measured
     server.shutdown()
@@ -35,18 +35,18 @@ def source(prometheus: PrometheusPool) -> Iterator[PrometheusSource]:
     thread.join(timeout=5)
 
 
-def judge(source: PrometheusSource, query: str, signal: ThresholdSignal) -> str:
+def judge(source: Prometheus, query: str, signal: ThresholdSignal) -> str:
     return judge_threshold("error-rate", signal, source.measure(query), AT).verdict
 
 
-def test_a_value_within_bounds_passes_and_one_beyond_fails(source: PrometheusSource) -> None:
+def test_a_value_within_bounds_passes_and_one_beyond_fails(source: Prometheus) -> None:
     bound = ThresholdSignal(query="q", max=0.01)
     assert judge(source, 'model_error_rate{version="v1"}', bound) == "Pass"
     assert judge(source, 'model_error_rate{version="v2"}', bound) == "Fail"
     assert source.measure('model_error_rate{version="v1"}').value == 0.002
 
 
-def test_no_series_is_no_data_and_several_are_an_error(source: PrometheusSource) -> None:
+def test_no_series_is_no_data_and_several_are_an_error(source: Prometheus) -> None:
     bound = ThresholdSignal(query="q", max=0.01)
     assert judge(source, 'model_error_rate{version="v9"}', bound) == "NoData"
     several = source.measure("model_error_rate")
@@ -54,7 +54,7 @@ def test_no_series_is_no_data_and_several_are_an_error(source: PrometheusSource)
     assert "2 series" in several.error
 
 
-def test_a_bad_query_is_an_error_not_a_number(source: PrometheusSource) -> None:
+def test_a_bad_query_is_an_error_not_a_number(source: Prometheus) -> None:
     broken = source.measure("sum(rate(model_error_rate[")
     assert broken.error is not None
     assert broken.value is None
@@ -62,7 +62,7 @@ def test_a_bad_query_is_an_error_not_a_number(source: PrometheusSource) -> None:
 
 def test_an_unreachable_prometheus_is_an_error_naming_it() -> None:
     (port,) = free_ports(1)  # nothing listens there
-    source = PrometheusSource(f"http://127.0.0.1:{port}", timeout="2s")
+    source = Prometheus(f"http://127.0.0.1:{port}", timeout="2s")
     measured = source.measure("up")
     assert measured.error is not None
     assert f"127.0.0.1:{port}" in measured.error

@@ -8,9 +8,9 @@ from typing import Any, cast
 import pytest
 from kubernetes import client
 
-from modelrollout.controller.tick import UNSUPPORTED_ROUTER, Rollout, Ticker
-from modelrollout.domain.machine import Event
+from modelrollout.controller.tick import UNSUPPORTED_ROUTER, Rollout
 from modelrollout.testing.cluster import LocalCluster
+from modelrollout.testing.fakes import FakeNotifier, real_ticker
 from modelrollout.testing.manifests import rollout
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("modelrollout_crd")]
@@ -22,18 +22,18 @@ def test_a_tick_on_a_stale_read_changes_nothing(
     manifest = rollout()
     del manifest["spec"]["analysis"]
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
-    events: list[Event] = []
-    ticker = Ticker(kube, events.append)
+    notifier = FakeNotifier()
+    ticker, adapter = real_ticker(kube, notifier)
     # Given two tickers read the object at the same moment
-    first = ticker.read(namespace, "fraud-detector")
+    first = adapter.read(namespace, "fraud-detector")
     assert first is not None
     stale = Rollout.from_body(first)
     # When one of them ticks and records the first revision as stable
     assert ticker.tick(Rollout.from_body(first)) is not None
     # Then the other, acting on the read from before, conflicts and changes nothing
     assert ticker.tick(stale) is None
-    assert [e.reason for e in events] == ["Initialized"]
-    stored = ticker.read(namespace, "fraud-detector")
+    assert notifier.reasons() == ["Initialized"]
+    stored = adapter.read(namespace, "fraud-detector")
     assert stored is not None
     assert stored["status"]["phase"] == "Promoted"
     assert len(client.AppsV1Api(kube).list_namespaced_deployment(namespace).items) == 1
@@ -45,13 +45,13 @@ def test_a_refusal_is_taken_back_once_a_tick_goes_through(
     manifest = rollout()
     del manifest["spec"]["analysis"]
     routed = manifest["spec"]["traffic"]
-    ticker = Ticker(kube, lambda _event: None)
+    ticker, adapter = real_ticker(kube, FakeNotifier())
 
     def tick() -> dict[str, Any]:
-        body = ticker.read(namespace, "fraud-detector")
+        body = adapter.read(namespace, "fraud-detector")
         assert body is not None
         ticker.tick(Rollout.from_body(body))
-        stored = ticker.read(namespace, "fraud-detector")
+        stored = adapter.read(namespace, "fraud-detector")
         assert stored is not None
         return cast(dict[str, Any], stored.get("status") or {})
 
@@ -77,9 +77,9 @@ def test_a_rollout_being_deleted_is_not_ticked(
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
     # Given a rollout whose deletion waits on the operator's finalizer
     cluster.kubectl("delete", "mro", "fraud-detector", "-n", namespace, "--wait=false")
-    ticker = Ticker(kube, lambda _event: None)
+    ticker, _ = real_ticker(kube, FakeNotifier())
     # When the ticker looks at it, Then it stops, and creates nothing for it
-    assert ticker.run(namespace, "fraud-detector") is False
+    assert ticker.run(namespace, "fraud-detector") is None
     assert client.AppsV1Api(kube).list_namespaced_deployment(namespace).items == []
     assert client.CoreV1Api(kube).list_namespaced_service(namespace).items == []
     cluster.kubectl("patch", "mro", "fraud-detector", "-n", namespace, "--type=merge",

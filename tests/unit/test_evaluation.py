@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from modelrollout.analysis.evaluate import Context, Evaluation, failed_everywhere
-from modelrollout.analysis.prometheus import Increases, PrometheusSource
+from modelrollout.analysis.prometheus import Increases, Prometheus
 from modelrollout.api.v1alpha1 import Analysis, ConfigMapKeyRef
 from modelrollout.domain.judging import Measurement
 
@@ -45,7 +45,7 @@ def evaluate(series: dict[str, dict[str, float]], canary: str = "v2") -> tuple[A
 
     analysis = Analysis.model_validate({"prometheus": {"address": "http://p"},
                                         "signals": [ACCURACY]})  # fmt: skip
-    results = Evaluation(cast(PrometheusSource, source), context, no_reference).run(analysis)
+    results = Evaluation(cast(Prometheus, source), context, no_reference).run(analysis)
     return results[0], source
 
 
@@ -98,7 +98,7 @@ def test_an_unexpected_error_in_one_signal_is_its_error_verdict_not_a_stalled_ti
         def measure(self, query: str) -> Measurement:
             return Measurement(value=0.5)
 
-    results = Evaluation(cast(PrometheusSource, Half({})), context, lambda _ref: "").run(analysis)
+    results = Evaluation(cast(Prometheus, Half({})), context, lambda _ref: "").run(analysis)
     by_name = {r.name: r for r in results}
     # The broken signal and the sample ratio check say so, readably; the other is still judged
     assert by_name["accuracy"].verdict == "Error"

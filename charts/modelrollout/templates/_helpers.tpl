@@ -29,13 +29,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/*
 The permissions the operator needs, each for a reason (docs/install.md lists them):
-- modelrollouts: it watches them (get, list, watch) and kopf patches its finalizer and
-  annotations (patch); status is written by the ticker (patch on modelrollouts/status).
-- deployments: one per revision, created and updated by server-side apply (create, patch), listed
-  to find old revisions (list), removed after scaleDownDelay (delete), read for availability
-  (get on deployments/status), scaled without touching their template (patch on deployments/scale).
-- services: the stable and canary Services, by server-side apply (get, create, patch).
-- httproutes: the route's weights are read and written (get, create, update).
+- modelrollouts: it watches them (get, list, watch) and kopf removes the finalizer older
+  versions added (patch); status is written by the ticker (patch on modelrollouts/status).
+- deployments: one per revision, created, updated and scaled by patch (create, patch), watched
+  for availability and for changes made by others (list, watch), removed after scaleDownDelay
+  (delete).
+- services: the stable and canary Services, by server-side apply (get, create, patch), watched
+  (list, watch).
+- httproutes: the route's weights are watched and written (get, list, watch, create, update).
 - configmaps: drift references (get). secrets: Prometheus credentials (get).
 - events: every decision is posted as an Event (create).
 - customresourcedefinitions: kopf lists and watches CRDs to find the ModelRollout resource and
@@ -51,19 +52,13 @@ The permissions the operator needs, each for a reason (docs/install.md lists the
   verbs: [patch]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, create, patch, delete]
-- apiGroups: [apps]
-  resources: [deployments/status]
-  verbs: [get]
-- apiGroups: [apps]
-  resources: [deployments/scale]
-  verbs: [patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
-  verbs: [get, create, update]
+  verbs: [get, list, watch, create, update]
 - apiGroups: [""]
   resources: [configmaps, secrets]
   verbs: [get]

@@ -11,8 +11,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from modelrollout.analysis.prometheus import Increases, PrometheusSource, period_boundaries
+from modelrollout.analysis.series import Increases, period_boundaries
 from modelrollout.api.v1alpha1 import (
     Analysis,
     CompareSignal,
@@ -24,7 +25,7 @@ from modelrollout.api.v1alpha1 import (
 )
 from modelrollout.domain import signals
 from modelrollout.domain.durations import parse_duration
-from modelrollout.domain.judging import judge_threshold
+from modelrollout.domain.judging import Measurement, judge_threshold
 from modelrollout.domain.reference import decode as decode_reference
 from modelrollout.domain.signals import Segments
 from modelrollout.domain.templating import TemplateError, render
@@ -45,6 +46,15 @@ SETTLE = timedelta(seconds=10)
 
 LoadReference = Callable[[ConfigMapKeyRef], str]
 PerPeriod = dict[str, list[float]]  # label value -> increase in each period
+
+
+class MetricsSource(Protocol):
+    """Where signals are measured (analysis/prometheus.py `Prometheus`; a fake in tests)."""
+
+    def increases(self, selector: str, since: datetime, now: datetime, by: str | None = None,
+                  *, every: float | None = None) -> Increases: ...  # fmt: skip
+
+    def measure(self, query: str) -> Measurement: ...
 
 
 class MeasurementError(Exception):
@@ -71,7 +81,7 @@ class Context:
 
 
 class Evaluation:
-    def __init__(self, source: PrometheusSource, context: Context,
+    def __init__(self, source: MetricsSource, context: Context,
                  load_reference: LoadReference) -> None:  # fmt: skip
         self.source = source
         self.c = context

@@ -8,7 +8,6 @@ an error, which the judge turns into an `Error` verdict (never a pass).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,31 +16,23 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from modelrollout.analysis.series import (
+    Credentials,
+    Increases,
+    period_boundaries,
+    period_increases,
+)
+from modelrollout.api.v1alpha1 import PrometheusSource
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.judging import Measurement
+
+__all__ = ["Credentials", "Increases", "Prometheus", "period_boundaries", "period_increases"]
 
 # How far before `since` to look for a counter's value at `since`: Prometheus' default staleness.
 LOOKBACK_SECONDS = 300
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """From the Secret named by authSecretRef: a bearer `token`, or `username` and `password`."""
-
-    token: str | None = None
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def from_secret_data(cls, data: dict[str, str]) -> Credentials:
-        if "token" in data:
-            return cls(token=data["token"])
-        if "username" in data and "password" in data:
-            return cls(username=data["username"], password=data["password"])
-        raise ValueError("the auth Secret needs a `token` key, or `username` and `password`")
-
-
-class PrometheusSource:
+class Prometheus:
     """One Prometheus server. `measure` blocks: the ticker calls it from its worker thread."""
 
     def __init__(
@@ -58,6 +49,11 @@ class PrometheusSource:
         self._client = PrometheusConnect(
             url=address, headers=headers or None, auth=auth, timeout=self.timeout, retry=_no_retry()
         )
+
+    @classmethod
+    def of(cls, source: PrometheusSource, credentials: Credentials | None) -> Prometheus:
+        """The server a rollout's `analysis.prometheus` names."""
+        return cls(source.address, timeout=source.timeout, credentials=credentials)
 
     def increases(self, selector: str, since: datetime, now: datetime, by: str | None = None,
                   *, every: float | None = None) -> Increases:  # fmt: skip
@@ -105,50 +101,23 @@ class PrometheusSource:
         return _one_number(result)
 
 
-@dataclass(frozen=True)
-class Increases:
-    """Counter increases per label value, or the reason they could not be measured."""
-
-    by: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    periods: dict[str, list[float]] = field(default_factory=dict)  # per label value, per period
-
-
-def period_boundaries(since: float, now: float, every: float | None) -> list[float]:
-    """since, since + every, ..., now: the edges of the periods compared like with like."""
-    if every is None or every <= 0 or now - since <= every:
-        return [since, max(since, now)]
-    count = math.ceil((now - since) / every)
-    return [since + i * every for i in range(count)] + [now]
-
-
-def period_increases(samples: list[tuple[float, float]], cuts: list[float]) -> list[float]:
-    """The increase of one counter in each period (cuts[i], cuts[i + 1]], from its (timestamp,
-    value) samples in order; an increase belongs to the period of the sample that shows it."""
-    before = [v for t, v in samples if t <= cuts[0]]
-    previous = before[-1] if before else 0.0
-    grown = [0.0] * (len(cuts) - 1)
-    period = 0
-    for t, value in samples:
-        if t <= cuts[0] or math.isnan(value):
-            continue
-        if t > cuts[-1]:
-            break
-        while t > cuts[period + 1]:
-            period += 1
-        grown[period] += value - previous if value >= previous else value  # a drop is a reset
-        previous = value
-    return grown
-
-
 def _no_retry() -> Retry:
     # Retrying inside one evaluation would hold the tick for minutes; the next interval retries.
     return Retry(total=0)
 
 
 def _short(error: Exception) -> str:
+    """What went wrong in a few words: not the client's text, which repeats the URL-encoded
+    query and the connection pool's internals."""
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    if isinstance(error, requests.ConnectionError):
+        return "unreachable (cannot connect)"
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return f"answered HTTP {error.response.status_code}"
     text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__
+    first = text[0] if text else type(error).__name__
+    return first if len(first) <= 200 else first[:197] + "..."
 
 
 def _one_number(result: Any) -> Measurement:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from modelrollout.analysis.prometheus import PrometheusSource
+from modelrollout.analysis.prometheus import Prometheus
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.reference import (
     DEFAULT_KEY,
@@ -156,7 +156,7 @@ def _from_prometheus(args: argparse.Namespace) -> tuple[dict[str, float], str]:
     until = _moment(args.until) if args.until else datetime.now(UTC)
     since = until - timedelta(seconds=parse_duration(args.since))
     label = "le" if histogram else args.category_label
-    measured = PrometheusSource(args.prometheus, timeout="60s").increases(
+    measured = Prometheus(args.prometheus, timeout="60s").increases(
         args.selector, since, until, by=label
     )
     if measured.error is not None:

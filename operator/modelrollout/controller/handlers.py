@@ -1,4 +1,9 @@
-"""kopf wiring only: settings, and one daemon per ModelRollout that ticks it.
+"""kopf wiring only: settings, the watches that feed the store and the scheduler, and the
+scheduler's workers that tick rollouts.
+
+No thread belongs to a rollout: watch events (a spec change, a command, an owned object that
+changed) make a rollout due at once, its own timers otherwise (controller/scheduler.py). The API
+client, the store and the scheduler live in kopf's memo.
 
 kopf has priority peering, not leader election: run one replica (the chart uses `Recreate`).
 """
@@ -7,23 +12,40 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, cast
 
 import kopf
 from kubernetes import client, config
 
+from modelrollout.analysis.prometheus import Prometheus
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
 from modelrollout.controller import metrics
+from modelrollout.controller.notify import Outbox
+from modelrollout.controller.scheduler import Scheduler
 from modelrollout.controller.tick import Ticker
 from modelrollout.domain.machine import Event
+from modelrollout.k8s.cluster import KubeCluster
+from modelrollout.k8s.owner import ROLLOUT_LABEL, Owner
+from modelrollout.k8s.store import Key, Kind, Store, Workload, key_of
+from modelrollout.routers.gateway_api import GROUP as ROUTE_GROUP
+from modelrollout.routers.gateway_api import PLURAL as ROUTE_PLURAL
+from modelrollout.routers.gateway_api import VERSION as ROUTE_VERSION
+from modelrollout.routers.registry import router_for
 
-TICK_SECONDS = float(os.environ.get("MODELROLLOUT_TICK_SECONDS", "5"))
-_api: dict[str, client.ApiClient] = {}
+# Threads that tick rollouts; any number of rollouts share them.
+WORKERS = int(os.environ.get("MODELROLLOUT_MAX_WORKERS", "4"))
+log = logging.getLogger(__name__)
+
+
+def _post(owner: Owner, event: Event) -> None:
+    kopf.event(cast(Any, owner.body()), type=event.type, reason=event.reason, message=event.message)
+    log.info("%s/%s %s: %s", owner.namespace, owner.name, event.reason, event.message)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    settings.persistence.finalizer = "modelrollout.io/finalizer"
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix="modelrollout.io"
     )
@@ -31,41 +53,99 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix="modelrollout.io", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # Events are posted by the ticker itself
-    # One thread per rollout's ticker: allow many rollouts to tick at once.
-    settings.execution.max_workers = int(os.environ.get("MODELROLLOUT_MAX_WORKERS", "256"))
     try:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    _api["client"] = client.ApiClient()
+    memo.api = client.ApiClient()
+    memo.store = Store()
+    cluster = KubeCluster(memo.api, memo.store)
+    memo.outbox = Outbox(_post)
+    memo.ticker = Ticker(cluster, partial(router_for, cluster), Prometheus.of, memo.outbox)
+    memo.scheduler = Scheduler(partial(_work, memo.ticker), workers=WORKERS)
+    memo.scheduler.lateness = metrics.LATENESS.observe
+    memo.scheduler.start()
     metrics.serve(int(os.environ.get("MODELROLLOUT_METRICS_PORT", "8080")))
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10)
-def tick_rollout(
-    stopped: kopf.DaemonStopped, body: kopf.Body, logger: kopf.Logger, **_: Any
-) -> None:
-    """Tick one rollout every TICK_SECONDS until it is deleted or the operator stops."""
-
-    def post(event: Event) -> None:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        logger.info("%s: %s", event.reason, event.message)
-
-    ticker = Ticker(_api["client"], post)
-    namespace, name = body.metadata.namespace, body.metadata.name
-    while not stopped and namespace and name:
-        try:
-            # Read the object afresh: kopf's live body follows the watch stream and can still
-            # show the status before our last write, and a tick on a stale status would repeat
-            # transitions (Events, history) that were already made. A fault at any stage is
-            # handled by the ticker itself (said in status, Event, metric; fail-safe past a limit).
-            with metrics.TICK_SECONDS.time():
-                if not ticker.run(namespace, name):
-                    break  # deleted
-        except Exception:  # never expected; one failed tick must not end the daemon
-            logger.exception("tick failed")
-        stopped.wait(TICK_SECONDS)
-    # kopf stops the daemon when deletion starts (the live body has a deletionTimestamp), or the
-    # read found it gone: either way its series go with it. An operator shutting down keeps them.
-    if namespace and name and (body.metadata.get("deletionTimestamp") or not stopped):
+def _work(ticker: Ticker, key: Key) -> float | None:
+    namespace, name = key
+    with metrics.TICK_SECONDS.time():
+        delay = ticker.run(namespace, name, datetime.now(UTC))
+    if delay is None:
         metrics.forget(namespace, name)
+    return delay
+
+
+@kopf.on.cleanup()
+def stop(memo: kopf.Memo, **_: Any) -> None:
+    memo.scheduler.stop()
+    memo.outbox.stop()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def rollout_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A new rollout, a spec change, a command or a deletion is acted on at once; a status
+    change (our own writes) only refreshes the store."""
+    memo.outbox.start()  # here, where kopf's Event poster is in the context it copies
+    body = cast(dict[str, Any], event["object"])
+    key = key_of(body)
+    if event["type"] == "DELETED":
+        memo.store.rollouts.remove(body)
+        memo.scheduler.forget(key)
+        memo.ticker.forget(*key)
+        metrics.forget(*key)
+        return
+    changed = memo.store.rollouts.put(body)
+    if changed is not None and _asks(changed[0], changed[1]):
+        memo.scheduler.poke(key)
+    metrics.QUEUED.set(len(memo.scheduler))
+
+
+def _asks(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    if before is None:
+        return True
+    old, new = before.get("metadata") or {}, after.get("metadata") or {}
+    return any(old.get(k) != new.get(k) for k in ("generation", "annotations",
+                                                   "deletionTimestamp"))  # fmt: skip
+
+
+def _owned(kind: Kind, event: kopf.RawEvent, memo: kopf.Memo) -> None:
+    """An owned object changed: the rollout that owns it is due when a fact it decides on
+    (availability, replicas, what we applied, a route's spec) changed."""
+    body = cast(dict[str, Any], event["object"])
+    rollout = ((body.get("metadata") or {}).get("labels") or {}).get(ROLLOUT_LABEL)
+    if not rollout:
+        return
+    namespace = key_of(body)[0]
+    if event["type"] == "DELETED":
+        news = kind.remove(body) is not None
+    else:
+        changed = kind.put(body)
+        news = changed is not None and _news(*changed)
+    if news:
+        memo.scheduler.poke((namespace, rollout))
+
+
+def _news(before: Any, after: Any) -> bool:
+    if isinstance(after, Workload):
+        return after.news(before)
+    return before is None or before.get("spec") != after.get("spec")
+
+
+_OWNED = {ROLLOUT_LABEL: kopf.PRESENT}
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=_OWNED)
+async def deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _owned(memo.store.deployments, event, memo)
+
+
+@kopf.on.event("", "v1", "services", labels=_OWNED)
+async def service_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _owned(memo.store.services, event, memo)
+
+
+@kopf.on.event(ROUTE_GROUP, ROUTE_VERSION, ROUTE_PLURAL, labels=_OWNED)
+async def route_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _owned(memo.store.routes, event, memo)

@@ -53,6 +53,14 @@ TICK_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     registry=REGISTRY,
 )
+LATENESS = Histogram(
+    "modelrollout_tick_lateness_seconds",
+    "how long after it was due each tick started (the scheduler's backlog)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+QUEUED = Gauge("modelrollout_rollouts_scheduled", "rollouts queued or being ticked",
+               registry=REGISTRY)  # fmt: skip
 
 SIGNAL_VALUE = Gauge("modelrollout_signal_value", "the number each signal's latest verdict judged",
                      _SIGNAL, registry=REGISTRY)  # fmt: skip

@@ -506,6 +506,30 @@ def evaluation_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: date
     return (now - _parse(last)).total_seconds() >= parse_duration(spec.analysis.interval)
 
 
+def next_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) -> datetime | None:
+    """When the rollout's own timers next ask for a tick: a scaled-down revision's expiry, and
+    while a canary is in flight the next evaluation, the end of a timed step and the progress
+    deadline. None when only the world can move it (a watch event, a command)."""
+    times = [_parse(d.after) for d in status.scale_down]
+    if status.canary is not None and status.phase in ("Progressing", "Paused"):
+        if spec.analysis is not None and spec.analysis.signals and status.canary_weight > 0:
+            last = status.analysis.last_evaluated_at if status.analysis else None
+            interval = timedelta(seconds=parse_duration(spec.analysis.interval))
+            times.append(_parse(last) + interval if last else now)
+        started = _parse(status.step_started_at) if status.step_started_at else now
+        times.append(started + timedelta(seconds=parse_duration(spec.progress_deadline)))
+        steps, index = spec.strategy.steps, status.current_step or 0
+        if status.phase == "Progressing" and index < len(steps):
+            step = steps[index]
+            length = (step.analyze.duration if step.analyze is not None
+                      else step.pause.duration if step.pause is not None else None)  # fmt: skip
+            if length is not None:
+                times.append(started + timedelta(seconds=parse_duration(length)))
+    # A time already past was this tick's to act on; it does not ask for another one at once.
+    ahead = [t for t in times if t > now]
+    return min(ahead) if ahead else None
+
+
 @dataclass(frozen=True)
 class World:
     """What the cluster should look like: Deployments (revision -> replicas), the revisions
@@ -550,6 +574,7 @@ __all__ = [
     "canary_replicas",
     "desired_world",
     "evaluation_due",
+    "next_due",
     "planned_seconds",
     "plans",
     "timestamp",

@@ -3,45 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modelrollout.api.v1alpha1 import GROUP, KIND, VERSION
+from modelrollout.k8s.owner import ROLLOUT_LABEL, ClusterError, Manifest, Owner
 
-Manifest = dict[str, Any]
-ROLLOUT_LABEL = "modelrollout.io/rollout"
+__all__ = ["ROLLOUT_LABEL", "ClusterError", "Manifest", "Owner", "apply", "error_message", "scale"]
+
 FIELD_MANAGER = "modelrollout"
 _APPLY = "application/apply-patch+yaml"  # JSON is YAML
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The ModelRollout that owns (and garbage-collects) what the operator creates."""
-
-    name: str
-    namespace: str
-    uid: str
-
-    def reference(self) -> Manifest:
-        return {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
-    def metadata(self, name: str, labels: dict[str, str]) -> Manifest:
-        return {
-            "name": name,
-            "namespace": self.namespace,
-            "labels": {**labels, ROLLOUT_LABEL: self.name},
-            "ownerReferences": [self.reference()],
-        }
 
 
 def error_message(error: ApiException) -> str:

@@ -1,19 +1,16 @@
 """Gateway API router: an owned HTTPRoute `NAME` with two weighted backendRefs.
 
-`spec.rules` is an atomic list, so a weight change is get, modify, put with the resourceVersion
-read, retried on conflict: a concurrent writer is never overwritten blindly.
+`spec.rules` is an atomic list, so a weight change is modify and put on the resourceVersion last
+seen (the cluster's store, kept by a watch), retried on a fresh read after a conflict: a
+concurrent writer is never overwritten blindly, and an unchanged weight costs no request.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from modelrollout.api.v1alpha1 import GatewayAPITraffic
 from modelrollout.domain.revision import canary_service, stable_service
-from modelrollout.k8s.objects import Manifest, Owner, error_message
+from modelrollout.k8s.cluster import KubeCluster
+from modelrollout.k8s.owner import ClusterError, Manifest, Owner
 from modelrollout.routers.base import RouterError
 
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
@@ -55,65 +52,56 @@ def canary_weight_of(route: Manifest, name: str) -> int | None:
 
 class GatewayAPIRouter:
     def __init__(
-        self, api: client.ApiClient, owner: Owner, traffic: GatewayAPITraffic, port: int
+        self, cluster: KubeCluster, owner: Owner, traffic: GatewayAPITraffic, port: int
     ) -> None:
-        self._objects = client.CustomObjectsApi(api)
+        self._cluster = cluster
         self._owner = owner
         self._traffic = traffic
         self._port = port
-        # The route as read_weight saw it: set_weight's first attempt starts from it instead of
-        # reading again (a router lives for one tick; a stale read only costs a 409 and a retry).
-        self._seen: Manifest | None = None
-        self._has_seen = False
 
-    def _get(self) -> Manifest | None:
+    def _get(self, *, fresh: bool) -> Manifest | None:
         try:
-            route = cast(
-                Manifest,
-                self._objects.get_namespaced_custom_object(
-                    GROUP, VERSION, self._owner.namespace, PLURAL, self._owner.name
-                ),
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            where = self._where()
-            raise RouterError(f"reading HTTPRoute {where}: {error_message(error)}") from error
-        return route
+            return self._cluster.custom(GROUP, VERSION, PLURAL, self._owner.namespace,
+                                        self._owner.name, fresh=fresh)  # fmt: skip
+        except ClusterError as error:
+            raise RouterError(str(error), error.status) from error
 
-    def set_weight(self, canary_weight: int) -> None:
+    def set_weight(self, canary_weight: int) -> str | None:
         desired = build_route(self._owner, self._traffic, self._port, canary_weight)
+        memory = ("HTTPRoute", self._owner.namespace, self._owner.name)
         for attempt in range(CONFLICT_RETRIES):
-            current = self._seen if attempt == 0 and self._has_seen else self._get()
-            try:
-                if current is None:
-                    self._objects.create_namespaced_custom_object(
-                        GROUP, VERSION, self._owner.namespace, PLURAL, desired
-                    )
-                    return
+            # the route as last seen first; after a conflict, as the API server has it now
+            current = self._get(fresh=attempt > 0)
+            if current is not None:
                 self._owned_or_fail(current)
                 if current["spec"] == {**current["spec"], **desired["spec"]}:
-                    return  # already so: no write
-                updated: dict[str, Any] = {
-                    **current,
-                    "spec": {**current["spec"], **desired["spec"]},
-                }
-                self._objects.replace_namespaced_custom_object(
-                    GROUP, VERSION, self._owner.namespace, PLURAL, self._owner.name, updated
-                )
-                return
-            except ApiException as error:
+                    return None  # already so: no write
+            try:
+                if current is None:
+                    self._cluster.write_custom(GROUP, VERSION, PLURAL, desired, create=True)
+                else:
+                    updated = {**current, "spec": {**current["spec"], **desired["spec"]}}
+                    self._cluster.write_custom(GROUP, VERSION, PLURAL, updated, create=False)
+            except ClusterError as error:
                 if error.status == 409:  # changed since we read it, or created meanwhile
                     continue
-                where = self._where()
-                raise RouterError(f"writing HTTPRoute {where}: {error_message(error)}") from error
+                raise RouterError(str(error), error.status) from error
+            before = self._cluster.written.get(memory)
+            self._cluster.written[memory] = str(canary_weight)
+            found = None if current is None else canary_weight_of(current, self._owner.name)
+            if before == str(canary_weight) and found != canary_weight:
+                return (
+                    f"HTTPRoute {self._owner.name} "
+                    + ("was deleted" if current is None else f"carried canary weight {found}")
+                    + f" by another writer; the operator set {canary_weight} again"
+                )
+            return None
         raise RouterError(
             f"HTTPRoute {self._where()} kept changing; gave up after {CONFLICT_RETRIES} tries"
         )
 
     def read_weight(self) -> int | None:
-        route = self._seen = self._get()
-        self._has_seen = True
+        route = self._get(fresh=False)
         return None if route is None else canary_weight_of(route, self._owner.name)
 
     def _owned_or_fail(self, route: Manifest) -> None:

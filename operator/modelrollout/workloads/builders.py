@@ -15,7 +15,7 @@ from modelrollout.domain.revision import (
     deployment_name,
     stable_service,
 )
-from modelrollout.k8s.objects import Manifest, Owner
+from modelrollout.k8s.owner import Manifest, Owner
 
 
 def _model_env(spec: ModelRolloutSpec) -> list[Manifest]:

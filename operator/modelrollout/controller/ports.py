@@ -1,0 +1,63 @@
+"""What the ticker needs from the world, as protocols: the real adapters are in k8s/ (the
+cluster), routers/ (traffic), analysis/ (metrics) and controller/notify.py (Events and webhooks);
+fakes the tests own are in testing/fakes.py. Nothing here imports a client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from modelrollout.analysis.evaluate import MetricsSource
+from modelrollout.analysis.series import Credentials
+from modelrollout.api.v1alpha1 import ModelRolloutSpec, Notifications, PrometheusSource
+from modelrollout.domain.machine import Event
+from modelrollout.k8s.owner import ClusterError, Desired, Manifest, Owner
+from modelrollout.routers.base import Router, RouterError
+
+
+class Cluster(Protocol):
+    """The API server as the ticker uses it. Failures raise ClusterError (with the HTTP status
+    when the server answered)."""
+
+    def read(self, namespace: str, name: str, *, fresh: bool = False) -> Manifest | None:
+        """The ModelRollout as last seen, or as stored now (`fresh`); None once it is gone."""
+
+    def available(self, owner: Owner, deployment: str) -> bool:
+        """Whether the Deployment is Available with at least one ready replica."""
+
+    def write_status(self, owner: Owner, resource_version: str,
+                     status: dict[str, Any]) -> str | None:  # fmt: skip
+        """Write the status on the version read: the new resourceVersion, or None when the
+        object changed meanwhile (409) or is gone."""
+
+    def converge(self, owner: Owner, desired: Desired) -> list[str]:
+        """Make the owned objects what `desired` says; what was put back after another writer
+        changed or deleted it, in words."""
+
+    def config_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a ConfigMap."""
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's data, decoded."""
+
+
+class Notifier(Protocol):
+    def send(self, owner: Owner, event: Event, notifications: Notifications | None,
+             version: str) -> None:  # fmt: skip
+        """Queue an Event (and the webhooks that want it) for delivery; never blocks, never
+        raises for a receiver's fault."""
+
+
+RouterFor = Callable[[Owner, ModelRolloutSpec], Router | None]
+SourceFor = Callable[[PrometheusSource, Credentials | None], MetricsSource]
+
+__all__ = [
+    "Cluster",
+    "ClusterError",
+    "MetricsSource",
+    "Notifier",
+    "Router",
+    "RouterError",
+    "RouterFor",
+    "SourceFor",
+]

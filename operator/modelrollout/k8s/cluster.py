@@ -1,0 +1,266 @@
+"""The cluster as the ticker sees it (controller/ports.py `Cluster`), on the Kubernetes client.
+
+Reads come from the Store, which the operator's watches keep current; a write's answer goes
+into the Store at once. Converging writes only what differs from what was last seen, and says
+when it puts back something another writer changed or deleted. Without watches (`watching`
+False: tests that tick by hand), the rollout and its Deployments are read from the API server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
+from modelrollout.k8s.objects import FIELD_MANAGER, error_message
+from modelrollout.k8s.owner import (
+    APPLIED_ANNOTATION,
+    ROLLOUT_LABEL,
+    ClusterError,
+    Desired,
+    Manifest,
+    Owner,
+)
+from modelrollout.k8s.store import Store, Workload
+
+log = logging.getLogger(__name__)
+_APPLY = "application/apply-patch+yaml"  # JSON is YAML
+_MERGE = "application/merge-patch+json"
+
+
+def failure(error: ApiException, doing: str) -> ClusterError:
+    return ClusterError(f"{doing}: {error_message(error)}", error.status)
+
+
+def digest(manifest: Manifest) -> str:
+    """A short, stable digest of an object as the operator wants it."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class KubeCluster:
+    def __init__(self, api: client.ApiClient, store: Store | None = None) -> None:
+        self.api = api
+        self.watching = store is not None
+        self.store = store if store is not None else Store()
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.objects = client.CustomObjectsApi(api)
+        # What this process last wrote to each owned object ((kind, namespace, name) -> digest
+        # or weight): a later difference was made by someone else, and is said when put back.
+        self.written: dict[tuple[str, str, str], str] = {}
+
+    def _plain(self, model: Any) -> Manifest:
+        """A client model as the JSON dict the API server sent."""
+        return cast(Manifest, self.api.sanitize_for_serialization(model))  # type: ignore[no-untyped-call]
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def read(self, namespace: str, name: str, *, fresh: bool = False) -> Manifest | None:
+        """The ModelRollout, or None once it is gone. `fresh` reads the API server."""
+        if self.watching and not fresh:
+            seen = self.store.rollouts.get((namespace, name))
+            if seen is not None:
+                return cast(Manifest, seen)
+        try:
+            body = cast(Manifest, self.objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name))  # fmt: skip
+        except ApiException as error:
+            if error.status == 404:
+                self.store.rollouts.forget((namespace, name))
+                return None
+            raise failure(error, f"reading ModelRollout {namespace}/{name}") from error
+        self.store.rollouts.put(body)
+        return body
+
+    def available(self, owner: Owner, deployment: str) -> bool:
+        seen = self._workloads(owner).get(deployment)
+        return seen is not None and seen.available
+
+    def _workloads(self, owner: Owner) -> dict[str, Workload]:
+        """The rollout's Deployments by name, as last seen (listed afresh when not watching)."""
+        if not self.watching:
+            try:
+                listed = self.apps.list_namespaced_deployment(
+                    owner.namespace, label_selector=f"{ROLLOUT_LABEL}={owner.name}"
+                )
+            except ApiException as error:
+                raise failure(error, f"listing Deployments in {owner.namespace}") from error
+            for name, seen in self.store.deployments.items(owner.namespace):
+                if seen.rollout == owner.name:
+                    self.store.deployments.forget((owner.namespace, name))
+            for item in listed.items:
+                self.store.deployments.put(self._plain(item))
+        return {
+            name: seen
+            for name, seen in self.store.deployments.items(owner.namespace)
+            if seen.rollout == owner.name
+        }
+
+    def config_value(self, namespace: str, name: str, key: str) -> str:
+        where = f"reference ConfigMap {namespace}/{name}"
+        try:
+            config = self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as error:
+            raise failure(error, where) from error
+        data = config.data or {}
+        if key not in data:
+            raise ClusterError(f"{where} has no key {key}")
+        return str(data[key])
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        where = f"Secret {namespace}/{name}"
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            said = "not found" if error.status == 404 else error_message(error)
+            raise ClusterError(f"{where}: {said}", error.status) from error
+        try:
+            return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+            raise ClusterError(f"{where}: {error}") from error
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def write_status(self, owner: Owner, resource_version: str,
+                     status: dict[str, Any]) -> str | None:  # fmt: skip
+        """Merge-patch the status on the resourceVersion read: the new resourceVersion, or None
+        when the object changed since it was read (409) or is gone (404)."""
+        patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        try:
+            stored = cast(Manifest, self.objects.patch_namespaced_custom_object_status(
+                GROUP, VERSION, owner.namespace, PLURAL, owner.name, cast(Any, patch)))  # fmt: skip
+        except ApiException as error:
+            if error.status in (404, 409):
+                log.debug("status not written (%s): the object changed or went away", error.status)
+                return None
+            raise failure(error, "writing status") from error
+        self.store.rollouts.put(stored)
+        return str(stored["metadata"]["resourceVersion"])
+
+    def converge(self, owner: Owner, desired: Desired) -> list[str]:
+        """Make the owned Deployments and Services what `desired` says, writing only what
+        differs; what was put back after another writer changed it, in words."""
+        corrections: list[str] = []
+        seen = self._workloads(owner)
+        for manifest in desired.apply:
+            said = self._apply(manifest, seen)
+            if said:
+                corrections.append(said)
+        for name, replicas in desired.scale.items():
+            self._scale(owner, name, replicas, seen.get(name))
+        for name, workload in seen.items():
+            if workload.revision is not None and workload.revision not in desired.keep:
+                self._delete(owner, name)
+        return corrections
+
+    def _apply(self, manifest: Manifest, deployments: dict[str, Workload]) -> str | None:
+        kind, meta = manifest["kind"], manifest["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        wanted = digest(manifest)
+        replicas = (manifest.get("spec") or {}).get("replicas")
+        stored = self.store.deployments if kind == "Deployment" else self.store.services
+        seen = deployments.get(name) if kind == "Deployment" else stored.get((namespace, name))
+        if seen is not None and seen.digest == wanted and seen.replicas == replicas:
+            return None
+        memory = (kind, namespace, name)
+        said = None
+        if memory in self.written and self.written[memory] == wanted:
+            # we wrote exactly this, and what is there now is not it: someone else's doing
+            what = "was deleted" if seen is None else _difference(seen, replicas)
+            said = f"{kind} {name} {what} by another writer; the operator put it back"
+        body = {**manifest, "metadata": {**meta, "annotations": {
+            **(meta.get("annotations") or {}), APPLIED_ANNOTATION: wanted}}}  # fmt: skip
+        options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": True,
+                                   "_content_type": _APPLY}  # fmt: skip
+        answer: Any
+        try:
+            if kind == "Deployment":
+                answer = self.apps.patch_namespaced_deployment(name, namespace, body, **options)
+            elif kind == "Service":
+                answer = self.core.patch_namespaced_service(name, namespace, body, **options)
+            else:
+                raise ValueError(f"converge does not apply {kind}")
+        except ApiException as error:
+            raise failure(error, f"applying {kind} {namespace}/{name}") from error
+        stored.put(self._plain(answer))
+        self.written[memory] = wanted
+        return said
+
+    def _scale(self, owner: Owner, name: str, replicas: int, seen: Workload | None) -> None:
+        if seen is None:
+            # Its template was the spec's when it was current; the spec no longer says it.
+            log.warning("%s/%s has no Deployment %s left to scale", owner.namespace, owner.name,
+                        name)  # fmt: skip
+            return
+        if seen.replicas == replicas:
+            return
+        try:
+            answer = self.apps.patch_namespaced_deployment(
+                name, owner.namespace, {"spec": {"replicas": replicas}}, _content_type=_MERGE
+            )
+        except ApiException as error:
+            if error.status == 404:
+                self.store.deployments.forget((owner.namespace, name))
+                return
+            raise failure(error, f"scaling Deployment {owner.namespace}/{name}") from error
+        self.store.deployments.put(self._plain(answer))
+
+    def _delete(self, owner: Owner, name: str) -> None:
+        try:
+            self.apps.delete_namespaced_deployment(name, owner.namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise failure(error, f"deleting Deployment {owner.namespace}/{name}") from error
+        self.store.deployments.forget((owner.namespace, name))
+
+    # -- custom objects (routes), for the routers ------------------------------------------------
+
+    def custom(self, group: str, version: str, plural: str, namespace: str, name: str, *,
+               fresh: bool = False) -> Manifest | None:  # fmt: skip
+        """A custom object as last seen (`fresh`, or not watching: from the API server)."""
+        if self.watching and not fresh:
+            seen = self.store.routes.get((namespace, name))
+            if seen is not None:
+                return cast(Manifest, seen)
+        try:
+            body = cast(Manifest, self.objects.get_namespaced_custom_object(
+                group, version, namespace, plural, name))  # fmt: skip
+        except ApiException as error:
+            if error.status == 404:
+                self.store.routes.forget((namespace, name))
+                return None
+            raise failure(error, f"reading {plural} {namespace}/{name}") from error
+        self.store.routes.put(body)
+        return body
+
+    def write_custom(self, group: str, version: str, plural: str, body: Manifest, *,
+                     create: bool) -> Manifest:  # fmt: skip
+        """Create the object, or replace it on the resourceVersion it carries. A conflict
+        (409: changed or created meanwhile) raises ClusterError with status 409."""
+        meta = body["metadata"]
+        try:
+            if create:
+                answer = self.objects.create_namespaced_custom_object(
+                    group, version, meta["namespace"], plural, body)  # fmt: skip
+            else:
+                answer = self.objects.replace_namespaced_custom_object(
+                    group, version, meta["namespace"], plural, meta["name"], body)  # fmt: skip
+        except ApiException as error:
+            raise failure(error, f"writing {plural} {meta['namespace']}/{meta['name']}") from error
+        stored = cast(Manifest, answer)
+        self.store.routes.put(stored)
+        return stored
+
+
+def _difference(seen: Workload, replicas: int | None) -> str:
+    if replicas is not None and seen.replicas != replicas:
+        return f"was scaled to {seen.replicas} replicas (the rollout wants {replicas})"
+    return "was changed"

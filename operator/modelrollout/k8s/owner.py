@@ -1,0 +1,68 @@
+"""What the operator owns, and how a failed call to the API server is said: pure, no client, so
+that the ticker can name owners and faults without importing the Kubernetes client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelrollout.api.v1alpha1 import GROUP, KIND, VERSION
+
+Manifest = dict[str, Any]
+ROLLOUT_LABEL = "modelrollout.io/rollout"
+# The digest of what the operator last applied to an owned object: converging compares it with
+# the desired object's, and writes only when they differ (or the object is gone).
+APPLIED_ANNOTATION = "modelrollout.io/applied"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The ModelRollout that owns (and garbage-collects) what the operator creates."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> Manifest:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    def metadata(self, name: str, labels: dict[str, str]) -> Manifest:
+        return {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": {**labels, ROLLOUT_LABEL: self.name},
+            "ownerReferences": [self.reference()],
+        }
+
+    def body(self) -> Manifest:
+        """Enough of the ModelRollout to name it in an Event's involvedObject."""
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
+        }
+
+
+class ClusterError(RuntimeError):
+    """The API server refused or failed a call; `status` is its HTTP status (None: no answer),
+    and the message is the server's own (it names the field, verb or permission at fault)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The objects one rollout should own now, as converging asks the cluster for them."""
+
+    apply: list[Manifest]  # applied whole: the current revision's Deployment, the Services
+    scale: dict[str, int]  # other revisions' Deployments, by name: only their replica count
+    keep: frozenset[str]  # the revisions that may have a Deployment; the others are deleted

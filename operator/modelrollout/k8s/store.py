@@ -1,0 +1,144 @@
+"""What the operator last saw of the objects it reads: ModelRollouts, and the Deployments,
+Services and routes it owns. Fed by watch events and by the answers to its own writes, so a tick
+reads from memory instead of the API server.
+
+Pure (no client): the adapter (cluster.py) and the kopf handlers feed it. An answer older than
+what is stored (by resourceVersion) never replaces it: a watch event that arrives after the
+answer to our own write must not take us back to before it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from modelrollout.domain.revision import REVISION_LABEL
+from modelrollout.k8s.owner import APPLIED_ANNOTATION, ROLLOUT_LABEL, Manifest
+
+Key = tuple[str, str]  # namespace, name
+
+
+def _meta(body: Manifest) -> dict[str, Any]:
+    meta: dict[str, Any] = body.get("metadata") or {}
+    return meta
+
+
+def key_of(body: Manifest) -> Key:
+    meta = _meta(body)
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+def _version(body: Manifest) -> str:
+    return str(_meta(body).get("resourceVersion", ""))
+
+
+def older(candidate: str, stored: str) -> bool:
+    """True when `candidate` is known to be older than `stored`. resourceVersions are opaque;
+    every API server in practice gives integers that grow, and anything else is taken as news."""
+    try:
+        return int(candidate) < int(stored)
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The facts of an owned Deployment or Service that converging and ticking need."""
+
+    resource_version: str
+    rollout: str | None
+    revision: str | None
+    digest: str | None  # what the operator last applied (APPLIED_ANNOTATION)
+    replicas: int | None  # Deployments: spec.replicas
+    available: bool  # Deployments: Available and at least one ready replica
+
+    @classmethod
+    def of(cls, body: Manifest) -> Workload:
+        meta = _meta(body)
+        labels = meta.get("labels") or {}
+        spec = body.get("spec") or {}
+        state = body.get("status") or {}
+        available = (
+            any(
+                c.get("type") == "Available" and c.get("status") == "True"
+                for c in state.get("conditions") or []
+            )
+            and int(state.get("readyReplicas") or 0) >= 1
+        )
+        replicas = spec.get("replicas")
+        return cls(
+            resource_version=_version(body),
+            rollout=labels.get(ROLLOUT_LABEL),
+            revision=labels.get(REVISION_LABEL),
+            digest=(meta.get("annotations") or {}).get(APPLIED_ANNOTATION),
+            replicas=int(replicas) if replicas is not None else None,
+            available=available,
+        )
+
+    def news(self, other: Workload | None) -> bool:
+        """Whether a change from `other` to this may ask the rollout for a decision."""
+        return other is None or (self.digest, self.replicas, self.available) != (
+            other.digest, other.replicas, other.available
+        )  # fmt: skip
+
+
+class Kind:
+    """One kind of object as last seen, by namespace and name; thread-safe."""
+
+    def __init__(self, *, whole: bool) -> None:
+        self._whole = whole  # keep the whole body (rollouts, routes) or only a Workload's facts
+        self._lock = threading.Lock()
+        self._seen: dict[Key, Any] = {}
+
+    def get(self, key: Key) -> Any:
+        with self._lock:
+            return self._seen.get(key)
+
+    def put(self, body: Manifest) -> tuple[Any, Any] | None:
+        """Store `body` unless what is stored is newer; (before, after), or None if ignored."""
+        key = key_of(body)
+        value: Any = body if self._whole else Workload.of(body)
+        with self._lock:
+            before = self._seen.get(key)
+            if before is not None and older(_version(body), self._version(before)):
+                return None
+            self._seen[key] = value
+        return before, value
+
+    def remove(self, body: Manifest) -> Any:
+        """Forget an object that is gone, unless what is stored is newer (recreated since)."""
+        key = key_of(body)
+        with self._lock:
+            before = self._seen.get(key)
+            if before is None or older(_version(body), self._version(before)):
+                return None
+            return self._seen.pop(key)
+
+    def forget(self, key: Key) -> None:
+        with self._lock:
+            self._seen.pop(key, None)
+
+    def items(self, namespace: str) -> list[tuple[str, Any]]:
+        with self._lock:
+            return [(name, v) for (ns, name), v in self._seen.items() if ns == namespace]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+    def _version(self, value: Any) -> str:
+        return _version(value) if self._whole else str(value.resource_version)
+
+
+class Store:
+    """Everything the operator reads, as last seen."""
+
+    def __init__(self) -> None:
+        self.rollouts = Kind(whole=True)
+        self.deployments = Kind(whole=False)
+        self.services = Kind(whole=False)
+        self.routes = Kind(whole=True)
+
+
+__all__ = ["Key", "Kind", "Store", "Workload", "key_of", "older"]
