@@ -1,11 +1,13 @@
 """Scale benchmark: N concurrent ModelRollouts with short steps on the local control plane.
 
-    python bench/scale.py [--rollouts 100] [--tick 2] [--runs 1]
+    python bench/scale.py [--rollouts 100] [--tick 2] [--runs 1] [--idle 60] [--commands 20]
 
 Prints, per run and as medians over runs: step lag (when a timed step actually ended minus when
-it was scheduled to end; median, p95, max), operator peak RSS and CPU time, and API requests per
-step (from the API server's own request counter). Steps are timed pauses, so the figures measure
-the controller, not Prometheus.
+it was scheduled to end; median, p95, max), operator peak RSS and CPU time, API requests per
+step (from the API server's own request counter) over the wave, API requests per idle rollout
+per minute once every rollout is at rest, and command-to-action latency (a `promote` annotation
+on a rollout waiting at an indefinite pause, until status records the command; median, max).
+Steps are timed pauses, so the figures measure the controller, not Prometheus.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from kubernetes import client, config
 
+from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
 from modelrollout.testing.cluster import Binaries, LocalCluster, wait_for
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
@@ -99,7 +102,54 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def one_run(n: int, tick: float) -> dict[str, float]:
+def command_latencies(objects: client.CustomObjectsApi, names: list[str]) -> list[float]:
+    """Seconds from a `promote` annotation to status recording that command, one at a time."""
+    latencies = []
+    for name in names:
+        command = new_command("promote", "bench")
+        patch = {"metadata": {"annotations": {COMMAND_ANNOTATION: encode(command)}}}
+        started = time.monotonic()
+        objects.patch_namespaced_custom_object(
+            "modelrollout.io", "v1alpha1", "default", "modelrollouts", name, patch
+        )
+
+        def recorded(name: str = name, id_: str = command.id) -> bool:
+            body: Any = objects.get_namespaced_custom_object(
+                "modelrollout.io", "v1alpha1", "default", "modelrollouts", name
+            )
+            return (body.get("status") or {}).get("lastCommand") == id_
+
+        if not wait_for(recorded, timeout=60, interval=0.02):
+            raise SystemExit(f"{name}: the command was not acted on within 60 s")
+        latencies.append(time.monotonic() - started)
+    return latencies
+
+
+def paused_then_promoted(cluster: LocalCluster, objects: client.CustomObjectsApi,
+                         operator: OperatorProcess, n: int,
+                         commands: int) -> list[float]:  # fmt: skip
+    """Command-to-action latencies: a sample waits at an indefinite pause, then each is
+    promoted by a human's command."""
+    sample = [f"model-{i:04d}" for i in range(0, n, max(1, n // commands))][:commands]
+    waiting = [manifest(i, "v3") for i in range(n) if f"model-{i:04d}" in sample]
+    for m in waiting:
+        m["spec"]["strategy"] = {"steps": [{"setWeight": 25}, {"pause": {}}]}
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": waiting}), timeout=300)  # fmt: skip
+
+    def paused() -> bool:
+        listed: Any = objects.list_namespaced_custom_object(
+            "modelrollout.io", "v1alpha1", "default", "modelrollouts"
+        )
+        return sum((i.get("status") or {}).get("phase") == "Paused"
+                   for i in listed["items"]) == len(sample)  # fmt: skip
+
+    if not wait_for(paused, timeout=300, interval=1):
+        raise SystemExit(f"the sample never paused; operator log:\n{operator.log()}")
+    return command_latencies(objects, sample)
+
+
+def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]:
     with LocalCluster(Binaries.locate()) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
@@ -122,7 +172,7 @@ def one_run(n: int, tick: float) -> dict[str, float]:
                 return sum(((i.get("status") or {}).get("stable") or {}).get("version") == version
                            for i in listed["items"]) == n  # fmt: skip
 
-            if not wait_for(lambda: all_stable("v1"), timeout=600, interval=1):
+            if not wait_for(lambda: all_stable("v1"), timeout=600 + n, interval=1):
                 raise SystemExit(f"not all v1 stable; operator log:\n{operator.log()}")
             assert operator.process is not None
             requests_before = apiserver_requests(cluster)
@@ -137,13 +187,20 @@ def one_run(n: int, tick: float) -> dict[str, float]:
                 "items": [manifest(i, "v2") for i in range(n)],
             }
             cluster.kubectl("apply", "-f", "-", stdin=json.dumps(items), timeout=300)
-            if not wait_for(lambda: all_stable("v2"), timeout=900, interval=1):
+            if not wait_for(lambda: all_stable("v2"), timeout=900 + n, interval=1):
                 raise SystemExit(f"not all v2 promoted; operator log:\n{operator.log()}")
             elapsed = time.monotonic() - started
             transitions.stopped.set()
             poller.join()
             requests = apiserver_requests(cluster) - requests_before
-            rss, cpu_after = proc_stats(operator.process.pid)
+            _, cpu_after = proc_stats(operator.process.pid)
+            # At rest: what the operator asks of the API server while nothing changes.
+            time.sleep(5)
+            at_rest = apiserver_requests(cluster)
+            time.sleep(idle)
+            idle_requests = apiserver_requests(cluster) - at_rest - 1  # less our own scrape
+            latencies = paused_then_promoted(cluster, objects, operator, n, commands)
+            rss, _ = proc_stats(operator.process.pid)
         finally:
             operator.close()
     lags = []
@@ -161,6 +218,9 @@ def one_run(n: int, tick: float) -> dict[str, float]:
         "operator_peak_rss_mib": rss,
         "operator_cpu_s": cpu_after - cpu_before,
         "api_requests_per_step": requests / total_steps,
+        "idle_requests_per_rollout_minute": idle_requests / n / (idle / 60),
+        "command_median_s": statistics.median(latencies),
+        "command_max_s": max(latencies),
         "lag_samples": len(lags),
     }
 
@@ -170,10 +230,12 @@ def main() -> int:
     parser.add_argument("--rollouts", type=int, default=100)
     parser.add_argument("--tick", type=float, default=2.0, help="operator tick interval, seconds")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--idle", type=float, default=60.0, help="seconds measured at rest")
+    parser.add_argument("--commands", type=int, default=20, help="rollouts sent a command")
     args = parser.parse_args()
     results = []
     for run in range(args.runs):
-        result = one_run(args.rollouts, args.tick)
+        result = one_run(args.rollouts, args.tick, args.idle, args.commands)
         results.append(result)
         print(f"run {run + 1}: " + "  ".join(f"{k} {v:.2f}" for k, v in result.items()), flush=True)
     if args.runs > 1:

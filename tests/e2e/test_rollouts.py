@@ -329,3 +329,33 @@ def test_a_router_not_implemented_yet_is_refused_in_status_not_faked(
     story.until("refused", lambda: "not implemented yet" in (story.status().get("message") or ""))
     assert story.deployments() == []
     assert story.status().get("phase") == "Pending"  # the schema default: nothing started
+
+
+def test_what_another_writer_changes_is_put_back_and_said(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    # Given v2 holds 50% at an indefinite pause
+    story.canary_at_half(metrics, telemetry, [{"setWeight": 50}, {"pause": {}}])
+    canary = next(d["metadata"]["name"] for d in story.deployments()
+                  if d["metadata"]["labels"]["modelrollout.io/model-version"] == "v2")  # fmt: skip
+    # When someone deletes the canary's Deployment and sets the route's weights by hand
+    story.cluster.kubectl("delete", "deploy", canary, "-n", story.namespace)
+    story.cluster.kubectl("patch", "httproute", NAME, "-n", story.namespace, "--type=json", "-p",
+                          '[{"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight",'
+                          ' "value": 90}]')  # fmt: skip
+    # Then both are put back, from the watches
+    story.until("the canary's Deployment is back", lambda: story.get("deploy", canary) is not None,
+                timeout=10)  # fmt: skip
+    story.until("the route is back at 50%", lambda: CANARY_AT_50 in story.route_weights(),
+                timeout=10)  # fmt: skip
+
+    # And each correction is a Warning Event that says what was found
+    def corrections() -> list[str]:
+        events = story.cluster.kubectl("get", "events", "-n", story.namespace, "-o", "json")
+        return [e["message"] for e in json.loads(events.stdout)["items"]
+                if e["reason"] == "Corrected" and e["type"] == "Warning"]  # fmt: skip
+
+    story.until("both corrections are said", lambda: len(corrections()) >= 2, timeout=20)
+    said = " | ".join(corrections())
+    assert f"Deployment {canary} was deleted" in said
+    assert "carried canary weight 90" in said

@@ -10,7 +10,9 @@ from kubernetes import client
 
 from modelrollout.api.v1alpha1 import ModelRolloutSpec
 from modelrollout.domain.revision import REVISION_LABEL
-from modelrollout.k8s.objects import Owner, apply
+from modelrollout.k8s.cluster import KubeCluster
+from modelrollout.k8s.owner import Desired, Manifest, Owner
+from modelrollout.k8s.store import Store
 from modelrollout.routers.base import RouterError
 from modelrollout.routers.gateway_api import GatewayAPIRouter, build_route
 from modelrollout.testing.cluster import LocalCluster, wait_for
@@ -18,6 +20,15 @@ from modelrollout.testing.manifests import rollout
 from modelrollout.workloads.builders import build_deployment, build_service
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("modelrollout_crd")]
+
+
+def apply(kube: client.ApiClient, *manifests: Manifest) -> None:
+    """Converge to these objects, keeping every revision (nothing pruned)."""
+    keep = frozenset(m["metadata"]["labels"].get(REVISION_LABEL, "") for m in manifests)
+    who = manifests[0]["metadata"]
+    owner = Owner(who["labels"]["modelrollout.io/rollout"], who["namespace"],
+                  who["ownerReferences"][0]["uid"])  # fmt: skip
+    KubeCluster(kube).converge(owner, Desired(list(manifests), {}, keep | {"r1", "r2"}))
 
 
 @pytest.fixture
@@ -54,9 +65,10 @@ def test_a_revision_deployment_carries_the_model_and_becomes_available(
     env = {e.name: e.value for e in pods[0].spec.containers[0].env}
     assert env["MODEL_VERSION"] == "2026-11-20"
     assert pods[0].metadata.labels["modelrollout.io/model-version"] == "2026-11-20"
-    # And applying it again changes nothing
+    # And converging to it again writes nothing
     before = deployment.metadata.resource_version
-    apply(kube, build_deployment(who, spec, "r1", 2))
+    cluster = KubeCluster(kube)
+    cluster.converge(who, Desired([build_deployment(who, spec, "r1", 2)], {}, frozenset({"r1"})))
     assert apps.read_namespaced_deployment(name, who.namespace).metadata.resource_version == before
 
 
@@ -97,7 +109,7 @@ def test_the_router_sets_and_reads_back_the_weight(
 ) -> None:
     who, spec = owner
     assert spec.traffic.gateway_api is not None
-    router = GatewayAPIRouter(kube, who, spec.traffic.gateway_api, spec.service.port)
+    router = GatewayAPIRouter(KubeCluster(kube), who, spec.traffic.gateway_api, spec.service.port)
     assert router.read_weight() is None  # no route yet
     router.set_weight(0)
     assert router.read_weight() == 0
@@ -116,11 +128,11 @@ class RacedRouter(GatewayAPIRouter):
 
     raced = False
 
-    def _get(self) -> dict[str, Any] | None:
-        route = super()._get()
+    def _get(self, *, fresh: bool) -> dict[str, Any] | None:
+        route = super()._get(fresh=fresh)
         if route is not None and not self.raced:
             self.raced = True
-            objects = client.CustomObjectsApi(self._objects.api_client)
+            objects = client.CustomObjectsApi(self._cluster.api)
             other = json.loads(json.dumps(route))
             other["metadata"].setdefault("annotations", {})["someone/else"] = "was here"
             objects.replace_namespaced_custom_object(
@@ -139,8 +151,10 @@ def test_a_concurrent_write_is_retried_not_overwritten(
 ) -> None:
     who, spec = owner
     assert spec.traffic.gateway_api is not None
-    GatewayAPIRouter(kube, who, spec.traffic.gateway_api, spec.service.port).set_weight(0)
-    raced = RacedRouter(kube, who, spec.traffic.gateway_api, spec.service.port)
+    # Given the route as this operator last saw it (its store, as a watch keeps it)
+    cluster = KubeCluster(kube, Store())
+    GatewayAPIRouter(cluster, who, spec.traffic.gateway_api, spec.service.port).set_weight(0)
+    raced = RacedRouter(cluster, who, spec.traffic.gateway_api, spec.service.port)
     raced.set_weight(40)  # the first PUT gets 409 Conflict; the retry re-reads and succeeds
     assert raced.raced
     route: Any = client.CustomObjectsApi(kube).get_namespaced_custom_object(
@@ -162,7 +176,7 @@ def test_a_route_owned_by_someone_else_is_left_alone(
     client.CustomObjectsApi(kube).create_namespaced_custom_object(
         "gateway.networking.k8s.io", "v1", who.namespace, "httproutes", foreign
     )
-    router = GatewayAPIRouter(kube, who, spec.traffic.gateway_api, spec.service.port)
+    router = GatewayAPIRouter(KubeCluster(kube), who, spec.traffic.gateway_api, spec.service.port)
     with pytest.raises(RouterError, match="not owned by this ModelRollout"):
         router.set_weight(10)
     assert router.read_weight() == 0

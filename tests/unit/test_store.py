@@ -1,0 +1,45 @@
+"""The store the watches keep: an older answer never replaces a newer one, and an owned
+object's facts say when its rollout should look again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelrollout.k8s.owner import APPLIED_ANNOTATION, ROLLOUT_LABEL
+from modelrollout.k8s.store import Store, Workload
+
+
+def deployment(version: str, *, ready: int = 1, replicas: int = 2,
+               applied: str = "abc") -> dict[str, Any]:  # fmt: skip
+    return {
+        "metadata": {"name": "fraud-detector-r1", "namespace": "ml", "resourceVersion": version,
+                     "labels": {ROLLOUT_LABEL: "fraud-detector"},
+                     "annotations": {APPLIED_ANNOTATION: applied}},
+        "spec": {"replicas": replicas},
+        "status": {"readyReplicas": ready,
+                   "conditions": [{"type": "Available", "status": "True" if ready else "False"}]},
+    }  # fmt: skip
+
+
+def test_a_late_watch_event_does_not_take_the_store_back_before_our_own_write() -> None:
+    store = Store()
+    # Given the answer to our own write (version 12) is stored first
+    assert store.deployments.put(deployment("12", replicas=3)) is not None
+    # When the watch delivers the event from before it (version 11)
+    assert store.deployments.put(deployment("11", replicas=2)) is None
+    # Then the store still shows our write; and a deletion older than it is ignored too
+    assert store.deployments.get(("ml", "fraud-detector-r1")).replicas == 3
+    assert store.deployments.remove(deployment("11")) is None
+    assert store.deployments.remove(deployment("12")) is not None
+    assert store.deployments.get(("ml", "fraud-detector-r1")) is None
+
+
+def test_only_a_change_of_a_fact_the_rollout_decides_on_is_news() -> None:
+    ready = Workload.of(deployment("1"))
+    assert ready.available
+    assert ready.rollout == "fraud-detector"
+    assert not Workload.of(deployment("2")).news(ready)  # a status field nobody reads
+    assert Workload.of(deployment("3", ready=0)).news(ready)  # no longer available
+    assert Workload.of(deployment("4", replicas=5)).news(ready)  # scaled by someone
+    assert Workload.of(deployment("5", applied="other")).news(ready)  # edited by someone
+    assert ready.news(None)
