@@ -13,7 +13,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TESTS  := $(wildcard tests/unit tests/integration tests/e2e)
 LINTED := operator tests demo hack $(wildcard bench)
 
-.PHONY: help system-deps venv controlplane helm image lint unit test demo cluster-up cluster-down lock clean
+.PHONY: help system-deps venv controlplane helm image lint unit test demo cluster-up cluster-down lock clean crds
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ cluster-up: venv controlplane ## start a local control plane and print its `expo
 
 cluster-down: venv ## stop the local control plane started by cluster-up
 	@$(PY) -m modelrollout.testing down
+
+crds: venv ## write the CRD, generated from the API models, to crds/ and the chart's crds/
+	$(PY) -m modelrollout.api.crd --write .
 
 lock: venv ## re-resolve requirements.lock, then the image's runtime subset, from pyproject.toml
 	$(PIP) install pip-tools

@@ -44,18 +44,27 @@ TIMED = {1, 3}  # the indexes of the timed steps
 def manifest(i: int, version: str) -> dict[str, Any]:
     m = rollout(f"model-{i:04d}", version)
     m["spec"]["replicas"] = 1
+    m["spec"]["scaleDownDelay"] = "5s"
     m["spec"]["strategy"] = {"steps": STEPS}
     del m["spec"]["analysis"]
     return m
 
 
-def apiserver_requests(cluster: LocalCluster) -> float:
+# What the operator reads and writes; at rest, nothing else in the cluster touches these (kwok and
+# the controllers keep nodes, leases and pods), so their requests are the operator's.
+OPERATORS = ("modelrollouts", "deployments", "services", "httproutes", "events")
+
+
+def apiserver_requests(cluster: LocalCluster, resources: tuple[str, ...] = ()) -> float:
+    """Requests the API server has served: all of them, or those on `resources`."""
     ctx = cluster.admin_context()
     with urllib.request.urlopen(f"{cluster.server}/metrics", context=ctx, timeout=30) as r:  # noqa: S310
         text = r.read().decode()
     total = 0.0
     for line in text.splitlines():
         if line.startswith("apiserver_request_total{") and 'component="apiserver"' in line:
+            if resources and not any(f'resource="{name}"' in line for name in resources):
+                continue
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -194,11 +203,12 @@ def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]
             poller.join()
             requests = apiserver_requests(cluster) - requests_before
             _, cpu_after = proc_stats(operator.process.pid)
-            # At rest: what the operator asks of the API server while nothing changes.
-            time.sleep(5)
-            at_rest = apiserver_requests(cluster)
+            # At rest (old revisions scaled down and removed): what the operator asks of the API
+            # server while nothing changes.
+            time.sleep(20)
+            at_rest = apiserver_requests(cluster, OPERATORS)
             time.sleep(idle)
-            idle_requests = apiserver_requests(cluster) - at_rest - 1  # less our own scrape
+            idle_requests = apiserver_requests(cluster, OPERATORS) - at_rest
             latencies = paused_then_promoted(cluster, objects, operator, n, commands)
             rss, _ = proc_stats(operator.process.pid)
         finally:

@@ -318,19 +318,6 @@ def test_a_canary_that_never_becomes_available_is_rolled_back(
     assert story.route_weights()[1] == ("fraud-detector-canary", 0)
 
 
-def test_a_router_not_implemented_yet_is_refused_in_status_not_faked(
-    story: Story, metrics: PrometheusServer
-) -> None:
-    # Given a rollout asking for the replica-ratio router, which does not exist yet
-    manifest = model_rollout(metrics.url, "v1")
-    manifest["spec"]["traffic"] = {"replicas": {}}
-    story.apply(manifest)
-    # Then the operator says so in status and creates nothing
-    story.until("refused", lambda: "not implemented yet" in (story.status().get("message") or ""))
-    assert story.deployments() == []
-    assert story.status().get("phase") == "Pending"  # the schema default: nothing started
-
-
 def test_what_another_writer_changes_is_put_back_and_said(
     story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
 ) -> None:

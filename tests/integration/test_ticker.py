@@ -39,35 +39,6 @@ def test_a_tick_on_a_stale_read_changes_nothing(
     assert len(client.AppsV1Api(kube).list_namespaced_deployment(namespace).items) == 1
 
 
-def test_a_refusal_is_taken_back_once_a_tick_goes_through(
-    cluster: LocalCluster, kube: client.ApiClient, namespace: str
-) -> None:
-    manifest = rollout()
-    del manifest["spec"]["analysis"]
-    routed = manifest["spec"]["traffic"]
-    ticker, adapter = real_ticker(kube, FakeNotifier())
-
-    def tick() -> dict[str, Any]:
-        body = adapter.read(namespace, "fraud-detector")
-        assert body is not None
-        ticker.tick(Rollout.from_body(body))
-        stored = adapter.read(namespace, "fraud-detector")
-        assert stored is not None
-        return cast(dict[str, Any], stored.get("status") or {})
-
-    # Given a rollout refused for asking for a router that does not exist yet
-    manifest["spec"]["traffic"] = {"replicas": {}}
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
-    assert tick()["message"] == UNSUPPORTED_ROUTER
-    # When the spec is fixed and the next tick goes through
-    manifest["spec"]["traffic"] = routed
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
-    status = tick()
-    # Then the refusal is no longer shown as if it were still true
-    assert status["phase"] == "Promoted"
-    assert status.get("message") is None
-
-
 def test_a_rollout_being_deleted_is_not_ticked(
     cluster: LocalCluster, kube: client.ApiClient, namespace: str
 ) -> None:

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_committed_crd_is_generated_from_the_models() -> None:
     committed = (ROOT / "crds" / CRD_FILE).read_text()
-    assert committed == render(), "crds/ is stale: run `python -m modelrollout.api.crd > crds/...`"
+    assert committed == render(), "crds/ is stale: run `make crds`"
 
 
 def test_crd_has_status_subresource_and_printer_columns() -> None:

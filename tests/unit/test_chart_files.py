@@ -26,7 +26,7 @@ PROMQL = {
 
 def test_the_chart_crd_is_byte_identical_to_crds() -> None:
     assert (CHART / "crds" / CRD).read_bytes() == (ROOT / "crds" / CRD).read_bytes(), (
-        "charts/modelrollout/crds/ is stale: cp crds/*.yaml charts/modelrollout/crds/"
+        "charts/modelrollout/crds/ is stale: run `make crds`"
     )
 
 

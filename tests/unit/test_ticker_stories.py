@@ -9,6 +9,7 @@ from typing import Any
 from modelrollout.controller.tick import (
     FORBIDDEN,
     REFUSED_CONDITION,
+    ROUTE_CONDITION,
     TICK_FAILED,
     UNSUPPORTED_ROUTER,
     Rollout,
@@ -44,11 +45,10 @@ def started(world: FakeWorld, manifest: dict[str, Any]) -> None:
 
 def test_a_refusal_is_one_status_write_and_is_taken_back_by_the_next_tick() -> None:
     world = FakeWorld()
-    manifest = without_analysis()
-    manifest["spec"]["traffic"] = {"replicas": {}}
-    world.cluster.add(manifest)
+    world.routes.served = False
+    world.cluster.add(without_analysis())
     ticker = world.ticker()
-    # When a rollout asks for a router that does not exist
+    # When no registered router serves the rollout's spec
     ticker.run(NS, NAME, T0)
     ticker.run(NS, NAME, T0 + timedelta(seconds=5))
     # Then the refusal is said once, in one write, and nothing is created
@@ -57,8 +57,8 @@ def test_a_refusal_is_one_status_write_and_is_taken_back_by_the_next_tick() -> N
     assert (condition(status, REFUSED_CONDITION) or {}).get("reason") == "UnsupportedRouter"
     assert world.cluster.status_writes == 1
     assert world.cluster.deployments == {}
-    # When the spec is fixed, Then one write both acts and takes the refusal back
-    world.cluster.add(without_analysis())
+    # When a router serves it, Then one write both acts and takes the refusal back
+    world.routes.served = True
     ticker.run(NS, NAME, T0 + timedelta(seconds=10))
     status = world.cluster.status()
     assert world.cluster.status_writes == 2
@@ -204,3 +204,17 @@ def test_a_deleted_rollout_is_forgotten() -> None:
     ticker.run(NS, NAME, T0)
     del world.cluster.rollouts[(NS, NAME)]
     assert ticker.run(NS, NAME, T0) is None
+
+
+def test_a_route_its_gateway_refuses_is_said_in_a_condition_until_accepted() -> None:
+    world = FakeWorld()
+    world.cluster.add(without_analysis())
+    world.routes.refused = "Gateway public does not accept HTTPRoute fraud-detector: NotAllowed"
+    ticker = world.ticker()
+    ticker.run(NS, NAME, T0)
+    said = condition(world.cluster.status(), ROUTE_CONDITION) or {}
+    assert said.get("status") == "False"
+    assert "NotAllowed" in said.get("message", "")
+    world.routes.refused = None
+    ticker.run(NS, NAME, T0 + timedelta(seconds=5))
+    assert (condition(world.cluster.status(), ROUTE_CONDITION) or {}).get("status") == "True"

@@ -7,13 +7,13 @@ told apart by the `version` template variable, which is rendered once per arm.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from modelrollout.analysis.series import Increases, period_boundaries
+from modelrollout.api import settings
 from modelrollout.api.v1alpha1 import (
     Analysis,
     CompareSignal,
@@ -32,7 +32,7 @@ from modelrollout.domain.templating import TemplateError, render
 
 # The shortest period within which canary and stable are compared (docs/analysis.md): several
 # scrape intervals, so that every period holds samples of both arms' series.
-PERIOD_SECONDS = float(os.environ.get("MODELROLLOUT_PERIOD_SECONDS", "60"))
+PERIOD_SECONDS = settings.PERIOD_SECONDS.number()
 
 
 def period_of(analysis: Analysis) -> float:

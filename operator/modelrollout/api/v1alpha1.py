@@ -149,31 +149,20 @@ class GatewayAPITraffic(_Model):
     hostnames: list[str] | None = Field(default=None, max_length=16)
 
 
-class IstioTraffic(_Model):
-    hosts: list[str] = Field(min_length=1, max_length=16)
-    gateways: list[str] | None = Field(default=None, max_length=16)
-
-
-class ReplicaTraffic(_Model):
-    """No mesh: the weight is approximated by the ratio of canary to stable replicas."""
-
-
 class Traffic(_Model):
+    """Which router carries the canary's share: one field per router the operator implements
+    (routers/registry.py), and only those; the schema refuses any other."""
+
     model_config = ConfigDict(
         json_schema_extra=_cel(
-            (
-                _exactly_one("gatewayAPI", "istio", "replicas"),
-                "exactly one traffic router: gatewayAPI, istio or replicas",
-            )
+            (_exactly_one("gatewayAPI"), "exactly one traffic router: gatewayAPI")
         )
     )
     gateway_api: GatewayAPITraffic | None = Field(default=None, alias="gatewayAPI")
-    istio: IstioTraffic | None = None
-    replicas: ReplicaTraffic | None = None
 
     @model_validator(mode="after")
     def _one_router(self) -> Traffic:
-        _only_one(self, ("gateway_api", "istio", "replicas"), "traffic")
+        _only_one(self, ("gateway_api",), "traffic")
         return self
 
 

@@ -33,9 +33,11 @@ from modelrollout.domain.reference import (
 _METRIC_NAME = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)")
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+               common: argparse.ArgumentParser) -> None:  # fmt: skip
     r = sub.add_parser(
         "reference",
+        parents=[common],
         help="freeze a distribution (CSV column or Prometheus window) into a ConfigMap",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     except (BadInput, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    body = config_map(args.name, args.namespace, args.key, text)
+    body = config_map(args.name, getattr(args, "namespace", None), args.key, text)
     rendered = yaml.dump(body, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False)
     if args.output is not None:
         args.output.write_text(rendered)

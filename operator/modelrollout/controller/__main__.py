@@ -1,26 +1,41 @@
-"""`python -m modelrollout.controller`: run the operator against the current kubeconfig."""
+"""`modelrollout-operator` (or `python -m modelrollout.controller`): run the operator against the
+in-cluster config or the current kubeconfig. Settings come from the environment (the chart sets
+them from its values); `--help` lists them."""
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
 
-import kopf
-
-from modelrollout.controller import handlers  # noqa: F401  (registers the handlers)
+from modelrollout.api.settings import LIVENESS, NAMESPACES, SETTINGS
 
 
-def main() -> int:
+def usage() -> argparse.ArgumentParser:
+    lines = [f"  {s.name:<30} {s.what} (default: {s.default or 'unset'})" for s in SETTINGS]
+    return argparse.ArgumentParser(
+        prog="modelrollout-operator",
+        description=(__doc__ or "").splitlines()[0],
+        epilog="settings (environment variables):\n" + "\n".join(lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     """Cluster-wide by default; MODELROLLOUT_NAMESPACES (comma-separated) limits the operator to
     those namespaces, which is what the chart's namespaced mode (Roles, no ClusterRole) needs."""
+    usage().parse_args(sys.argv[1:] if argv is None else argv)  # --help prints and exits
+    import kopf  # noqa: PLC0415  (after --help: printing usage needs no cluster client)
+
+    from modelrollout.controller import handlers  # noqa: F401, PLC0415  (registers the handlers)
+
     kopf.configure(verbose=False)
-    namespaces = [n.strip() for n in os.environ.get("MODELROLLOUT_NAMESPACES", "").split(",")]
+    namespaces = [n.strip() for n in str(NAMESPACES).split(",")]
     namespaces = [n for n in namespaces if n]
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=True,
-        liveness_endpoint=os.environ.get("MODELROLLOUT_LIVENESS") or None,
+        liveness_endpoint=str(LIVENESS) or None,
     )
     return 0
 

@@ -11,7 +11,6 @@ kopf has priority peering, not leader election: run one replica (the chart uses 
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
@@ -20,6 +19,7 @@ import kopf
 from kubernetes import client, config
 
 from modelrollout.analysis.prometheus import Prometheus
+from modelrollout.api.settings import MAX_WORKERS, METRICS_PORT
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
 from modelrollout.controller import metrics
 from modelrollout.controller.notify import Outbox
@@ -35,7 +35,7 @@ from modelrollout.routers.gateway_api import VERSION as ROUTE_VERSION
 from modelrollout.routers.registry import router_for
 
 # Threads that tick rollouts; any number of rollouts share them.
-WORKERS = int(os.environ.get("MODELROLLOUT_MAX_WORKERS", "4"))
+WORKERS = int(MAX_WORKERS.number())
 log = logging.getLogger(__name__)
 
 
@@ -65,7 +65,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.scheduler = Scheduler(partial(_work, memo.ticker), workers=WORKERS)
     memo.scheduler.lateness = metrics.LATENESS.observe
     memo.scheduler.start()
-    metrics.serve(int(os.environ.get("MODELROLLOUT_METRICS_PORT", "8080")))
+    metrics.serve(int(METRICS_PORT.number()))
 
 
 def _work(ticker: Ticker, key: Key) -> float | None:

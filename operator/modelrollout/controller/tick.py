@@ -9,7 +9,6 @@ no client: an import-linter contract keeps `kubernetes` out of this module.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -26,6 +25,7 @@ from modelrollout.analysis.evaluate import (
     unexpected,
 )
 from modelrollout.analysis.series import Credentials
+from modelrollout.api import settings
 from modelrollout.api.v1alpha1 import (
     MAX_NAME_LENGTH,
     NAME_MESSAGE,
@@ -67,22 +67,24 @@ from modelrollout.workloads.builders import build_deployment, build_service
 log = logging.getLogger(__name__)
 FORBIDDEN = "permission denied, the operator's role lacks a rule (see the chart's RBAC)"
 UNSUPPORTED_ROUTER = (
-    "traffic.istio and traffic.replicas are not implemented yet; use traffic.gatewayAPI. "
+    "spec.traffic names no router this operator serves (it serves traffic.gatewayAPI). "
     "Nothing was created."
 )
 INVALID_SPEC = "invalid spec"
 TICK_FAILED = "the operator could not complete a tick"
 # Ticks in a row that may fail before a canary the operator cannot watch loses its traffic.
-FAULT_LIMIT = int(os.environ.get("MODELROLLOUT_FAULT_LIMIT", "3"))
+FAULT_LIMIT = int(settings.FAULT_LIMIT.number())
 # The longest a rollout waits between two ticks: in flight, and at rest. Watch events and the
 # rollout's own timers (machine.next_due) make it due sooner.
-TICK_SECONDS = float(os.environ.get("MODELROLLOUT_TICK_SECONDS", "5"))
-RESYNC_SECONDS = float(os.environ.get("MODELROLLOUT_RESYNC_SECONDS", "300"))
+TICK_SECONDS = settings.TICK_SECONDS.number()
+RESYNC_SECONDS = settings.RESYNC_SECONDS.number()
 FAULT_CONDITION = "OperatorFault"
 # The operator would not act on this rollout at all (forbidden, invalid spec, no such router):
 # said by this condition and the message, in one status write, and taken back by the first tick
 # that goes through.
 REFUSED_CONDITION = "Refused"
+# The routing controller (a Gateway) refuses the route: the canary's weight reaches no request.
+ROUTE_CONDITION = "RouteAccepted"
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,7 @@ class Ticker:
             return None
         desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
         canary = status.canary
+        refused_route = router.refusal()
         seen = Observations(
             now=moment,
             desired=desired,
@@ -255,9 +258,8 @@ class Ticker:
         m.stage = "decide"
         step = advance(spec, status, seen)
         at = timestamp(moment)
-        new_status = _accepted(_without_fault(step.status, at), at).model_copy(
-            update={"observed_generation": rollout.generation}
-        )
+        new_status = _route(_accepted(_without_fault(step.status, at), at), refused_route, at)
+        new_status = new_status.model_copy(update={"observed_generation": rollout.generation})
         # Status first, on the version read: a tick that acted on a stale read (a second ticker,
         # an operator restarting over a dying one) gets a conflict and changes nothing. Nothing
         # is written when nothing changed.
@@ -278,6 +280,7 @@ class Ticker:
         world = desired_world(spec, new_status)
         m.stage = "converge"
         if world is not None:
+            world = router.shape(world)
             for said in self._converge(owner, spec, desired.revision, world, router):
                 self._send(owner, Event("Warning", "Corrected", said), spec, version)
         return new_status
@@ -354,7 +357,7 @@ class Ticker:
             self._send(owner, event, spec, desired.version)
         world = desired_world(spec, new_status)
         if world is not None and router is not None:
-            self._converge(owner, spec, desired.revision, world, router)
+            self._converge(owner, spec, desired.revision, router.shape(world), router)
 
     # -- observing -----------------------------------------------------------------------------
 
@@ -501,6 +504,17 @@ def _accepted(s: ModelRolloutStatus, now: str) -> ModelRolloutStatus:
         return s
     s = s.model_copy(update={"message": machine_message(s)})
     return with_condition(s, REFUSED_CONDITION, "False", reason="Accepted", now=now)
+
+
+def _route(s: ModelRolloutStatus, refused: str | None, now: str) -> ModelRolloutStatus:
+    """Condition RouteAccepted: False with the controller's words while it refuses the route,
+    True again once it no longer does (set only after a refusal was seen)."""
+    if refused is not None:
+        return with_condition(s, ROUTE_CONDITION, "False", reason="RouteRefused",
+                              message=refused, now=now)  # fmt: skip
+    if any(c.type == ROUTE_CONDITION and c.status == "False" for c in s.conditions):
+        return with_condition(s, ROUTE_CONDITION, "True", reason="Accepted", now=now)
+    return s
 
 
 def _readable(error: BaseException) -> str:

@@ -1,12 +1,24 @@
-"""The traffic router interface: set the canary's weight and read it back.
+"""The traffic router interface: set the canary's weight, read it back, say whether the routing
+controller accepted it, and shape the world the rollout asks for.
 
-One module per router (gateway_api; istio and replicas later), all behind this small surface.
-What a router creates is owned by the rollout, so deleting the rollout removes it.
+One module per router, each a line in routers/registry.py. What a router creates is owned by the
+rollout, so deleting the rollout removes it.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Protocol
+
+from modelrollout.domain.machine import World
+
+
+class Capability(StrEnum):
+    """What a router can do with requests, so that steps needing more are refused up front."""
+
+    WEIGHTS = "weights"  # split by percentage
+    HEADERS = "headers"  # send requests matching a header to the canary
+    MIRROR = "mirror"  # copy requests to the canary, answers discarded
 
 
 class RouterError(RuntimeError):
@@ -19,9 +31,19 @@ class RouterError(RuntimeError):
 
 
 class Router(Protocol):
+    capabilities: frozenset[Capability]
+
     def set_weight(self, canary_weight: int) -> str | None:
-        """Route `canary_weight`% to the canary Service and the rest to the stable one. Says,
-        in words, when it put back a weight another writer had changed; None otherwise."""
+        """Route `canary_weight`% to the canary and the rest to stable. Says, in words, when it
+        put back a weight another writer had changed; None otherwise."""
 
     def read_weight(self) -> int | None:
         """The canary weight the routing object carries now, or None when it does not exist."""
+
+    def refusal(self) -> str | None:
+        """Why the routing controller refuses the route at its current generation, in its own
+        words; None when it accepted it or has not said (no controller reports on it yet)."""
+
+    def shape(self, world: World) -> World:
+        """The world as this router needs it (a replica-ratio router sizes the revisions by
+        the weight and serves both from one Service); most routers leave it as it is."""

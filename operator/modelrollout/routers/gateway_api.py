@@ -7,11 +7,12 @@ concurrent writer is never overwritten blindly, and an unchanged weight costs no
 
 from __future__ import annotations
 
-from modelrollout.api.v1alpha1 import GatewayAPITraffic
+from modelrollout.api.v1alpha1 import GatewayAPITraffic, ModelRolloutSpec
+from modelrollout.domain.machine import World
 from modelrollout.domain.revision import canary_service, stable_service
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Manifest, Owner
-from modelrollout.routers.base import RouterError
+from modelrollout.routers.base import Capability, RouterError
 
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
 CONFLICT_RETRIES = 5
@@ -51,6 +52,8 @@ def canary_weight_of(route: Manifest, name: str) -> int | None:
 
 
 class GatewayAPIRouter:
+    capabilities = frozenset({Capability.WEIGHTS, Capability.HEADERS, Capability.MIRROR})
+
     def __init__(
         self, cluster: KubeCluster, owner: Owner, traffic: GatewayAPITraffic, port: int
     ) -> None:
@@ -104,6 +107,26 @@ class GatewayAPIRouter:
         route = self._get(fresh=False)
         return None if route is None else canary_weight_of(route, self._owner.name)
 
+    def refusal(self) -> str | None:
+        """A parent (Gateway) whose controller set Accepted=False for the route's current
+        generation, with its reason and message. Controllers report in `status.parents`; a
+        route no controller has reported on yet is not taken as refused."""
+        route = self._get(fresh=False)
+        if route is None:
+            return None
+        generation = (route.get("metadata") or {}).get("generation")
+        for parent in (route.get("status") or {}).get("parents") or []:
+            for condition in parent.get("conditions") or []:
+                if (condition.get("type") == "Accepted" and condition.get("status") == "False"
+                        and condition.get("observedGeneration") in (None, generation)):  # fmt: skip
+                    name = (parent.get("parentRef") or {}).get("name", "?")
+                    why = f"{condition.get('reason', '')}: {condition.get('message', '')}"
+                    return f"Gateway {name} does not accept HTTPRoute {self._owner.name}: {why}"
+        return None
+
+    def shape(self, world: World) -> World:
+        return world
+
     def _owned_or_fail(self, route: Manifest) -> None:
         owners = route.get("metadata", {}).get("ownerReferences", [])
         if not any(o.get("uid") == self._owner.uid for o in owners):
@@ -114,3 +137,9 @@ class GatewayAPIRouter:
 
     def _where(self) -> str:
         return f"{self._owner.namespace}/{self._owner.name}"
+
+
+def build(cluster: KubeCluster, owner: Owner, spec: ModelRolloutSpec) -> GatewayAPIRouter | None:
+    """The registry's entry: a router for a spec with `traffic.gatewayAPI`."""
+    traffic = spec.traffic.gateway_api
+    return None if traffic is None else GatewayAPIRouter(cluster, owner, traffic, spec.service.port)

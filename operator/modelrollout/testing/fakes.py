@@ -22,9 +22,10 @@ from modelrollout.analysis.series import Credentials, Increases
 from modelrollout.api.v1alpha1 import ModelRolloutSpec, Notifications, PrometheusSource
 from modelrollout.controller.tick import Ticker
 from modelrollout.domain.judging import Measurement
-from modelrollout.domain.machine import Event
+from modelrollout.domain.machine import Event, World
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Desired, Manifest, Owner
+from modelrollout.routers.base import Capability, Router
 from modelrollout.routers.registry import router_for
 
 Key = tuple[str, str]
@@ -140,9 +141,17 @@ class FakeCluster:
 class FakeRouter:
     """The canary's weight per rollout, as a router would carry it."""
 
+    capabilities = frozenset({Capability.WEIGHTS})
+
     def __init__(self, routes: FakeRoutes, key: Key) -> None:
         self._routes = routes
         self._key = key
+
+    def refusal(self) -> str | None:
+        return self._routes.refused
+
+    def shape(self, world: World) -> World:
+        return world
 
     def set_weight(self, canary_weight: int) -> str | None:
         self._routes.faults.check("set_weight")
@@ -160,9 +169,11 @@ class FakeRoutes:
     def __init__(self) -> None:
         self.weights: dict[Key, int] = {}
         self.faults = Faults()
+        self.served = True  # False: no registered router serves the spec
+        self.refused: str | None = None  # what the routing controller says, if it refuses
 
-    def __call__(self, owner: Owner, spec: ModelRolloutSpec) -> FakeRouter | None:
-        if spec.traffic.gateway_api is None:
+    def __call__(self, owner: Owner, spec: ModelRolloutSpec) -> Router | None:
+        if not self.served or spec.traffic.gateway_api is None:
             return None
         return FakeRouter(self, (owner.namespace, owner.name))
 

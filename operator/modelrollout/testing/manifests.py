@@ -110,10 +110,6 @@ def _duplicate_signal(m: Manifest) -> None:
     signals.append(copy.deepcopy(signals[0]))
 
 
-def _two_routers(m: Manifest) -> None:
-    _spec(m)["traffic"]["replicas"] = {}
-
-
 def _unmatched_selector(m: Manifest) -> None:
     _spec(m)["selector"]["matchLabels"] = {"app": "something-else"}
 
@@ -128,7 +124,8 @@ INVALID: list[Invalid] = [
             "spec.strategy.steps[0].setWeight"),
     Invalid("no steps at all", _set("spec.strategy.steps", []), "spec.strategy.steps"),
     Invalid("no traffic router", _set("spec.traffic", {}), "spec.traffic"),
-    Invalid("two traffic routers", _two_routers, "spec.traffic"),
+    Invalid("a router the operator does not implement",
+            _set("spec.traffic.istio", {"hosts": ["a"]}), "spec.traffic.istio"),
     Invalid("a Gateway API route with no parent", _set("spec.traffic.gatewayAPI.parentRefs", []),
             "spec.traffic.gatewayAPI.parentRefs"),
     Invalid("a malformed progressDeadline", _set("spec.progressDeadline", "10 minutes"),
