@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
 
 import pytest
 from kubernetes import client
 
-from modelrollout.controller.tick import UNSUPPORTED_ROUTER, Rollout
+from modelrollout.controller.tick import Rollout
 from modelrollout.testing.cluster import LocalCluster
 from modelrollout.testing.fakes import FakeNotifier, real_ticker
 from modelrollout.testing.manifests import rollout
