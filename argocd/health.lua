@@ -1,12 +1,22 @@
 -- Argo CD health check for modelrollout.io/ModelRollout (Lua 5.1, as Argo CD runs it).
 -- Healthy: the desired revision is stable. Progressing: a canary is under way, or the operator
--- has not seen the latest spec yet. Suspended: paused for a human. Degraded: rolled back or failed.
+-- has not seen the latest spec yet. Suspended: paused for a human. Degraded: rolled back, or
+-- refused by the operator (condition Refused: forbidden, invalid spec, no such router).
 local hs = {}
 local status = obj.status
 if status == nil or status.phase == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the modelrollout operator to see this rollout"
   return hs
+end
+if status.conditions ~= nil then
+  for _, condition in ipairs(status.conditions) do
+    if condition.type == "Refused" and condition.status == "True" then
+      hs.status = "Degraded"
+      hs.message = "Refused by the operator: " .. (condition.message or condition.reason or "")
+      return hs
+    end
+  end
 end
 local generation = obj.metadata.generation
 if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
@@ -54,9 +64,6 @@ elseif phase == "Paused" then
 elseif phase == "RolledBack" then
   hs.status = "Degraded"
   hs.message = "Rolled back " .. version(status.canary) .. ": " .. (status.message or "no reason recorded")
-elseif phase == "Failed" then
-  hs.status = "Degraded"
-  hs.message = status.message or "Failed"
 else
   hs.status = "Unknown"
   hs.message = "Unknown phase " .. phase

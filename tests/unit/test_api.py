@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,18 @@ def test_models_refuse_what_admission_refuses(case: Invalid) -> None:
 
     errors = refused.value.errors()
     assert any(names_the_field(e) for e in errors), f"{case.field}: pydantic reported {errors}"
+
+
+def test_no_message_is_written_twice_in_the_api() -> None:
+    """Each rule's message is declared once (a Rule gives both the CEL and the model check)."""
+    seen: dict[str, str] = {}
+    repeated = []
+    for path in sorted((ROOT / "operator" / "modelrollout" / "api").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                if len(text) >= 24 and " " in text and not text.startswith(("\n", " ")):
+                    if text in seen:
+                        repeated.append(f"{text!r} ({seen[text]} and {path.name})")
+                    seen.setdefault(text, path.name)
+    assert repeated == []

@@ -73,7 +73,10 @@ HEALTH = [
     ("RolledBack", {"phase": "RolledBack", "stable": V1, "canary": V2,
                     "message": "signal amount-drift: jensenShannon 0.27 above max 0.1"},
      "Degraded", "Rolled back v2: signal amount-drift"),
-    ("Failed", {"phase": "Failed", "message": "invalid spec"}, "Degraded", "invalid spec"),
+    ("Refused", {"phase": "Pending", "message": "invalid spec: ...", "conditions": [
+        {"type": "Refused", "status": "True", "reason": "InvalidSpec",
+         "message": "invalid spec: spec.replicas"}]}, "Degraded",
+     "Refused by the operator: invalid spec: spec.replicas"),
 ]  # fmt: skip
 
 

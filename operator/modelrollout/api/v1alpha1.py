@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -67,21 +69,76 @@ def _cel(*rules: tuple[str, str] | tuple[str, str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": validations}
 
 
-def _exactly_one(*fields: str) -> str:
-    return "[" + ", ".join(f"has(self.{f})" for f in fields) + "].exists_one(x, x)"
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
 
 
-def _only_one(model: BaseModel, fields: tuple[str, ...], what: str) -> None:
-    chosen = [f for f in fields if getattr(model, f) is not None]
-    if len(chosen) != 1:
-        names = ", ".join(to_camel(f) for f in fields)
-        raise ValueError(f"{what} must have exactly one of {names}; got {len(chosen)}")
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule, declared once: the CEL the API server checks at admission, the same
+    rule over the model (`holds`), and the one message both give."""
+
+    cel: str
+    holds: Callable[[Any], bool]
+    message: str
+    field_path: str | None = None
+
+    def entry(self) -> tuple[str, str] | tuple[str, str, str]:
+        if self.field_path is None:
+            return (self.cel, self.message)
+        return (self.cel, self.message, self.field_path)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("a_p_i", "api")
+
+
+def _given(model: Any, field: str) -> bool:
+    return getattr(model, _snake(field)) is not None
+
+
+def exactly_one(what: str, *fields: str) -> Rule:
+    """Exactly one of `fields` (as the API names them) is given."""
+    names = ", ".join(fields[:-1]) + f" or {fields[-1]}" if len(fields) > 1 else fields[0]
+    return Rule(
+        "[" + ", ".join(f"has(self.{f})" for f in fields) + "].exists_one(x, x)",
+        lambda m: sum(_given(m, f) for f in fields) == 1,
+        f"{what} needs exactly one of {names}",
+    )
+
+
+def together(first: str, second: str) -> Rule:
+    """`first` and `second` are given together or not at all."""
+    return Rule(f"has(self.{first}) == has(self.{second})",
+                lambda m: _given(m, first) == _given(m, second),
+                f"{first} and {second} go together")  # fmt: skip
+
+
+def only_with(field: str, key: str, value: str) -> Rule:
+    """`field` is given exactly when `key` is `value`."""
+    return Rule(f"(self.{key} == '{value}') == has(self.{field})",
+                lambda m: (getattr(m, key) == value) == _given(m, field),
+                f"{field} is required with {key}: {value}, and only then", f".{field}")  # fmt: skip
+
+
+def _rules(*rules: Rule) -> dict[str, Any]:
+    return _cel(*(r.entry() for r in rules))
+
+
+class _Ruled(_Model):
+    """A model with cross-field rules (RULES): the CRD gets them as CEL (declare
+    `model_config = ConfigDict(json_schema_extra=_rules(*RULES))`), the model checks them."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Any:
+        for rule in type(self).RULES:
+            if not rule.holds(self):
+                raise ValueError(rule.message)
+        return self
 
 
 # --- spec -------------------------------------------------------------------------------------
@@ -149,21 +206,13 @@ class GatewayAPITraffic(_Model):
     hostnames: list[str] | None = Field(default=None, max_length=16)
 
 
-class Traffic(_Model):
+class Traffic(_Ruled):
     """Which router carries the canary's share: one field per router the operator implements
     (routers/registry.py), and only those; the schema refuses any other."""
 
-    model_config = ConfigDict(
-        json_schema_extra=_cel(
-            (_exactly_one("gatewayAPI"), "exactly one traffic router: gatewayAPI")
-        )
-    )
+    RULES = (exactly_one("traffic", "gatewayAPI"),)
+    model_config = ConfigDict(json_schema_extra=_rules(*RULES))
     gateway_api: GatewayAPITraffic | None = Field(default=None, alias="gatewayAPI")
-
-    @model_validator(mode="after")
-    def _one_router(self) -> Traffic:
-        _only_one(self, ("gateway_api",), "traffic")
-        return self
 
 
 class Duration(_Model):
@@ -174,23 +223,12 @@ class Pause(_Model):
     duration: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=32)
 
 
-class Step(_Model):
-    model_config = ConfigDict(
-        json_schema_extra=_cel(
-            (
-                _exactly_one("setWeight", "analyze", "pause"),
-                "a step must have exactly one of setWeight, analyze, pause",
-            )
-        )
-    )
+class Step(_Ruled):
+    RULES = (exactly_one("a step", "setWeight", "analyze", "pause"),)
+    model_config = ConfigDict(json_schema_extra=_rules(*RULES))
     set_weight: int | None = Field(default=None, ge=0, le=100)
     analyze: Duration | None = None
     pause: Pause | None = None
-
-    @model_validator(mode="after")
-    def _one_action(self) -> Step:
-        _only_one(self, ("set_weight", "analyze", "pause"), "a step")
-        return self
 
 
 class Strategy(_Model):
@@ -222,29 +260,20 @@ def _check_template(query: str) -> str:
     return query
 
 
-class ThresholdSignal(_Model):
-    model_config = ConfigDict(
-        json_schema_extra=_cel(
-            ("has(self.min) || has(self.max)", "a threshold needs min, max or both"),
-            (
-                "!has(self.min) || !has(self.max) || self.min <= self.max",
-                "threshold min must not exceed max",
-            ),
-        )
-    )
+class ThresholdSignal(_Ruled):
+    RULES = (
+        Rule("has(self.min) || has(self.max)", lambda m: m.min is not None or m.max is not None,
+             "a threshold needs min, max or both"),
+        Rule("!has(self.min) || !has(self.max) || self.min <= self.max",
+             lambda m: m.min is None or m.max is None or m.min <= m.max,
+             "threshold min must not exceed max"),
+    )  # fmt: skip
+    model_config = ConfigDict(json_schema_extra=_rules(*RULES))
     query: str = _query()
     min: float | None = None
     max: float | None = None
 
     _template = field_validator("query")(_check_template)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> ThresholdSignal:
-        if self.min is None and self.max is None:
-            raise ValueError("a threshold needs min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError("threshold min must not exceed max")
-        return self
 
 
 # A series selector: a metric name and optional label matchers, no function or aggregation.
@@ -286,7 +315,8 @@ MARGIN_MESSAGE = (
 )
 
 
-def _cel_requiring(field: str, message: str, *rules: tuple[str, str]) -> Any:
+def _cel_requiring(field: str, message: str,
+                   *rules: tuple[str, str] | tuple[str, str, str]) -> Any:  # fmt: skip
     """CEL rules, plus `field` required by a rule of its own (so the API server's message says
     what the field is) instead of by the schema's `required` (which only says "Required")."""
     extra = _cel(*rules, (f"has(self.{field})", message, f".{field}"))
@@ -302,23 +332,18 @@ def _cel_requiring(field: str, message: str, *rules: tuple[str, str]) -> Any:
     return modify
 
 
-class CompareSignal(_Model):
+class CompareSignal(_Ruled):
     """Canary against stable since the canary took traffic, with an always-valid sequential test:
     a rate (`successes` of `total`) or a histogram (Mann-Whitney on its buckets)."""
 
+    RULES = (
+        together("successes", "total"),
+        Rule("has(self.histogram) != has(self.total)",
+             lambda m: (m.histogram is None) != (m.total is None),
+             "a compare needs successes and total, or histogram, not both"),
+    )  # fmt: skip
     model_config = ConfigDict(
-        json_schema_extra=_cel_requiring(
-            "margin",
-            MARGIN_MESSAGE,
-            (
-                "has(self.successes) == has(self.total)",
-                "successes and total go together",
-            ),
-            (
-                "has(self.histogram) != has(self.total)",
-                "a compare needs successes and total, or histogram, not both",
-            ),
-        )
+        json_schema_extra=_cel_requiring("margin", MARGIN_MESSAGE, *(r.entry() for r in RULES))
     )
     successes: str | None = _selector(default=None)
     total: str | None = _selector(default=None)
@@ -331,14 +356,6 @@ class CompareSignal(_Model):
     min_samples: int = Field(default=200, ge=0, le=100_000_000)
 
     _selectors = field_validator("successes", "total", "histogram")(_check_selector)
-
-    @model_validator(mode="after")
-    def _one_form(self) -> CompareSignal:
-        if (self.successes is None) != (self.total is None):
-            raise ValueError("successes and total go together")
-        if (self.histogram is None) == (self.total is None):
-            raise ValueError("a compare needs successes and total, or histogram, not both")
-        return self
 
 
 class ConfigMapKeyRef(_Model):
@@ -359,28 +376,16 @@ DRIFT_DEFAULT_MAX: dict[str, float] = {
 }
 
 
-class DriftSignal(_Model):
+class DriftSignal(_Ruled):
     """Has the distribution of an input or output moved, against the stable arm over the same
     window, a frozen reference in a ConfigMap, or the same series `offset` in time."""
 
-    model_config = ConfigDict(
-        json_schema_extra=_cel(
-            (
-                "has(self.histogram) != has(self.categories)",
-                "a drift needs exactly one of histogram, categories",
-            ),
-            (
-                "(self.against == 'reference') == has(self.reference)",
-                "reference is required with against: reference, and only then",
-                ".reference",
-            ),
-            (
-                "(self.against == 'offset') == has(self.offset)",
-                "offset is required with against: offset, and only then",
-                ".offset",
-            ),
-        )
+    RULES = (
+        exactly_one("a drift", "histogram", "categories"),
+        only_with("reference", "against", "reference"),
+        only_with("offset", "against", "offset"),
     )
+    model_config = ConfigDict(json_schema_extra=_rules(*RULES))
     histogram: str | None = _selector(default=None)
     categories: str | None = _selector(default=None)
     category_label: str = Field(
@@ -395,16 +400,6 @@ class DriftSignal(_Model):
     min_samples: int = Field(default=500, ge=0, le=100_000_000)
 
     _selectors = field_validator("histogram", "categories")(_check_selector)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> DriftSignal:
-        if (self.histogram is None) == (self.categories is None):
-            raise ValueError("a drift needs exactly one of histogram, categories")
-        if (self.against == "reference") != (self.reference is not None):
-            raise ValueError("reference is required with against: reference, and only then")
-        if (self.against == "offset") != (self.offset is not None):
-            raise ValueError("offset is required with against: offset, and only then")
-        return self
 
     @property
     def bound(self) -> float:
@@ -438,25 +433,14 @@ class FairnessSignal(_Model):
 SIGNAL_KINDS = ("threshold", "compare", "drift", "fairness")
 
 
-class Signal(_Model):
-    model_config = ConfigDict(
-        json_schema_extra=_cel(
-            (
-                _exactly_one(*SIGNAL_KINDS),
-                "a signal needs exactly one kind: threshold, compare, drift or fairness",
-            )
-        )
-    )
+class Signal(_Ruled):
+    RULES = (exactly_one("a signal", *SIGNAL_KINDS),)
+    model_config = ConfigDict(json_schema_extra=_rules(*RULES))
     name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=63)
     threshold: ThresholdSignal | None = None
     compare: CompareSignal | None = None
     drift: DriftSignal | None = None
     fairness: FairnessSignal | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Signal:
-        _only_one(self, SIGNAL_KINDS, "a signal")
-        return self
 
     @property
     def kind(self) -> str:
@@ -553,16 +537,18 @@ _SELECTOR_MATCHES_TEMPLATE = (
 )
 
 
-class ModelRolloutSpec(_Model):
-    model_config = ConfigDict(
-        json_schema_extra=_cel(
-            (
-                _SELECTOR_MATCHES_TEMPLATE,
-                "selector.matchLabels must match template.metadata.labels",
-                ".selector",
-            )
-        )
-    )
+def _selector_matches(spec: Any) -> bool:
+    wanted = spec.selector.match_labels or {}
+    have = (spec.template.metadata.labels if spec.template.metadata else None) or {}
+    return all(have.get(k) == v for k, v in wanted.items())
+
+
+class ModelRolloutSpec(_Ruled):
+    RULES = (
+        Rule(_SELECTOR_MATCHES_TEMPLATE, _selector_matches,
+             "selector.matchLabels must match template.metadata.labels", ".selector"),
+    )  # fmt: skip
+    model_config = ConfigDict(json_schema_extra=_rules(*RULES))
     replicas: int = Field(default=1, ge=1, le=1000)
     model: ModelRef
     selector: LabelSelector
@@ -575,19 +561,18 @@ class ModelRolloutSpec(_Model):
     analysis: Analysis | None = None
     notifications: Notifications | None = None
 
-    @model_validator(mode="after")
-    def _selector_matches(self) -> ModelRolloutSpec:
-        wanted = self.selector.match_labels or {}
-        have = (self.template.metadata.labels if self.template.metadata else None) or {}
-        if any(have.get(k) != v for k, v in wanted.items()):
-            raise ValueError("selector.matchLabels must match template.metadata.labels")
-        return self
-
 
 # --- status -----------------------------------------------------------------------------------
 
-Phase = Literal["Pending", "Progressing", "Paused", "Promoted", "RolledBack", "Failed"]
+Phase = Literal["Pending", "Progressing", "Paused", "Promoted", "RolledBack"]
 Verdict = Literal["Pass", "Fail", "Inconclusive", "NoData", "Error"]
+# Each vocabulary once; the metrics, the CLI and the docs use these.
+PHASES: tuple[Phase, ...] = get_args(Phase)
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+INITIAL_PHASE: Phase = PHASES[0]
+IN_FLIGHT: tuple[Phase, ...] = ("Progressing", "Paused")  # a canary takes traffic, or may
+AT_REST: tuple[Phase, ...] = ("Promoted", "RolledBack")  # no canary moving: a pipeline may go on
+UNHEALTHY_PHASES: tuple[Phase, ...] = ("RolledBack",)
 
 
 class _Status(BaseModel):

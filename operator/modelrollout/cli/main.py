@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
+from modelrollout.api.v1alpha1 import AT_REST, GROUP, PLURAL, UNHEALTHY_PHASES, VERSION
 from modelrollout.cli import reference
 from modelrollout.cli.view import render_status, render_table
 from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
@@ -33,8 +33,6 @@ ACTIONS: dict[str, str] = {
     "resume": "continue a paused rollout",
     "retry": "start a rolled-back revision again",
 }
-TERMINAL = ("Promoted", "RolledBack", "Failed")
-FAILED = ("RolledBack", "Failed")
 # Exit codes of `status`, so that it can gate a pipeline step.
 HEALTHY, UNHEALTHY, TIMED_OUT = 0, 1, 2
 
@@ -95,16 +93,16 @@ def verdict(body: dict[str, Any]) -> int:
     status = body.get("status") or {}
     degraded = any(c.get("type") == "Degraded" and c.get("status") == "True"
                    for c in status.get("conditions") or [])  # fmt: skip
-    return UNHEALTHY if status.get("phase") in FAILED or degraded else HEALTHY
+    return UNHEALTHY if status.get("phase") in UNHEALTHY_PHASES or degraded else HEALTHY
 
 
 def _done(body: dict[str, Any]) -> bool:
-    """At rest: promoted with no canary left, rolled back, or failed."""
+    """At rest: promoted with no canary left, or rolled back."""
     status = body.get("status") or {}
     generation = (body.get("metadata") or {}).get("generation")
     seen = status.get("observedGeneration") == generation
-    return (seen and status.get("phase") in TERMINAL and not status.get("canary")) \
-        or status.get("phase") in FAILED  # fmt: skip
+    return (seen and status.get("phase") in AT_REST and not status.get("canary")) \
+        or status.get("phase") in UNHEALTHY_PHASES  # fmt: skip
 
 
 def _show(body: Any, output: str | None) -> str:

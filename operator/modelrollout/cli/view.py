@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelrollout.api.v1alpha1 import INITIAL_PHASE, VERDICTS
+
 
 def _ref(ref: dict[str, Any] | None) -> str:
     return f"{ref['version']} ({ref['revision']})" if ref else "-"
@@ -55,7 +57,7 @@ def render_status(body: dict[str, Any]) -> str:
     step = status.get("currentStep")
     step_text = f"{step}/{len(steps)}" if step is not None else "-"
     lines = [
-        f"{meta.get('namespace')}/{meta.get('name')}  phase {status.get('phase', 'Pending')}"
+        f"{meta.get('namespace')}/{meta.get('name')}  phase {status.get('phase', INITIAL_PHASE)}"
         f"  step {step_text}  canary weight {status.get('canaryWeight', 0)}%",
         f"  stable  {_ref(status.get('stable'))}",
         f"  canary  {_ref(status.get('canary'))}",
@@ -84,7 +86,7 @@ def render_status(body: dict[str, Any]) -> str:
         for s in signals:
             value = s.get("value")
             shown = f"{value:.4g}" if isinstance(value, int | float) else "-"
-            note = s["message"] if s.get("message") and s.get("verdict") != "Pass" else ""
+            note = s["message"] if s.get("message") and s.get("verdict") != VERDICTS[0] else ""
             detail = "  ".join(part for part in (_bound(s), _evidence(s), note) if part)
             lines.append(f"    {s['name']:<20} {s['verdict']:<12} {shown:>10}  {detail}".rstrip())
     history = status.get("history") or []
@@ -106,7 +108,7 @@ def render_table(items: list[dict[str, Any]]) -> str:
             (
                 body["metadata"]["namespace"],
                 body["metadata"]["name"],
-                status.get("phase", "Pending"),
+                status.get("phase", INITIAL_PHASE),
                 (status.get("stable") or {}).get("version", "-"),
                 (status.get("canary") or {}).get("version", "-"),
                 f"{status.get('canaryWeight', 0)}%",

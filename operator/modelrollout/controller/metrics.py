@@ -16,11 +16,9 @@ from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from modelrollout.api.v1alpha1 import Phase, SignalResult
+from modelrollout.api.v1alpha1 import PHASES, VERDICTS, SignalResult
 from modelrollout.domain.machine import Event
 
-VERDICTS = ("Pass", "Fail", "Inconclusive", "NoData", "Error")
-PHASES: tuple[Phase, ...] = ("Pending", "Progressing", "Paused", "Promoted", "RolledBack", "Failed")
 REGISTRY = CollectorRegistry()
 _ROLLOUT = ["namespace", "rollout"]
 _SIGNAL = [*_ROLLOUT, "signal", "kind"]

@@ -27,6 +27,7 @@ from modelrollout.analysis.evaluate import (
 from modelrollout.analysis.series import Credentials
 from modelrollout.api import settings
 from modelrollout.api.v1alpha1 import (
+    IN_FLIGHT,
     MAX_NAME_LENGTH,
     NAME_MESSAGE,
     ConfigMapKeyRef,
@@ -195,7 +196,7 @@ class Ticker:
         if status is None:  # refused, or a conflict: the next watch event or a poll retries
             return 0.0 if self.memory(rollout.owner.namespace, rollout.owner.name).stale \
                 else self.poll  # fmt: skip
-        in_flight = status.canary is not None and status.phase in ("Progressing", "Paused")
+        in_flight = status.canary is not None and status.phase in IN_FLIGHT
         bound = self.poll if in_flight else self.resync
         try:
             spec = ModelRolloutSpec.model_validate(rollout.raw_spec)

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from modelrollout.api.v1alpha1 import (
+    IN_FLIGHT,
     AnalysisStatus,
     Condition,
     Counters,
@@ -134,7 +135,7 @@ def _on_new_revision(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus | No
         )
         s = s.model_copy(update={"stable": desired, "phase": "Promoted", "canary_weight": 0})
         return with_condition(s, "Ready", "True", reason="Initialized", now=now)
-    in_flight = s.canary is not None and s.phase in ("Progressing", "Paused")
+    in_flight = s.canary is not None and s.phase in IN_FLIGHT
     if desired.revision == s.stable.revision:
         if in_flight:
             t.emit("Normal", "Superseded", "the spec returned to the stable revision")
@@ -498,7 +499,7 @@ def evaluation_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: date
     """Signals are judged every interval while the canary has traffic."""
     if spec.analysis is None or not spec.analysis.signals or status.canary is None:
         return False
-    if status.phase not in ("Progressing", "Paused") or status.canary_weight <= 0:
+    if status.phase not in IN_FLIGHT or status.canary_weight <= 0:
         return False
     last = status.analysis.last_evaluated_at if status.analysis else None
     if last is None:
@@ -511,7 +512,7 @@ def next_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) 
     while a canary is in flight the next evaluation, the end of a timed step and the progress
     deadline. None when only the world can move it (a watch event, a command)."""
     times = [_parse(d.after) for d in status.scale_down]
-    if status.canary is not None and status.phase in ("Progressing", "Paused"):
+    if status.canary is not None and status.phase in IN_FLIGHT:
         if spec.analysis is not None and spec.analysis.signals and status.canary_weight > 0:
             last = status.analysis.last_evaluated_at if status.analysis else None
             interval = timedelta(seconds=parse_duration(spec.analysis.interval))

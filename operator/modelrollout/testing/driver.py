@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from modelrollout.analysis.evaluate import PERIOD_SECONDS, period_of
 from modelrollout.api.v1alpha1 import (
+    AT_REST,
     ModelRolloutSpec,
     ModelRolloutStatus,
     RevisionRef,
@@ -84,7 +85,7 @@ class Simulated:
             step = advance(self.spec, self.status, seen)
             self.status = step.status
             phase = self.status.phase
-            if phase in ("Promoted", "RolledBack", "Paused"):
+            if phase in AT_REST or phase == "Paused":
                 reason = self.status.message or (
                     self.status.pause.message if self.status.pause else ""
                 )
