@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from modelrollout.testing.cluster import LocalCluster
-from modelrollout.testing.manifests import INVALID, Invalid, rollout
+from modelrollout.testing.manifests import EXAMPLE_ROLLOUTS, INVALID, Invalid, examples, rollout
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.cluster
@@ -41,7 +41,9 @@ def test_a_valid_rollout_is_admitted_with_defaults(cluster: LocalCluster, namesp
 
 @pytest.mark.usefixtures("modelrollout_crd")
 def test_the_examples_are_admitted(cluster: LocalCluster, namespace: str) -> None:
-    for path in sorted((ROOT / "examples").glob("*.yaml")):
+    files = sorted({path for path, _ in examples(ROOT)})
+    assert len(examples(ROOT)) == EXAMPLE_ROLLOUTS
+    for path in files:
         result = cluster.kubectl("apply", "-n", namespace, "-f", str(path), check=False)
         assert result.returncode == 0, f"{path.name}: {result.stderr}"
 

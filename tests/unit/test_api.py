@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from modelrollout.api.crd import CRD_FILE, render
 from modelrollout.api.v1alpha1 import ModelRolloutSpec, ModelRolloutStatus
-from modelrollout.testing.manifests import INVALID, Invalid, rollout
+from modelrollout.testing.manifests import EXAMPLE_ROLLOUTS, INVALID, Invalid, examples, rollout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,10 +30,10 @@ def test_crd_has_status_subresource_and_printer_columns() -> None:
 
 
 def test_examples_are_valid() -> None:
-    for path in sorted((ROOT / "examples").glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") == "ModelRollout":
-                ModelRolloutSpec.model_validate(document["spec"])
+    found = examples(ROOT)
+    assert len(found) == EXAMPLE_ROLLOUTS, [str(path) for path, _ in found]
+    for _, document in found:
+        ModelRolloutSpec.model_validate(document["spec"])
 
 
 def test_defaults_fill_what_the_user_left_out() -> None:

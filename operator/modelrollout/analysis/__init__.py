@@ -1,1 +1,2 @@
-"""Signal evaluation: templating and PromQL measurement; the pure maths lives in the domain."""
+"""Measuring signals behind a metrics-source protocol (evaluate.py; Prometheus in prometheus.py,
+pure series arithmetic in series.py), and webhook delivery; judging is the domain's."""

@@ -1,1 +1,2 @@
-"""Pydantic models of the ModelRollout spec and status: the single source of truth of the CRD."""
+"""The ModelRollout API: pydantic models with their cross-field rules (the single source of the
+CRD, which crd.py generates), each vocabulary once, and the operator's settings."""

@@ -1,1 +1,2 @@
-"""Kubernetes client wiring: get-modify-put with retry on conflict, owner references."""
+"""The cluster adapter: a store of what the watches saw (store.py), reads from it, writes on the
+resourceVersion read, converging only what differs (cluster.py); owners and errors (owner.py)."""

@@ -1,1 +1,2 @@
-"""Traffic routers behind one small interface, one module per router."""
+"""Traffic routers behind one small interface (base.py), one module per router, each a line in
+registry.py."""

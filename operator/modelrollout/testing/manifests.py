@@ -9,7 +9,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 Manifest = dict[str, Any]
 
@@ -49,6 +52,20 @@ def rollout(name: str = "fraud-detector", version: str = "2026-11-20") -> Manife
             },
         },
     }
+
+
+# Every ModelRollout under examples/, at any depth: the tests that check them all say how many.
+EXAMPLE_ROLLOUTS = 3
+
+
+def examples(root: Path) -> list[tuple[Path, Manifest]]:
+    """(file, ModelRollout) for every ModelRollout document under `root`/examples."""
+    found = []
+    for path in sorted((root / "examples").rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document and document.get("kind") == "ModelRollout":
+                found.append((path, document))
+    return found
 
 
 @dataclass(frozen=True)
