@@ -1,6 +1,7 @@
 """Print the argocd-cm snippet that installs argocd/'s health check and actions.
 
 `python hack/argocd_cm.py > argocd/argocd-cm.yaml`; a unit test fails when that file is stale.
+The six actions come from one template, argocd/actions/action.lua.tmpl.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ _Block.add_representer(
 )
 
 
+def action(kind: str) -> str:
+    """The Lua of one action, from the template: the command it writes is `kind`."""
+    command = "promote --full" if kind == "promote-full" else kind
+    template = (ARGOCD / "actions" / "action.lua.tmpl").read_text()
+    return template.replace("{{ kind }}", kind).replace("{{ command }}", command)
+
+
 def snippet() -> str:
     actions = {
         "discovery.lua": (ARGOCD / "actions" / "discovery.lua").read_text(),
-        "definitions": [
-            {"name": a, "action.lua": (ARGOCD / "actions" / a / "action.lua").read_text()}
-            for a in ACTIONS
-        ],
+        "definitions": [{"name": a, "action.lua": action(a)} for a in ACTIONS],
     }
     config_map = {
         "apiVersion": "v1",

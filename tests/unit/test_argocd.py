@@ -3,6 +3,7 @@ runs gopher-lua, a Lua 5.1) against status fixtures for every phase."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -96,7 +97,21 @@ def test_a_spec_the_operator_has_not_seen_is_progressing_whatever_the_phase() ->
     assert out == "Progressing\nWaiting for the operator to act on generation 3"
 
 
-ACTIONS = ("promote", "promote-full", "abort", "pause", "resume", "retry")
+def _generator() -> Any:
+    """hack/argocd_cm.py, which renders each action from argocd/actions/action.lua.tmpl."""
+    spec = importlib.util.spec_from_file_location(
+        "argocd_cm", ARGOCD.parent / "hack" / "argocd_cm.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GENERATOR = _generator()
+ACTIONS: tuple[str, ...] = GENERATOR.ACTIONS
+action = GENERATOR.action
 OFFERED = {
     "Progressing": {"promote", "promote-full", "abort", "pause"},
     "Paused": {"promote", "promote-full", "abort", "resume"},
@@ -113,22 +128,22 @@ def test_actions_are_offered_only_where_they_mean_something(phase: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ACTIONS)
-def test_each_action_writes_the_command_the_operator_reads(kind: str) -> None:
+def test_each_action_writes_the_command_the_operator_reads(kind: str, tmp_path: Path) -> None:
     show = (
         'print(result.metadata.annotations["modelrollout.io/command"])\nprint(result.spec ~= nil)'
     )
     body = rollout({"phase": "Paused"})
     body["metadata"]["annotations"] = {"team": "fraud"}
-    annotation, spec_kept = run(ARGOCD / "actions" / kind / "action.lua", body, show).split("\n")
+    annotation, spec_kept = run(rendered(kind, tmp_path), body, show).split("\n")
     command = decode(annotation)  # the operator's own decoder
     assert command is not None, annotation
     assert (command.kind, command.user, command.id) == (kind, "argocd", f"argocd-{kind}-4711")
     assert spec_kept == "true"
 
 
-def test_an_action_on_an_object_without_annotations_adds_them() -> None:
+def test_an_action_on_an_object_without_annotations_adds_them(tmp_path: Path) -> None:
     show = 'print(result.metadata.annotations["modelrollout.io/command"])'
-    out = run(ARGOCD / "actions" / "abort" / "action.lua", rollout({"phase": "Progressing"}), show)
+    out = run(rendered("abort", tmp_path), rollout({"phase": "Progressing"}), show)
     assert decode(out) is not None
 
 
@@ -140,5 +155,12 @@ def test_the_argocd_cm_snippet_embeds_these_very_scripts() -> None:
     actions = yaml.safe_load(snippet[f"resource.customizations.actions.{key}"])
     assert actions["discovery.lua"] == (ARGOCD / "actions" / "discovery.lua").read_text()
     assert {d["name"]: d["action.lua"] for d in actions["definitions"]} == {
-        k: (ARGOCD / "actions" / k / "action.lua").read_text() for k in ACTIONS
+        k: action(k) for k in ACTIONS
     }, "argocd/argocd-cm.yaml is stale: python hack/argocd_cm.py > argocd/argocd-cm.yaml"
+
+
+def rendered(kind: str, where: Path) -> Path:
+    """One action's Lua, rendered from the template into a file Lua can load."""
+    path = where / f"{kind}.lua"
+    path.write_text(action(kind))
+    return path
