@@ -122,7 +122,7 @@ def _promoted(item: dict[str, Any], version: str) -> bool:
 
 def argo_run(n: int, build: Path) -> dict[str, float]:
     with LocalCluster(Binaries.locate()) as cluster:
-        for crd in sorted((build / "crds").glob("*.yaml")):
+        for crd in sorted((build / "crds").glob("*-crd.yaml")):
             cluster.kubectl("apply", "--server-side", "-f", str(crd))
         cluster.kubectl("wait", "--for=condition=Established", "crd/rollouts.argoproj.io")
         metrics_port, health_port = free_ports(2)
@@ -130,8 +130,8 @@ def argo_run(n: int, build: Path) -> dict[str, float]:
         controller = ManagedProcess(
             name="argo-rollouts",
             argv=[str(build / "bin" / "rollouts-controller"), "--kubeconfig",
-                  str(cluster.kubeconfig), "--metricsport", str(metrics_port), "--healthzPort",
-                  str(health_port), "--loglevel", "warn"],
+                  str(cluster.kubeconfig), "--metricsPort", str(metrics_port), "--healthzPort",
+                  str(health_port), "--loglevel", "warn", "--leader-elect=false"],
             log_path=log,
         )  # fmt: skip
         controller.start()

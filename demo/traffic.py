@@ -8,7 +8,6 @@ helper a real Python model server would use), which Prometheus scrapes.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -19,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from modelrollout.telemetry import Telemetry
 from modelrollout.testing.processes import free_ports
-from modelrollout.testing.traffic import read_routing
+from modelrollout.testing.traffic import RoutedTraffic
 
 
 def telemetry() -> tuple[Telemetry, int]:
@@ -36,44 +35,18 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 AMOUNT_EDGES = (10, 25, 50, 100, 250, 500, 1000, 2500)
 
 
-class TrafficGenerator:
+class TrafficGenerator(RoutedTraffic):
     """`rate` requests a second, split as routed, until stopped."""
 
     def __init__(self, api: client.ApiClient, namespace: str, models: dict[str, Model],
                  telemetry: Telemetry, rate: int = 200) -> None:  # fmt: skip
-        self.api, self.namespace, self.models = api, namespace, models
-        self.telemetry, self.rate = telemetry, rate
-        self.shares: dict[str, float] = {}
-        self.stopped = threading.Event()
-        self.rng = np.random.default_rng(2026)
-        self.thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        super().__init__(api, namespace, MODEL, rate=rate, seed=2026, every=1.0)
+        self.models, self.telemetry = models, telemetry
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=10)
-
-    def _run(self) -> None:
-        last_read = 0.0
-        while not self.stopped.is_set():
-            if time.monotonic() - last_read >= 1.0:
-                self.shares = read_routing(self.api, self.namespace, MODEL)
-                last_read = time.monotonic()
-            self._serve(self.rate // 10)
-            self.stopped.wait(0.1)
-
-    def _serve(self, n: int) -> None:
-        if not self.shares:
-            return
-        versions = list(self.shares)
-        chosen = self.rng.choice(len(versions), size=n, p=[self.shares[v] for v in versions])
+    def answer(self, version: str, n: int) -> None:
         batch = draw(self.rng, n)
-        for index, version in enumerate(versions):
-            rows = np.flatnonzero(chosen == index)
-            for row in rows:
-                self._answer(version, batch.x[row : row + 1], int(batch.y[row]))
+        for row in range(n):
+            self._answer(version, batch.x[row : row + 1], int(batch.y[row]))
 
     def _answer(self, version: str, x: Any, truth: int) -> None:
         model = self.models[version]

@@ -1,7 +1,8 @@
 """Traffic that follows the live HTTPRoute, for tests and the demo.
 
-`read_routing` turns the route's weights into a share per model version (each backend Service is
-followed to the revision it selects, and the revision's Deployment to its model version).
+`read_routing` turns the canary's weight, read through the product's router, into a share per
+model version (the stable and canary Services are followed to the revisions they select, and each
+revision's Deployment to its model version).
 `SimulatedTraffic` sends requests in those shares to simulated model versions whose truths the test
 sets (accuracy, input distribution, selection rate per segment, error rate), and records them with
 `modelrollout.telemetry` for a real Prometheus to scrape.
@@ -9,16 +10,25 @@ sets (accuracy, input distribution, selection rate per segment, error rate), and
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
-from modelrollout.domain.revision import REVISION_LABEL, VERSION_LABEL
+from modelrollout.api.v1alpha1 import ModelRolloutSpec
+from modelrollout.domain.revision import (
+    REVISION_LABEL,
+    VERSION_LABEL,
+    canary_service,
+    stable_service,
+)
+from modelrollout.k8s.cluster import KubeCluster
+from modelrollout.k8s.owner import Owner
+from modelrollout.routers.registry import router_for
 from modelrollout.telemetry import Telemetry
 from modelrollout.testing.processes import free_ports
 
@@ -26,32 +36,39 @@ AMOUNT_EDGES = (10, 25, 50, 100, 250, 500, 1000, 2500)
 
 
 def read_routing(api: client.ApiClient, namespace: str, name: str) -> dict[str, float]:
-    """Model version -> share of requests, as the route says now (empty when nothing is routed)."""
-    objects, core, apps = client.CustomObjectsApi(api), client.CoreV1Api(api), client.AppsV1Api(api)
-    try:
-        route: Any = objects.get_namespaced_custom_object(
-            "gateway.networking.k8s.io", "v1", namespace, "httproutes", name
-        )
-    except client.exceptions.ApiException:
+    """Model version -> share of requests, as the route says now (empty when nothing is routed).
+
+    The canary's weight is read through the product's own router (routers/registry.py), so the
+    same traffic follows whichever router the rollout names."""
+    cluster = KubeCluster(api)
+    body = cluster.read(namespace, name)
+    if body is None:
         return {}
+    meta = body["metadata"]
+    spec = ModelRolloutSpec.model_validate(body["spec"])
+    router = router_for(cluster, Owner(name, namespace, meta["uid"]), spec)
+    weight = router.read_weight() if router is not None else None
+    if weight is None:
+        return {}
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     versions: dict[str, str] = {}
     for d in apps.list_namespaced_deployment(namespace).items:
-        meta = d.spec.template.metadata if d.spec else None
-        labels = (meta.labels if meta else None) or {}
+        template = d.spec.template.metadata if d.spec else None
+        labels = (template.labels if template else None) or {}
         if REVISION_LABEL in labels:
             versions[labels[REVISION_LABEL]] = labels[VERSION_LABEL]
     shares: dict[str, float] = {}
-    for backend in route["spec"]["rules"][0]["backendRefs"]:
-        if backend.get("weight", 0) <= 0:
+    for service, share in ((stable_service(name), 100 - weight), (canary_service(name), weight)):
+        if share <= 0:
             continue
         try:
-            service = core.read_namespaced_service(backend["name"], namespace)
+            found = core.read_namespaced_service(service, namespace).spec
         except client.exceptions.ApiException:
             continue
-        selector = (service.spec.selector if service.spec else None) or {}
+        selector = (found.selector if found else None) or {}
         version = versions.get(selector.get(REVISION_LABEL, ""))
         if version:
-            shares[version] = shares.get(version, 0.0) + backend["weight"]
+            shares[version] = shares.get(version, 0.0) + share
     total = sum(shares.values())
     return {v: w / total for v, w in shares.items()} if total else {}
 
@@ -66,24 +83,68 @@ class Truth:
     error_rate: float = 0.0
 
 
-class SimulatedTraffic:
-    """`rate` requests a second, split as routed, each recorded by the version that served it."""
+class RoutedTraffic:
+    """`rate` requests a second, split as the route says now (read every `every` seconds), each
+    batch answered by `answer(version, n)`; one thread, until `close`. The harness's simulated
+    versions and the demo's real models both stand on it."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, name: str, *, rate: int,
+                 seed: int, every: float = 0.5) -> None:  # fmt: skip
+        self.api, self.namespace, self.name, self.rate = api, namespace, name, rate
+        self.rng = np.random.default_rng(seed)
+        self.every = every
+        self.shares: dict[str, float] = {}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+    def serves(self, version: str) -> bool:
+        return True
+
+    def answer(self, version: str, n: int) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        last_read = -math.inf
+        while not self.stopped.is_set():
+            if time.monotonic() - last_read >= self.every:
+                self.shares = read_routing(self.api, self.namespace, self.name)
+                last_read = time.monotonic()
+            self._serve(self.rate // 10)
+            self.stopped.wait(0.1)
+
+    def _serve(self, n: int) -> None:
+        versions = [v for v in self.shares if self.serves(v)]
+        if not versions or n <= 0:
+            return
+        p = np.array([self.shares[v] for v in versions])
+        counts = self.rng.multinomial(n, p / p.sum())
+        for version, count in zip(versions, counts, strict=True):
+            if count:
+                self.answer(version, int(count))
+
+
+class SimulatedTraffic(RoutedTraffic):
+    """Simulated model versions whose truths the test sets, recorded by the version that served
+    each request."""
 
     def __init__(self, api: client.ApiClient, namespace: str, name: str,
                  truths: dict[str, Truth], *, rate: int = 500, seed: int = 7) -> None:  # fmt: skip
-        self.api, self.namespace, self.name = api, namespace, name
-        self.truths, self.rate = truths, rate
+        super().__init__(api, namespace, name, rate=rate, seed=seed)
+        self.truths = truths
         self.telemetry = Telemetry(features={"amount": AMOUNT_EDGES}, registry=CollectorRegistry())
         (self.port,) = free_ports(1)
         self.telemetry.serve(self.port, addr="127.0.0.1")
-        self.rng = np.random.default_rng(seed)
-        self.shares: dict[str, float] = {}
         # A change every version shares (the world, not a model): accuracy moving by this much a
         # second since `drift_accuracy` was called.
         self._drift = (0.0, time.monotonic())
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="traffic", daemon=True)
-        self.thread.start()
+        self.start()
 
     @property
     def target(self) -> str:
@@ -98,30 +159,13 @@ class SimulatedTraffic:
         return min(1.0, max(0.0, truth.accuracy + per_second * (time.monotonic() - since)))
 
     def close(self) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=10)
+        self.stop()
         self.telemetry.close()
 
-    def _run(self) -> None:
-        tick = 0
-        while not self.stopped.is_set():
-            if tick % 5 == 0:
-                self.shares = read_routing(self.api, self.namespace, self.name)
-            self._serve(self.rate // 10)
-            tick += 1
-            self.stopped.wait(0.1)
+    def serves(self, version: str) -> bool:
+        return version in self.truths
 
-    def _serve(self, n: int) -> None:
-        versions = [v for v in self.shares if v in self.truths]
-        if not versions or n <= 0:
-            return
-        p = np.array([self.shares[v] for v in versions])
-        counts = self.rng.multinomial(n, p / p.sum())
-        for version, count in zip(versions, counts, strict=True):
-            if count:
-                self._answer(version, int(count))
-
-    def _answer(self, version: str, n: int) -> None:
+    def answer(self, version: str, n: int) -> None:
         truth, rng = self.truths[version], self.rng
         model = self.telemetry.model(self.name, version)
         failed = int(rng.binomial(n, truth.error_rate))
