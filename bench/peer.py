@@ -146,8 +146,8 @@ def argo_run(n: int, build: Path) -> dict[str, float]:
 
             if not wait_for(lambda: all_promoted("v1"), timeout=600 + n, interval=1):
                 raise SystemExit(f"Argo: not all v1 healthy; log:\n{log.read_text()[-3000:]}")
-            assert controller.process is not None
-            pid = controller.process.pid
+            assert controller.popen is not None
+            pid = controller.popen.pid
             requests_before = apiserver_requests(cluster)
             _, cpu_before = proc_stats(pid)
             steps = ArgoSteps({}, threading.Event())

@@ -169,6 +169,8 @@ def test_sample_ratio_mismatch_is_an_error_never_a_pass() -> None:
     assert broken.verdict == "Error"
     assert "sample ratio mismatch" in (broken.message or "")
     assert signals.judge_sample_ratio(settings, 10, 40, 20, AT) is None  # too few to judge
+    assert signals.judge_sample_ratio(settings, None, None, 20, AT) is None  # no counter: skipped
+    assert signals.judge_sample_ratio(settings, None, 900, 20, AT) is not None  # canary counted 0
     assert signals.judge_sample_ratio(settings, 5000, 0, 100, AT) is None  # nothing to split
 
 

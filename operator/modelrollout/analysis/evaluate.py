@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from modelrollout.analysis.series import Increases, period_boundaries
 from modelrollout.api import settings
@@ -22,6 +22,7 @@ from modelrollout.api.v1alpha1 import (
     FairnessSignal,
     Signal,
     SignalResult,
+    ThresholdSignal,
 )
 from modelrollout.domain import signals
 from modelrollout.domain.durations import parse_duration
@@ -102,21 +103,19 @@ class Evaluation:
             return signals.error(signal.name, signal.kind, unexpected(error), self.c.at)
 
     def _judge(self, signal: Signal) -> SignalResult:
-        if signal.threshold is not None:
-            query = render(signal.threshold.query, self.c.values)
-            measured = self.source.measure(query)
-            return judge_threshold(signal.name, signal.threshold, measured, self.c.at)
+        """Measure the signal by its kind's entry in KINDS; the verdict is the domain's, told
+        whether any series matched (a kind that counts says Inconclusive, not NoData, while
+        series exist but nothing was counted yet)."""
+        measure = KINDS.get(signal.kind)
+        if measure is None:
+            return signals.error(signal.name, signal.kind, "a signal of no known kind", self.c.at)
         self._matched = False
-        if signal.compare is not None:
-            return self._gathering(self._compare(signal.name, signal.compare))
-        if signal.drift is not None:
-            return self._gathering(self._drift(signal.name, signal.drift))
-        if signal.fairness is not None:
-            return self._gathering(self._fairness(signal.name, signal.fairness))
-        return signals.error(signal.name, "unknown", "a signal of no known kind", self.c.at)
+        result = measure(self, signal.name, getattr(signal, signal.kind))
+        return result if signal.kind == "threshold" else signals.gathering(result, self._matched)
 
-    def _gathering(self, result: SignalResult) -> SignalResult:
-        return signals.gathering(result, self._matched)
+    def _threshold(self, name: str, signal: ThresholdSignal) -> SignalResult:
+        measured = self.source.measure(render(signal.query, self.c.values))
+        return judge_threshold(name, signal, measured, self.c.at)
 
     # -- measuring per arm -----------------------------------------------------------------------
 
@@ -238,15 +237,23 @@ class Evaluation:
         try:
             canary = self._increases(check.requests, self.c.canary_version, since=since)
             stable = self._increases(check.requests, self.c.stable_version, since=since)
-            if not canary and not stable:
-                return None  # no request counter exported: the check is skipped (analysis.md)
             return signals.judge_sample_ratio(
-                check, canary.get("", 0.0), stable.get("", 0.0), self.c.weight, self.c.at
+                check, canary.get(""), stable.get(""), self.c.weight, self.c.at
             )
         except (MeasurementError, TemplateError, ValueError) as error:
             return signals.error(signals.SAMPLE_RATIO, "sampleRatio", str(error), self.c.at)
         except Exception as error:
             return signals.error(signals.SAMPLE_RATIO, "sampleRatio", unexpected(error), self.c.at)
+
+
+# How each kind of signal is measured: one entry per kind (its judge is in domain/signals.py).
+Measure = Callable[[Evaluation, str, Any], SignalResult]
+KINDS: dict[str, Measure] = {
+    "threshold": Evaluation._threshold,
+    "compare": Evaluation._compare,
+    "drift": Evaluation._drift,
+    "fairness": Evaluation._fairness,
+}
 
 
 def unexpected(error: BaseException) -> str:

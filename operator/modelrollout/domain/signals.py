@@ -376,10 +376,14 @@ def _absolute(signal: FairnessSignal, value: float, half: float) -> str | None:
 SAMPLE_RATIO = "sample-ratio"
 
 
-def judge_sample_ratio(settings: SampleRatio, canary: float, stable: float, weight: int,
-                       at: str) -> SignalResult | None:  # fmt: skip
-    """Is the traffic split real? None when there is nothing to judge (no traffic counted yet,
-    or a weight of 0 or 100). A mismatch is an Error, never a pass."""
+def judge_sample_ratio(settings: SampleRatio, canary: float | None, stable: float | None,
+                       weight: int, at: str) -> SignalResult | None:  # fmt: skip
+    """Is the traffic split real? None when there is nothing to judge: no request counter is
+    exported for either arm (None: no series; the check is skipped, analysis.md), no traffic
+    counted yet, or a weight of 0 or 100. A mismatch is an Error, never a pass."""
+    if canary is None and stable is None:
+        return None
+    canary, stable = canary or 0.0, stable or 0.0
     total = canary + stable
     if total < max(settings.min_samples, 1) or not 0 < weight < 100:
         return None
