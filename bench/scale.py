@@ -55,6 +55,23 @@ def manifest(i: int, version: str) -> dict[str, Any]:
 OPERATORS = ("modelrollouts", "deployments", "services", "httproutes", "events")
 
 
+def request_counts(cluster: LocalCluster) -> dict[str, float]:
+    """The API server's request counter by verb, resource and subresource."""
+    ctx = cluster.admin_context()
+    with urllib.request.urlopen(f"{cluster.server}/metrics", context=ctx, timeout=30) as r:  # noqa: S310
+        text = r.read().decode()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{") and 'component="apiserver"' in line:
+            inside = line[line.index("{") + 1 : line.index("}")]
+            labels = dict(part.split("=", 1) for part in inside.split(","))
+            key = " ".join(
+                labels.get(k, "").strip('"') for k in ("verb", "resource", "subresource")
+            )
+            counts[key.strip()] = counts.get(key.strip(), 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
 def apiserver_requests(cluster: LocalCluster, resources: tuple[str, ...] = ()) -> float:
     """Requests the API server has served: all of them, or those on `resources`."""
     ctx = cluster.admin_context()
@@ -185,6 +202,7 @@ def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]
                 raise SystemExit(f"not all v1 stable; operator log:\n{operator.log()}")
             assert operator.process is not None
             requests_before = apiserver_requests(cluster)
+            counts_before = request_counts(cluster)
             _, cpu_before = proc_stats(operator.process.pid)
             transitions = Transitions({}, threading.Event())
             poller = threading.Thread(target=transitions.poll, args=(objects,), daemon=True)
@@ -202,6 +220,11 @@ def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]
             transitions.stopped.set()
             poller.join()
             requests = apiserver_requests(cluster) - requests_before
+            counts = request_counts(cluster)
+            spent = {k: v - counts_before.get(k, 0.0) for k, v in counts.items()}
+            top = sorted(spent.items(), key=lambda kv: -kv[1])[:12]
+            shown = [f"{k} {v / (n * len(STEPS)):.2f}" for k, v in top if v > 0]
+            print("  requests per step by verb and resource: " + ", ".join(shown), flush=True)
             _, cpu_after = proc_stats(operator.process.pid)
             # At rest (old revisions scaled down and removed): what the operator asks of the API
             # server while nothing changes.

@@ -7,6 +7,7 @@ same rules the models enforce in the operator.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -91,6 +92,7 @@ class Rule:
         return (self.cel, self.message, self.field_path)
 
 
+@functools.cache
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("a_p_i", "api")
 

@@ -131,6 +131,15 @@ class _Memory:
     # A fail-safe rollback whose status write failed: the first tick that can write records
     # it, so a route taken back to stable is not given back to the canary on recovery.
     owed: str | None = None
+    spec: ModelRolloutSpec | None = None  # the spec of the latest tick, parsed
+    raw_spec: dict[str, Any] | None = None  # ... and as read
+
+    def parsed(self, raw: dict[str, Any]) -> ModelRolloutSpec:
+        """The spec as a model; the one parsed last time when the spec read is the same."""
+        if self.spec is None or raw != self.raw_spec:
+            self.spec = ModelRolloutSpec.model_validate(raw)
+            self.raw_spec = raw
+        return self.spec
 
 
 class Ticker:
@@ -198,9 +207,8 @@ class Ticker:
                 else self.poll  # fmt: skip
         in_flight = status.canary is not None and status.phase in IN_FLIGHT
         bound = self.poll if in_flight else self.resync
-        try:
-            spec = ModelRolloutSpec.model_validate(rollout.raw_spec)
-        except ValidationError:
+        spec = self.memory(rollout.owner.namespace, rollout.owner.name).spec
+        if spec is None:
             return bound
         due = next_due(spec, status, now)
         return bound if due is None else max(0.0, min(bound, (due - now).total_seconds()))
@@ -230,7 +238,7 @@ class Ticker:
             self._refuse(rollout, "InvalidSpec", f"{INVALID_SPEC}: {NAME_MESSAGE}")
             return None
         try:
-            spec = ModelRolloutSpec.model_validate(rollout.raw_spec)
+            spec = m.parsed(rollout.raw_spec)
         except ValidationError as error:  # admission should have refused it; say so, touch nothing
             self._refuse(rollout, "InvalidSpec", f"{INVALID_SPEC}: {error}")
             return None
@@ -462,6 +470,16 @@ class Ticker:
             rollout.owner, rollout.resource_version, refused.model_dump(mode="json", by_alias=True)
         )
         return written is not None
+
+
+def _parsed(known: ModelRolloutSpec | None, raw: dict[str, Any]) -> ModelRolloutSpec:
+    """The spec as a model; the one parsed last time when the raw spec is the same."""
+    if (
+        known is not None
+        and known.model_dump(mode="json", by_alias=True, exclude_unset=True) == raw
+    ):
+        return known
+    return ModelRolloutSpec.model_validate(raw)
 
 
 def _template_values(owner: Owner, spec: ModelRolloutSpec, interval: str,

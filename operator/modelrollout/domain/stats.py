@@ -8,13 +8,31 @@ for each choice.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special
-from scipy import stats as sp
+
+
+class _Lazy:
+    """A module imported when one of its attributes is first used."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+if TYPE_CHECKING:
+    from scipy import optimize, special
+    from scipy import stats as sp
+else:  # imported on first use: scipy is a third of the operator's memory, and a rollout with
+    # no signal never needs it
+    optimize, special, sp = (_Lazy(f"scipy.{name}") for name in ("optimize", "special", "stats"))
 
 Floats = NDArray[np.float64]
 
