@@ -13,7 +13,6 @@ import pytest
 import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
-from test_rollouts import NAME, Story
 
 from modelrollout.analysis.prometheus import Prometheus
 from modelrollout.cli.main import main
@@ -21,6 +20,7 @@ from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusPool, ScrapeJob
+from modelrollout.testing.stories import NAME, Story
 from modelrollout.testing.traffic import AMOUNT_EDGES, SimulatedTraffic, Truth
 
 pytestmark = pytest.mark.cluster

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
-from test_rollouts import Story, model_rollout
 
 from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.exporter import ErrorRateExporter
 from modelrollout.testing.helm import Helm
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.stories import Story, model_rollout
 
 pytestmark = pytest.mark.cluster
 CHART = str(Path(__file__).resolve().parents[2] / "charts" / "modelrollout")

@@ -3,127 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from typing import Any
 
 import pytest
 
 from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.exporter import ErrorRateExporter
-from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.stories import CANARY_AT_50, NAME, Story, model_rollout
 from modelrollout.testing.webhooks import Receiver
 
 pytestmark = pytest.mark.cluster
-NAME = "fraud-detector"
-CANARY_AT_50 = ("fraud-detector-canary", 50)
-
-
-def model_rollout(
-    prometheus: str, version: str, steps: list[dict[str, Any]] | None = None, **analysis: Any
-) -> dict[str, Any]:
-    m = rollout(NAME, version)
-    m["spec"].update(
-        progressDeadline="60s",
-        scaleDownDelay="2s",
-        strategy={"steps": steps or [{"setWeight": 50}, {"analyze": {"duration": "3s"}}]},
-        analysis={
-            **analysis,
-            "interval": "1s",
-            "prometheus": {"address": prometheus},
-            "signals": [
-                {
-                    "name": "error-rate",
-                    "threshold": {
-                        "query": 'max(model_error_rate{version="{{ canary.version }}"})',
-                        "max": 0.01,
-                    },
-                }
-            ],
-        },
-    )
-    return m
-
-
-class Story:
-    """Given / When / Then helpers over kubectl."""
-
-    def __init__(self, cluster: LocalCluster, namespace: str, operator: OperatorProcess) -> None:
-        self.cluster, self.namespace, self.operator = cluster, namespace, operator
-
-    def apply(self, manifest: dict[str, Any]) -> None:
-        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", stdin=json.dumps(manifest))
-
-    def get(self, kind: str, name: str) -> dict[str, Any] | None:
-        out = self.cluster.kubectl(
-            "get", kind, name, "-n", self.namespace, "-o", "json", check=False
-        )
-        return json.loads(out.stdout) if out.returncode == 0 else None
-
-    def status(self) -> dict[str, Any]:
-        body = self.get("mro", NAME) or {}
-        status: dict[str, Any] = body.get("status") or {}
-        return status
-
-    def until(self, what: str, predicate: Any, timeout: float = 90) -> None:
-        if not wait_for(predicate, timeout=timeout, interval=0.5):
-            raise AssertionError(
-                f"never: {what}\nstatus: {json.dumps(self.status(), indent=1)}\n"
-                f"operator log:\n{self.operator.log()}"
-            )
-
-    def route_weights(self) -> list[tuple[str, int]]:
-        route = self.get("httproute", NAME) or {}
-        backends = route.get("spec", {}).get("rules", [{}])[0].get("backendRefs", [])
-        return [(b["name"], b["weight"]) for b in backends]
-
-    def deployments(self) -> list[dict[str, Any]]:
-        out = self.cluster.kubectl("get", "deploy", "-n", self.namespace, "-o", "json")
-        items: list[dict[str, Any]] = json.loads(out.stdout)["items"]
-        return items
-
-    def cli(self, *args: str) -> str:
-        """Run the `modelrollout` command line as a user would."""
-        result = subprocess.run(
-            [sys.executable, "-m", "modelrollout.cli.main", "--kubeconfig",
-             str(self.cluster.kubeconfig), "-n", self.namespace, *args],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    def command(self, *args: str) -> None:
-        self.cli(*args, NAME)
-
-    def phase(self) -> str | None:
-        phase: str | None = self.status().get("phase")
-        return phase
-
-    def canary_at_half(self, metrics: PrometheusServer, telemetry: ErrorRateExporter,
-                       steps: list[dict[str, Any]], **analysis: Any) -> None:  # fmt: skip
-        """Given v1 is stable and v2, as healthy, has taken 50% under `steps`."""
-        telemetry.error_rate.labels(version="v1").set(0.001)
-        telemetry.error_rate.labels(version="v2").set(0.001)
-        self.apply(model_rollout(metrics.url, "v1", steps, **analysis))
-        self.stable("v1")
-        self.apply(model_rollout(metrics.url, "v2", steps, **analysis))
-        self.until("v2 takes 50%", lambda: CANARY_AT_50 in self.route_weights())
-
-    def stable(self, version: str) -> None:
-        """Given `version` is the stable revision (the first one is stable at once)."""
-        self.until(f"{version} is stable", lambda: self.stable_version() == version)
-
-    def served_versions(self) -> dict[str, str]:
-        """Revision -> the model version its Deployment's pods run."""
-        labels = [d["spec"]["template"]["metadata"]["labels"] for d in self.deployments()]
-        return {
-            lb["modelrollout.io/revision"]: lb["modelrollout.io/model-version"] for lb in labels
-        }
-
-    def stable_version(self) -> str | None:
-        return (self.status().get("stable") or {}).get("version")
 
 
 @pytest.fixture

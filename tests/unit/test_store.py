@@ -7,6 +7,7 @@ from typing import Any
 
 from modelrollout.k8s.owner import APPLIED_ANNOTATION, ROLLOUT_LABEL
 from modelrollout.k8s.store import Store, Workload
+from modelrollout.routers.gateway_api import covers
 
 
 def deployment(version: str, *, ready: int = 1, replicas: int = 2,
@@ -43,3 +44,16 @@ def test_only_a_change_of_a_fact_the_rollout_decides_on_is_news() -> None:
     assert Workload.of(deployment("4", replicas=5)).news(ready)  # scaled by someone
     assert Workload.of(deployment("5", applied="other")).news(ready)  # edited by someone
     assert ready.news(None)
+
+
+def test_a_route_with_the_servers_defaults_is_already_what_the_router_wants() -> None:
+    desired = {"parentRefs": [{"name": "public"}],
+               "rules": [{"backendRefs": [{"name": "s", "port": 80, "weight": 75}]}]}  # fmt: skip
+    defaulted = {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                 "name": "public"}],
+                 "rules": [{"backendRefs": [{"group": "", "kind": "Service", "name": "s",
+                                             "port": 80, "weight": 75}],
+                            "matches": [{"path": {"value": "/"}}]}]}  # fmt: skip
+    assert covers(defaulted, desired)
+    defaulted["rules"][0]["backendRefs"][0]["weight"] = 90
+    assert not covers(defaulted, desired)

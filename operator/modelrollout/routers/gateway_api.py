@@ -51,6 +51,19 @@ def canary_weight_of(route: Manifest, name: str) -> int | None:
     return None
 
 
+def covers(current: object, desired: object) -> bool:
+    """Whether `current` says all that `desired` says: the API server adds defaults (a parentRef's
+    group and kind, a backendRef's), which must not read as a difference worth a write."""
+    if isinstance(desired, dict):
+        return isinstance(current, dict) and all(
+            key in current and covers(current[key], value) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (isinstance(current, list) and len(current) == len(desired)
+                and all(covers(c, d) for c, d in zip(current, desired, strict=True)))  # fmt: skip
+    return current == desired
+
+
 class GatewayAPIRouter:
     capabilities = frozenset({Capability.WEIGHTS, Capability.HEADERS, Capability.MIRROR})
 
@@ -77,8 +90,8 @@ class GatewayAPIRouter:
             current = self._get(fresh=attempt > 0)
             if current is not None:
                 self._owned_or_fail(current)
-                if current["spec"] == {**current["spec"], **desired["spec"]}:
-                    return None  # already so: no write
+                if covers(current["spec"], desired["spec"]):
+                    return None  # already so (the server's defaults aside): no write
             try:
                 if current is None:
                     self._cluster.write_custom(GROUP, VERSION, PLURAL, desired, create=True)
