@@ -35,6 +35,7 @@ from scale import (
     STEPS,
     TIMED,
     apiserver_requests,
+    follow,
     manifest,
     one_run,
     percentile,
@@ -84,23 +85,21 @@ def argo_rollout(i: int, version: str) -> dict[str, Any]:
 
 @dataclass
 class ArgoSteps:
-    """When each Argo Rollout was first seen at each step index (polled every 0.25 s)."""
+    """When each Argo Rollout was first seen at each step index, from a watch."""
 
     seen: dict[str, dict[int, float]]
     stopped: threading.Event
 
+    def note(self, item: dict[str, Any], now: float) -> None:
+        status = item.get("status") or {}
+        name = item["metadata"]["name"]
+        if status.get("currentStepIndex") is not None and _updating(item):
+            self.seen.setdefault(name, {}).setdefault(status["currentStepIndex"], now)
+        if _promoted(item, "v2"):
+            self.seen.setdefault(name, {}).setdefault(len(STEPS) + 1, now)
+
     def poll(self, objects: client.CustomObjectsApi) -> None:
-        while not self.stopped.is_set():
-            listed: Any = objects.list_namespaced_custom_object(*ARGO)
-            now = time.monotonic()
-            for item in listed["items"]:
-                status = item.get("status") or {}
-                name = item["metadata"]["name"]
-                if status.get("currentStepIndex") is not None and _updating(item):
-                    self.seen.setdefault(name, {}).setdefault(status["currentStepIndex"], now)
-                if _promoted(item, "v2"):
-                    self.seen.setdefault(name, {}).setdefault(len(STEPS) + 1, now)
-            self.stopped.wait(0.25)
+        follow(objects, ARGO, self.note, self.stopped)
 
 
 def _version(item: dict[str, Any]) -> str:
@@ -159,7 +158,7 @@ def argo_run(n: int, build: Path) -> dict[str, float]:
                 raise SystemExit(f"Argo: not all v2 promoted; log:\n{log.read_text()[-3000:]}")
             elapsed = time.monotonic() - started
             steps.stopped.set()
-            poller.join()
+            poller.join(timeout=1)  # a daemon; its watch ends by itself within 30 s
             requests = apiserver_requests(cluster) - requests_before
             rss, cpu_after = proc_stats(pid)
         finally:
