@@ -1,7 +1,7 @@
 """Peer benchmark: Argo Rollouts' controller and this operator through the same wave, on the same
 local control plane build, one after the other.
 
-    python bench/peer.py [--rollouts 250] [--runs 1] [--tick 2]
+    python bench/peer.py [--rollouts 250] [--runs 1] [--tick 30]
 
 Each run starts a fresh control plane (kwok nodes), creates N rollouts of 1 replica at v1, waits
 until all are stable, then changes all to v2 with the steps setWeight 25, pause 5s, setWeight 50,
@@ -184,7 +184,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rollouts", type=int, default=250)
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--tick", type=float, default=2.0, help="this operator's tick, seconds")
+    parser.add_argument(
+        "--tick",
+        type=float,
+        default=30.0,
+        help="this operator's longest poll, seconds (its default)",
+    )
     args = parser.parse_args()
     build = argo_build()
     argo, ours = [], []

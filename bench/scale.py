@@ -1,6 +1,6 @@
 """Scale benchmark: N concurrent ModelRollouts with short steps on the local control plane.
 
-    python bench/scale.py [--rollouts 100] [--tick 2] [--runs 1] [--idle 60] [--commands 20]
+    python bench/scale.py [--rollouts 100] [--tick 30] [--runs 1] [--idle 60] [--commands 20]
 
 Prints, per run and as medians over runs: step lag (when a timed step actually ended minus when
 it was scheduled to end; median, p95, max), operator peak RSS and CPU time, API requests per
@@ -302,7 +302,12 @@ def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollouts", type=int, default=100)
-    parser.add_argument("--tick", type=float, default=2.0, help="operator tick interval, seconds")
+    parser.add_argument(
+        "--tick",
+        type=float,
+        default=30.0,
+        help="the operator's longest poll, seconds (its default)",
+    )
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--idle", type=float, default=60.0, help="seconds measured at rest")
     parser.add_argument("--commands", type=int, default=20, help="rollouts sent a command")

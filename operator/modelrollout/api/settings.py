@@ -22,11 +22,12 @@ class Setting:
 
 NAMESPACES = Setting("MODELROLLOUT_NAMESPACES", "",
                      "comma-separated namespaces to serve; empty: all of them")  # fmt: skip
-TICK_SECONDS = Setting("MODELROLLOUT_TICK_SECONDS", "5",
-                       "the longest a rollout in flight waits between two looks")  # fmt: skip
+TICK_SECONDS = Setting("MODELROLLOUT_TICK_SECONDS", "30",
+                       "the longest a rollout in flight waits between two looks (a safety net: "
+                       "watch events and its own timers make it look sooner)")  # fmt: skip
 RESYNC_SECONDS = Setting("MODELROLLOUT_RESYNC_SECONDS", "300",
                          "the longest a rollout at rest waits between two looks")  # fmt: skip
-MAX_WORKERS = Setting("MODELROLLOUT_MAX_WORKERS", "4",
+MAX_WORKERS = Setting("MODELROLLOUT_MAX_WORKERS", "16",
                       "threads that tick rollouts, shared by all of them")  # fmt: skip
 PERIOD_SECONDS = Setting("MODELROLLOUT_PERIOD_SECONDS", "60",
                          "canary and stable are compared within periods this long")  # fmt: skip
