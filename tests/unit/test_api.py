@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from modelrollout.api.crd import CRD_FILE, render
-from modelrollout.api.v1alpha1 import ModelRolloutSpec, ModelRolloutStatus
+from modelrollout.api.v1alpha1 import ModelRolloutSpec, ModelRolloutStatus, StatusEdit
 from modelrollout.testing.manifests import EXAMPLE_ROLLOUTS, INVALID, Invalid, examples, rollout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,3 +93,7 @@ def test_no_message_is_written_twice_in_the_api() -> None:
                         repeated.append(f"{text!r} ({seen[text]} and {path.name})")
                     seen.setdefault(text, path.name)
     assert repeated == []
+
+
+def test_a_status_edit_names_exactly_the_status_fields() -> None:
+    assert set(StatusEdit.__annotations__) == set(ModelRolloutStatus.model_fields)

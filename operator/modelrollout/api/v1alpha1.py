@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, TypedDict, Unpack, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -685,6 +685,28 @@ class HistoryEntry(_Status):
     reason: str = ""
 
 
+class StatusEdit(TypedDict, total=False):
+    """The fields of ModelRolloutStatus as keyword arguments, so that every edit of a status is
+    type-checked (a test keeps the two in step)."""
+
+    observed_generation: int | None
+    phase: Phase
+    stable: RevisionRef | None
+    canary: RevisionRef | None
+    canary_since: str | None
+    current_step: int | None
+    step_started_at: str | None
+    canary_weight: int
+    weight_since: str | None
+    pause: PauseState | None
+    analysis: AnalysisStatus | None
+    conditions: list[Condition]
+    history: list[HistoryEntry]
+    scale_down: list[ScaleDown]
+    last_command: str | None
+    message: str | None
+
+
 class ModelRolloutStatus(_Status):
     observed_generation: int | None = None
     phase: Phase = "Pending"
@@ -702,3 +724,7 @@ class ModelRolloutStatus(_Status):
     scale_down: list[ScaleDown] = Field(default_factory=list)
     last_command: str | None = None
     message: str | None = None
+
+    def edit(self, **changes: Unpack[StatusEdit]) -> ModelRolloutStatus:
+        """A copy with `changes`, each checked against the field's type."""
+        return self.model_copy(update=changes)

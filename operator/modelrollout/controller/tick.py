@@ -268,7 +268,7 @@ class Ticker:
         step = advance(spec, status, seen)
         at = timestamp(moment)
         new_status = _route(_accepted(_without_fault(step.status, at), at), refused_route, at)
-        new_status = new_status.model_copy(update={"observed_generation": rollout.generation})
+        new_status = new_status.edit(observed_generation=rollout.generation)
         # Status first, on the version read: a tick that acted on a stale read (a second ticker,
         # an operator restarting over a dying one) gets a conflict and changes nothing. Nothing
         # is written when nothing changed.
@@ -334,7 +334,7 @@ class Ticker:
                 self._fail_safe(m, rollout, now, message)
             else:
                 status = ModelRolloutStatus.model_validate(rollout.raw_status)
-                said = _faulty(status.model_copy(update={"message": message}), message, now)
+                said = _faulty(status.edit(message=message), message, now)
                 self._record(m, rollout, said)
         except Exception:
             log.exception("%s: could not record the fault", where)
@@ -463,7 +463,7 @@ class Ticker:
         except ValidationError:
             status = ModelRolloutStatus()
         now = timestamp(datetime.now(UTC))
-        refused = with_condition(status.model_copy(update={"message": message}),
+        refused = with_condition(status.edit(message=message),
                                  REFUSED_CONDITION, "True", reason=reason, message=message,
                                  now=now)  # fmt: skip
         written = self.cluster.write_status(
@@ -512,7 +512,7 @@ def _without_fault(s: ModelRolloutStatus, now: str) -> ModelRolloutStatus:
     """A tick that goes through ends a fault that was said, and takes its message back."""
     if not _holds(s, FAULT_CONDITION):
         return s
-    s = s.model_copy(update={"message": machine_message(s)})
+    s = s.edit(message=machine_message(s))
     return with_condition(s, FAULT_CONDITION, "False", reason="TickCompleted", now=now)
 
 
@@ -521,7 +521,7 @@ def _accepted(s: ModelRolloutStatus, now: str) -> ModelRolloutStatus:
     once, not only when the next canary starts."""
     if not _holds(s, REFUSED_CONDITION):
         return s
-    s = s.model_copy(update={"message": machine_message(s)})
+    s = s.edit(message=machine_message(s))
     return with_condition(s, REFUSED_CONDITION, "False", reason="Accepted", now=now)
 
 

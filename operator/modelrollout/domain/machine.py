@@ -117,7 +117,7 @@ def advance(spec: ModelRolloutSpec, status: ModelRolloutStatus, seen: Observatio
     s = _expire_scale_downs(status, seen.now)
     command = seen.command if seen.command and seen.command.id != s.last_command else None
     if command is not None:
-        s = s.model_copy(update={"last_command": command.id})
+        s = s.edit(last_command=command.id)
     changed = _on_new_revision(t, s)
     if changed is not None:
         return Step(changed, events)
@@ -133,7 +133,7 @@ def _on_new_revision(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus | No
         t.emit(
             "Normal", "Initialized", f"revision {desired.revision} ({desired.version}) is stable"
         )
-        s = s.model_copy(update={"stable": desired, "phase": "Promoted", "canary_weight": 0})
+        s = s.edit(stable=desired, phase="Promoted", canary_weight=0)
         return with_condition(s, "Ready", "True", reason="Initialized", now=now)
     in_flight = s.canary is not None and s.phase in IN_FLIGHT
     if desired.revision == s.stable.revision:
@@ -141,7 +141,7 @@ def _on_new_revision(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus | No
             t.emit("Normal", "Superseded", "the spec returned to the stable revision")
             return _end_canary(s, now, "Superseded", "the spec returned to the stable revision")
         if s.canary is not None:  # a rolled-back canary is forgotten once the spec reverts
-            return s.model_copy(update={"canary": None, "phase": "Promoted"})
+            return s.edit(canary=None, phase="Promoted")
         return None
     if s.canary is not None and desired.revision == s.canary.revision:
         return None
@@ -220,10 +220,10 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         step = steps[index]
         elapsed = _in_step(t, s)
         if step.set_weight is not None:
-            s = s.model_copy(update={"canary_weight": step.set_weight})
+            s = s.edit(canary_weight=step.set_weight)
             if t.seen.weight != step.set_weight:
                 return s  # counts once the router shows it
-            s = s.model_copy(update={"weight_since": t.now})
+            s = s.edit(weight_since=t.now)
         elif step.analyze is not None:
             if elapsed < parse_duration(step.analyze.duration) or not _measured(t.spec, s):
                 return s
@@ -234,7 +234,7 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
             if elapsed < parse_duration(step.pause.duration):
                 return s
         index += 1
-        s = s.model_copy(update={"current_step": index, "step_started_at": t.now})
+        s = s.edit(current_step=index, step_started_at=t.now)
         t.emit("Normal", "StepAdvanced", f"step {index} of {len(steps)} done")
     return _promote(t, s)
 
@@ -251,14 +251,14 @@ def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         reason = f"waiting for evidence before promoting: {unproven}"
         return with_condition(s, "Progressing", "True", reason="WaitingForEvidence",
                                message=reason, now=t.now)  # fmt: skip
-    s = s.model_copy(update={"canary_weight": 100, "weight_since": t.now})
+    s = s.edit(canary_weight=100, weight_since=t.now)
     if not t.seen.canary_available or t.seen.weight != 100:
         return with_condition(s, "Progressing", "True", reason="Promoting", now=t.now)
     delay = timedelta(seconds=parse_duration(t.spec.scale_down_delay))
     old_goes = ScaleDown(revision=old.revision, after=timestamp(t.seen.now + delay))
     steps = len(t.spec.strategy.steps)
     s = _end_canary(s, t.now, "Promoted", f"all {steps} steps passed")
-    s = s.model_copy(update={"stable": canary, "scale_down": [*s.scale_down, old_goes]})
+    s = s.edit(stable=canary, scale_down=[*s.scale_down, old_goes])
     t.emit("Normal", "Promoted", f"revision {canary.revision} ({canary.version}) is stable")
     s = with_condition(s, "Progressing", "False", reason="Promoted", now=t.now)
     return with_condition(s, "Degraded", "False", reason="Promoted", now=t.now)
@@ -286,30 +286,26 @@ def _apply_command(t: _Tick, s: ModelRolloutStatus,
     if command.kind == "promote":
         step = s.current_step or 0
         t.emit("Normal", "PromotedStep", f"{who} ended step {step}")
-        return _resume(s).model_copy(
-            update={"current_step": step + 1, "step_started_at": now}
-        ), False
+        return _resume(s).edit(current_step=step + 1, step_started_at=now), False
     if command.kind == "promote-full":
         t.emit("Normal", "PromotedFull", f"{who} skipped the remaining steps and the evidence gate")
         past = len(t.spec.strategy.steps) + 1  # past the last step: approved by a human
-        return _resume(s).model_copy(update={"current_step": past, "step_started_at": now}), False
+        return _resume(s).edit(current_step=past, step_started_at=now), False
     return s, False
 
 
 def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> ModelRolloutStatus:
-    s = s.model_copy(
-        update={
-            "canary": desired,
-            "canary_since": now,
-            "canary_weight": 0,
-            "weight_since": None,
-            "current_step": 0,
-            "step_started_at": now,
-            "phase": "Progressing",
-            "pause": None,
-            "message": None,  # the previous canary's rollback reason is history now
-            "analysis": AnalysisStatus(),
-        }
+    s = s.edit(
+        canary=desired,
+        canary_since=now,
+        canary_weight=0,
+        weight_since=None,
+        current_step=0,
+        step_started_at=now,
+        phase="Progressing",
+        pause=None,
+        message=None,  # the previous canary's rollback reason is history now
+        analysis=AnalysisStatus(),
     )
     s = with_condition(
         s,
@@ -326,9 +322,7 @@ def _rollback(s: ModelRolloutStatus, now: str, reason: str, emit: Emit) -> Model
     emit("Warning", "RolledBack", reason)
     if s.canary is not None:
         s = _record(s, s.canary, "RolledBack", now, reason)
-    s = s.model_copy(
-        update={"phase": "RolledBack", "canary_weight": 0, "pause": None, "message": reason}
-    )
+    s = s.edit(phase="RolledBack", canary_weight=0, pause=None, message=reason)
     s = with_condition(s, "Progressing", "False", reason="RolledBack", message=reason, now=now)
     return with_condition(s, "Degraded", "True", reason="RolledBack", message=reason, now=now)
 
@@ -345,21 +339,27 @@ def _end_canary(s: ModelRolloutStatus, now: str, outcome: str, reason: str) -> M
     """The canary leaves (promoted or superseded), recorded in history; the rollout is at rest."""
     if s.canary is not None:
         s = _record(s, s.canary, outcome, now, reason)
-    return s.model_copy(
-        update={"canary": None, "canary_since": None, "canary_weight": 0, "current_step": None,
-                "step_started_at": None, "phase": "Promoted", "pause": None, "weight_since": None}
-    )  # fmt: skip
+    return s.edit(
+        canary=None,
+        canary_since=None,
+        canary_weight=0,
+        current_step=None,
+        step_started_at=None,
+        phase="Promoted",
+        pause=None,
+        weight_since=None,
+    )
 
 
 def _pause(s: ModelRolloutStatus, reason: str, message: str, now: str) -> ModelRolloutStatus:
     pause = PauseState(reason=reason, since=now, message=message)
-    return s.model_copy(update={"phase": "Paused", "pause": pause})
+    return s.edit(phase="Paused", pause=pause)
 
 
 def _resume(s: ModelRolloutStatus) -> ModelRolloutStatus:
     """A human moves the rollout on: the inconclusive count starts again."""
     s = _with_counters(s, _counters(s).model_copy(update={"inconclusive": 0}))
-    return s.model_copy(update={"phase": "Progressing", "pause": None})
+    return s.edit(phase="Progressing", pause=None)
 
 
 def _record(s: ModelRolloutStatus, canary: RevisionRef, outcome: str, now: str,
@@ -372,7 +372,7 @@ def _record(s: ModelRolloutStatus, canary: RevisionRef, outcome: str, now: str,
         finished_at=now,
         reason=reason,
     )
-    return s.model_copy(update={"history": [*s.history, entry][-HISTORY_LENGTH:]})
+    return s.edit(history=[*s.history, entry][-HISTORY_LENGTH:])
 
 
 def _counters(s: ModelRolloutStatus) -> Counters:
@@ -381,7 +381,7 @@ def _counters(s: ModelRolloutStatus) -> Counters:
 
 def _with_counters(s: ModelRolloutStatus, counters: Counters) -> ModelRolloutStatus:
     analysis = (s.analysis or AnalysisStatus()).model_copy(update={"counters": counters})
-    return s.model_copy(update={"analysis": analysis})
+    return s.edit(analysis=analysis)
 
 
 def _with_results(s: ModelRolloutStatus, counters: Counters, results: list[SignalResult],
@@ -395,7 +395,7 @@ def _with_results(s: ModelRolloutStatus, counters: Counters, results: list[Signa
         counters=counters, signals=list(results), last_evaluated_at=now,
         looks=[PlannedLooks(name=n, looks=seen) for n, seen in sorted(looks.items())],
     )  # fmt: skip
-    return s.model_copy(update={"analysis": analysis})
+    return s.edit(analysis=analysis)
 
 
 def planned_seconds(spec: ModelRolloutSpec) -> float:
@@ -437,12 +437,12 @@ def with_condition(s: ModelRolloutStatus, kind: str, value: Literal["True", "Fal
     since = old.last_transition_time if old is not None and old.status == value else now
     new = Condition(type=kind, status=value, reason=reason, message=message,
                     last_transition_time=since)  # fmt: skip
-    return s.model_copy(update={"conditions": sorted([*kept, new], key=lambda c: c.type)})
+    return s.edit(conditions=sorted([*kept, new], key=lambda c: c.type))
 
 
 def _expire_scale_downs(s: ModelRolloutStatus, now: datetime) -> ModelRolloutStatus:
     pending = [d for d in s.scale_down if _parse(d.after) > now]
-    return s if len(pending) == len(s.scale_down) else s.model_copy(update={"scale_down": pending})
+    return s if len(pending) == len(s.scale_down) else s.edit(scale_down=pending)
 
 
 def _measured(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> bool:
