@@ -128,6 +128,9 @@ class _Memory:
     stage: str = "read"
     last: Rollout | None = None  # the latest read, for when reading itself fails
     stale: bool = False  # the last status write conflicted: read the object afresh
+    # This tick changed the route: the next tick observes the new weight at once (the answer to
+    # our own write is no watch event's news, and the machine counts a weight once it reads it).
+    moved: bool = False
     # A fail-safe rollback whose status write failed: the first tick that can write records
     # it, so a route taken back to stable is not given back to the canary on recovery.
     owed: str | None = None
@@ -202,9 +205,12 @@ class Ticker:
     def _delay(self, rollout: Rollout, status: ModelRolloutStatus | None,
                now: datetime) -> float:  # fmt: skip
         """Seconds until the rollout's own timers want it, at most poll (in flight) or resync."""
+        m = self.memory(rollout.owner.namespace, rollout.owner.name)
         if status is None:  # refused, or a conflict: the next watch event or a poll retries
-            return 0.0 if self.memory(rollout.owner.namespace, rollout.owner.name).stale \
-                else self.poll  # fmt: skip
+            return 0.0 if m.stale else self.poll
+        if m.moved:
+            m.moved = False
+            return 0.0
         in_flight = status.canary is not None and status.phase in IN_FLIGHT
         bound = self.poll if in_flight else self.resync
         spec = self.memory(rollout.owner.namespace, rollout.owner.name).spec
@@ -292,6 +298,7 @@ class Ticker:
             world = router.shape(world)
             for said in self._converge(owner, spec, desired.revision, world, router):
                 self._send(owner, Event("Warning", "Corrected", said), spec, version)
+            m.moved = world.weight != seen.weight
         return new_status
 
     def _send(self, owner: Owner, event: Event, spec: ModelRolloutSpec | None,
