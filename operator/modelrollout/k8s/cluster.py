@@ -28,7 +28,7 @@ from modelrollout.k8s.owner import (
     Manifest,
     Owner,
 )
-from modelrollout.k8s.store import Store, Workload
+from modelrollout.k8s.store import Kind, Store, Workload
 
 log = logging.getLogger(__name__)
 _APPLY = "application/apply-patch+yaml"  # JSON is YAML
@@ -65,19 +65,27 @@ class KubeCluster:
 
     def read(self, namespace: str, name: str, *, fresh: bool = False) -> Manifest | None:
         """The ModelRollout, or None once it is gone. `fresh` reads the API server."""
+        kind = (GROUP, VERSION, PLURAL)
+        return self._object(self.store.rollouts, kind, namespace, name, fresh=fresh)
+
+    def _object(self, stored: Kind, kind: tuple[str, str, str], namespace: str, name: str, *,
+                fresh: bool) -> Manifest | None:  # fmt: skip
+        """A custom object as last seen, or (`fresh`, or not watching) as the API server has it
+        now, which the store then remembers; None once it is gone."""
         if self.watching and not fresh:
-            seen = self.store.rollouts.get((namespace, name))
+            seen = stored.get((namespace, name))
             if seen is not None:
                 return cast(Manifest, seen)
+        group, version, plural = kind
         try:
             body = cast(Manifest, self.objects.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name))  # fmt: skip
+                group, version, namespace, plural, name))  # fmt: skip
         except ApiException as error:
             if error.status == 404:
-                self.store.rollouts.forget((namespace, name))
+                stored.forget((namespace, name))
                 return None
-            raise failure(error, f"reading ModelRollout {namespace}/{name}") from error
-        self.store.rollouts.put(body)
+            raise failure(error, f"reading {plural} {namespace}/{name}") from error
+        stored.put(body)
         return body
 
     def available(self, owner: Owner, deployment: str) -> bool:
@@ -233,21 +241,9 @@ class KubeCluster:
 
     def custom(self, group: str, version: str, plural: str, namespace: str, name: str, *,
                fresh: bool = False) -> Manifest | None:  # fmt: skip
-        """A custom object as last seen (`fresh`, or not watching: from the API server)."""
-        if self.watching and not fresh:
-            seen = self.store.routes.get((namespace, name))
-            if seen is not None:
-                return cast(Manifest, seen)
-        try:
-            body = cast(Manifest, self.objects.get_namespaced_custom_object(
-                group, version, namespace, plural, name))  # fmt: skip
-        except ApiException as error:
-            if error.status == 404:
-                self.store.routes.forget((namespace, name))
-                return None
-            raise failure(error, f"reading {plural} {namespace}/{name}") from error
-        self.store.routes.put(body)
-        return body
+        """A route as last seen (`fresh`, or not watching: from the API server)."""
+        return self._object(self.store.routes, (group, version, plural), namespace, name,
+                            fresh=fresh)  # fmt: skip
 
     def write_custom(self, group: str, version: str, plural: str, body: Manifest, *,
                      create: bool) -> Manifest:  # fmt: skip
