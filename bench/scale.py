@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client, config, watch
 
 from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
@@ -124,7 +125,11 @@ def follow(objects: client.CustomObjectsApi, resource: tuple[str, str, str, str]
     """Call note(object, monotonic time) for every object of `resource` as it is listed and as
     it changes, until `stopped`."""
     while not stopped.is_set():
-        listed: Any = objects.list_namespaced_custom_object(*resource)
+        try:
+            listed: Any = objects.list_namespaced_custom_object(*resource)
+        except (client.exceptions.ApiException, urllib3.exceptions.HTTPError):
+            stopped.wait(1)
+            continue
         now = time.monotonic()
         for item in listed["items"]:
             note(item, now)
@@ -136,8 +141,8 @@ def follow(objects: client.CustomObjectsApi, resource: tuple[str, str, str, str]
                 note(event["object"], time.monotonic())
                 if stopped.is_set():
                     break
-        except client.exceptions.ApiException:
-            continue  # expired: list again
+        except (client.exceptions.ApiException, urllib3.exceptions.HTTPError):
+            continue  # expired, or the cluster is going away: list again, or stop
         finally:
             stream.stop()
 
