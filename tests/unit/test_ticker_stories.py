@@ -219,3 +219,14 @@ def test_a_route_its_gateway_refuses_is_said_in_a_condition_until_accepted() -> 
     world.routes.refused = None
     ticker.run(NS, NAME, T0 + timedelta(seconds=5))
     assert (condition(world.cluster.status(), ROUTE_CONDITION) or {}).get("status") == "True"
+
+
+def test_in_a_namespace_being_deleted_nothing_is_refused_or_said() -> None:
+    world = FakeWorld()
+    world.cluster.add(without_analysis())
+    gone = ClusterError("unable to create new content in namespace ml because it is being "
+                        "terminated", 403, terminating=True)  # fmt: skip
+    world.cluster.faults.add("converge", gone)
+    world.ticker().run(NS, NAME, T0)
+    assert "message" not in world.cluster.status()
+    assert "Forbidden" not in world.notifier.reasons()

@@ -226,6 +226,11 @@ class Ticker:
         try:
             return self._tick(m, rollout, now or datetime.now(UTC))
         except (ClusterError, RouterError) as error:
+            if error.terminating:
+                # its namespace is being deleted, and the rollout with it: nothing to do or say
+                log.info("%s/%s: namespace terminating", rollout.owner.namespace,
+                         rollout.owner.name)  # fmt: skip
+                return None
             if error.status != 403:
                 raise
             message = f"{FORBIDDEN}: {error}"

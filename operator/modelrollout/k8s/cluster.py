@@ -36,7 +36,17 @@ _MERGE = "application/merge-patch+json"
 
 
 def failure(error: ApiException, doing: str) -> ClusterError:
-    return ClusterError(f"{doing}: {error_message(error)}", error.status)
+    return ClusterError(f"{doing}: {error_message(error)}", error.status,
+                        terminating=_terminating(error))  # fmt: skip
+
+
+def _terminating(error: ApiException) -> bool:
+    """The namespace is being deleted: the API server's NamespaceLifecycle refusal."""
+    try:
+        details = json.loads(error.body or "{}").get("details") or {}
+    except ValueError:
+        return False
+    return any(c.get("type") == "NamespaceTerminating" for c in details.get("causes") or [])
 
 
 def digest(manifest: Manifest) -> str:

@@ -52,11 +52,14 @@ class Owner:
 
 class ClusterError(RuntimeError):
     """The API server refused or failed a call; `status` is its HTTP status (None: no answer),
-    and the message is the server's own (it names the field, verb or permission at fault)."""
+    and the message is the server's own (it names the field, verb or permission at fault).
+    `terminating`: refused because the namespace is being deleted (nothing more to do there)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *,
+                 terminating: bool = False) -> None:  # fmt: skip
         super().__init__(message)
         self.status = status
+        self.terminating = terminating
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,11 @@ class RouterError(RuntimeError):
     """The router could not set or read the weight; the message says why and where, and
     `status` is the API server's HTTP status when it refused (403: the role lacks a rule)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *,
+                 terminating: bool = False) -> None:  # fmt: skip
         super().__init__(message)
         self.status = status
+        self.terminating = terminating  # the namespace is being deleted
 
 
 class Router(Protocol):

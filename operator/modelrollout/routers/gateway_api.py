@@ -80,7 +80,7 @@ class GatewayAPIRouter:
             return self._cluster.custom(GROUP, VERSION, PLURAL, self._owner.namespace,
                                         self._owner.name, fresh=fresh)  # fmt: skip
         except ClusterError as error:
-            raise RouterError(str(error), error.status) from error
+            raise RouterError(str(error), error.status, terminating=error.terminating) from error
 
     def set_weight(self, canary_weight: int) -> str | None:
         desired = build_route(self._owner, self._traffic, self._port, canary_weight)
@@ -101,7 +101,9 @@ class GatewayAPIRouter:
             except ClusterError as error:
                 if error.status == 409:  # changed since we read it, or created meanwhile
                     continue
-                raise RouterError(str(error), error.status) from error
+                raise RouterError(
+                    str(error), error.status, terminating=error.terminating
+                ) from error
             before = self._cluster.written.get(memory)
             self._cluster.written[memory] = str(canary_weight)
             found = None if current is None else canary_weight_of(current, self._owner.name)
