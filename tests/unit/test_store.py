@@ -57,3 +57,15 @@ def test_a_route_with_the_servers_defaults_is_already_what_the_router_wants() ->
     assert covers(defaulted, desired)
     defaulted["rules"][0]["backendRefs"][0]["weight"] = 90
     assert not covers(defaulted, desired)
+
+
+def test_a_rollout_finds_its_own_workloads_without_scanning_the_namespace() -> None:
+    store = Store()
+    store.deployments.put(deployment("1"))
+    other = deployment("2")
+    other["metadata"].update(name="other-r1", labels={ROLLOUT_LABEL: "other"})
+    store.deployments.put(other)
+    assert set(store.deployments.owned_by("ml", "fraud-detector")) == {"fraud-detector-r1"}
+    assert store.deployments.remove(deployment("3")) is not None
+    assert store.deployments.owned_by("ml", "fraud-detector") == {}
+    assert set(store.deployments.owned_by("ml", "other")) == {"other-r1"}

@@ -7,7 +7,6 @@ same rules the models enforce in the operator.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypedDict, Unpack, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from modelrollout.api.durations import parse_duration
 
@@ -92,13 +91,8 @@ class Rule:
         return (self.cel, self.message, self.field_path)
 
 
-@functools.cache
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("a_p_i", "api")
-
-
 def _given(model: Any, field: str) -> bool:
-    return getattr(model, _snake(field)) is not None
+    return getattr(model, to_snake(field)) is not None
 
 
 def exactly_one(what: str, *fields: str) -> Rule:

@@ -111,16 +111,11 @@ class KubeCluster:
                 )
             except ApiException as error:
                 raise failure(error, f"listing Deployments in {owner.namespace}") from error
-            for name, seen in self.store.deployments.items(owner.namespace):
-                if seen.rollout == owner.name:
-                    self.store.deployments.forget((owner.namespace, name))
+            for name in self.store.deployments.owned_by(owner.namespace, owner.name):
+                self.store.deployments.forget((owner.namespace, name))
             for item in listed.items:
                 self.store.deployments.put(self._plain(item))
-        return {
-            name: seen
-            for name, seen in self.store.deployments.items(owner.namespace)
-            if seen.rollout == owner.name
-        }
+        return self.store.deployments.owned_by(owner.namespace, owner.name)
 
     def config_value(self, namespace: str, name: str, key: str) -> str:
         where = f"reference ConfigMap {namespace}/{name}"

@@ -90,6 +90,9 @@ class Kind:
         self._whole = whole  # keep the whole body (rollouts, routes) or only a Workload's facts
         self._lock = threading.Lock()
         self._seen: dict[Key, Any] = {}
+        # Workloads by the rollout that owns them (namespace, rollout) -> names: a tick looks up
+        # its own few, not every object in the namespace.
+        self._owned: dict[Key, set[str]] = {}
 
     def get(self, key: Key) -> Any:
         with self._lock:
@@ -103,7 +106,10 @@ class Kind:
             before = self._seen.get(key)
             if before is not None and older(_version(body), self._version(before)):
                 return None
+            self._unindex(key, before)
             self._seen[key] = value
+            if isinstance(value, Workload) and value.rollout is not None:
+                self._owned.setdefault((key[0], value.rollout), set()).add(key[1])
         return before, value
 
     def remove(self, body: Manifest) -> Any:
@@ -113,19 +119,26 @@ class Kind:
             before = self._seen.get(key)
             if before is None or older(_version(body), self._version(before)):
                 return None
+            self._unindex(key, before)
             return self._seen.pop(key)
 
     def forget(self, key: Key) -> None:
         with self._lock:
-            self._seen.pop(key, None)
+            self._unindex(key, self._seen.pop(key, None))
 
-    def items(self, namespace: str) -> list[tuple[str, Any]]:
+    def owned_by(self, namespace: str, rollout: str) -> dict[str, Any]:
+        """The objects of `namespace` labelled as owned by `rollout`, by name."""
         with self._lock:
-            return [(name, v) for (ns, name), v in self._seen.items() if ns == namespace]
+            names = self._owned.get((namespace, rollout), set())
+            return {name: self._seen[(namespace, name)] for name in names}
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._seen)
+    def _unindex(self, key: Key, value: Any) -> None:
+        if isinstance(value, Workload) and value.rollout is not None:
+            names = self._owned.get((key[0], value.rollout))
+            if names is not None:
+                names.discard(key[1])
+                if not names:
+                    del self._owned[(key[0], value.rollout)]
 
     def _version(self, value: Any) -> str:
         return _version(value) if self._whole else str(value.resource_version)
