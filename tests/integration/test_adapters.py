@@ -15,7 +15,7 @@ from modelrollout.k8s.owner import Desired, Manifest, Owner
 from modelrollout.k8s.store import Store
 from modelrollout.routers.base import RouterError
 from modelrollout.routers.gateway_api import GatewayAPIRouter, build_route
-from modelrollout.testing.cluster import LocalCluster, wait_for
+from modelrollout.testing.cluster import LocalCluster, rest_of, wait_for
 from modelrollout.testing.manifests import rollout
 from modelrollout.workloads.builders import build_deployment, build_service
 
@@ -28,7 +28,7 @@ def apply(kube: client.ApiClient, *manifests: Manifest) -> None:
     who = manifests[0]["metadata"]
     owner = Owner(who["labels"]["modelrollout.io/rollout"], who["namespace"],
                   who["ownerReferences"][0]["uid"])  # fmt: skip
-    KubeCluster(kube).converge(owner, Desired(list(manifests), {}, keep | {"r1", "r2"}))
+    KubeCluster(rest_of(kube)).converge(owner, Desired(list(manifests), {}, keep | {"r1", "r2"}))
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_a_revision_deployment_carries_the_model_and_becomes_available(
     assert pods[0].metadata.labels["modelrollout.io/model-version"] == "2026-11-20"
     # And converging to it again writes nothing
     before = deployment.metadata.resource_version
-    cluster = KubeCluster(kube)
+    cluster = KubeCluster(rest_of(kube))
     cluster.converge(who, Desired([build_deployment(who, spec, "r1", 2)], {}, frozenset({"r1"})))
     assert apps.read_namespaced_deployment(name, who.namespace).metadata.resource_version == before
 
@@ -109,7 +109,9 @@ def test_the_router_sets_and_reads_back_the_weight(
 ) -> None:
     who, spec = owner
     assert spec.traffic.gateway_api is not None
-    router = GatewayAPIRouter(KubeCluster(kube), who, spec.traffic.gateway_api, spec.service.port)
+    router = GatewayAPIRouter(
+        KubeCluster(rest_of(kube)), who, spec.traffic.gateway_api, spec.service.port
+    )
     assert router.read_weight() is None  # no route yet
     router.set_weight(0)
     assert router.read_weight() == 0
@@ -152,7 +154,7 @@ def test_a_concurrent_write_is_retried_not_overwritten(
     who, spec = owner
     assert spec.traffic.gateway_api is not None
     # Given the route as this operator last saw it (its store, as a watch keeps it)
-    cluster = KubeCluster(kube, Store())
+    cluster = KubeCluster(rest_of(kube), Store())
     GatewayAPIRouter(cluster, who, spec.traffic.gateway_api, spec.service.port).set_weight(0)
     raced = RacedRouter(cluster, who, spec.traffic.gateway_api, spec.service.port)
     raced.set_weight(40)  # the first PUT gets 409 Conflict; the retry re-reads and succeeds
@@ -176,7 +178,9 @@ def test_a_route_owned_by_someone_else_is_left_alone(
     client.CustomObjectsApi(kube).create_namespaced_custom_object(
         "gateway.networking.k8s.io", "v1", who.namespace, "httproutes", foreign
     )
-    router = GatewayAPIRouter(KubeCluster(kube), who, spec.traffic.gateway_api, spec.service.port)
+    router = GatewayAPIRouter(
+        KubeCluster(rest_of(kube)), who, spec.traffic.gateway_api, spec.service.port
+    )
     with pytest.raises(RouterError, match="not owned by this ModelRollout"):
         router.set_weight(10)
     assert router.read_weight() == 0

@@ -69,3 +69,27 @@ def test_a_rollout_finds_its_own_workloads_without_scanning_the_namespace() -> N
     assert store.deployments.remove(deployment("3")) is not None
     assert store.deployments.owned_by("ml", "fraud-detector") == {}
     assert set(store.deployments.owned_by("ml", "other")) == {"other-r1"}
+
+
+def test_a_stored_body_leaves_out_what_no_tick_reads_and_keeps_the_rest() -> None:
+    store = Store()
+    last = "kubectl.kubernetes.io/last-applied-configuration"
+    body = {"metadata": {"name": "fraud-detector", "namespace": "ml", "resourceVersion": "7",
+                         "managedFields": [{"manager": "kubectl"}],
+                         "annotations": {last: "{...}", "modelrollout.io/command": "x"}},
+            "spec": {"replicas": 2}}  # fmt: skip
+    # When a rollout and a route are stored
+    store.rollouts.put(body)
+    store.routes.put(body)
+    rollout, route = store.rollouts.get(("ml", "fraud-detector")), store.routes.get(
+        ("ml", "fraud-detector"))  # fmt: skip
+    # Then neither keeps managedFields; the rollout drops kubectl's copy of itself, but a route
+    # (which the router may write back whole) keeps every annotation
+    assert "managedFields" not in rollout["metadata"]
+    assert "managedFields" not in route["metadata"]
+    assert rollout["metadata"]["annotations"] == {"modelrollout.io/command": "x"}
+    assert route["metadata"]["annotations"] == body["metadata"]["annotations"]
+    assert rollout["spec"] == body["spec"]
+    assert rollout["metadata"]["resourceVersion"] == "7"
+    # and the body given was not changed
+    assert "managedFields" in body["metadata"]

@@ -13,9 +13,6 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
-
 
 class _Lazy:
     """A module imported when one of its attributes is first used."""
@@ -28,13 +25,16 @@ class _Lazy:
 
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
     from scipy import optimize, special
     from scipy import stats as sp
-else:  # imported on first use: scipy is a third of the operator's memory, and a rollout with
-    # no signal never needs it
-    optimize, special, sp = (_Lazy(f"scipy.{name}") for name in ("optimize", "special", "stats"))
 
-Floats = NDArray[np.float64]
+    Floats = NDArray[np.float64]
+else:  # imported on first use: numpy and scipy are a third of the operator's memory, and a
+    # rollout with no signal never needs them
+    np = _Lazy("numpy")
+    optimize, special, sp = (_Lazy(f"scipy.{name}") for name in ("optimize", "special", "stats"))
 
 # The sample size (both arms) at which the confidence sequence is tightest. Rollouts judge
 # thousands to tens of thousands of labelled outcomes; docs/analysis.md shows why 10,000.

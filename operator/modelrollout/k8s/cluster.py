@@ -1,4 +1,5 @@
-"""The cluster as the ticker sees it (controller/ports.py `Cluster`), on the Kubernetes client.
+"""The cluster as the ticker sees it (controller/ports.py `Cluster`), on the operator's own
+JSON client (rest.py).
 
 Reads come from the Store, which the operator's watches keep current; a write's answer goes
 into the Store at once. Converging writes only what differs from what was last seen, and says
@@ -15,9 +16,6 @@ import json
 import logging
 from typing import Any, cast
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
 from modelrollout.k8s.objects import FIELD_MANAGER, error_message
 from modelrollout.k8s.owner import (
@@ -28,19 +26,21 @@ from modelrollout.k8s.owner import (
     Manifest,
     Owner,
 )
+from modelrollout.k8s.rest import APPLY, MERGE, ApiError, Rest, path
 from modelrollout.k8s.store import Kind, Store, Workload
 
 log = logging.getLogger(__name__)
-_APPLY = "application/apply-patch+yaml"  # JSON is YAML
-_MERGE = "application/merge-patch+json"
+_APPLY_QUERY = {"fieldManager": FIELD_MANAGER, "force": "true"}
+_CORE = ("", "v1")
+_APPS = ("apps", "v1")
 
 
-def failure(error: ApiException, doing: str) -> ClusterError:
+def failure(error: ApiError, doing: str) -> ClusterError:
     return ClusterError(f"{doing}: {error_message(error)}", error.status,
                         terminating=_terminating(error))  # fmt: skip
 
 
-def _terminating(error: ApiException) -> bool:
+def _terminating(error: ApiError) -> bool:
     """The namespace is being deleted: the API server's NamespaceLifecycle refusal."""
     try:
         details = json.loads(error.body or "{}").get("details") or {}
@@ -56,20 +56,13 @@ def digest(manifest: Manifest) -> str:
 
 
 class KubeCluster:
-    def __init__(self, api: client.ApiClient, store: Store | None = None) -> None:
+    def __init__(self, api: Rest, store: Store | None = None) -> None:
         self.api = api
         self.watching = store is not None
         self.store = store if store is not None else Store()
-        self.apps = client.AppsV1Api(api)
-        self.core = client.CoreV1Api(api)
-        self.objects = client.CustomObjectsApi(api)
         # What this process last wrote to each owned object ((kind, namespace, name) -> digest
         # or weight): a later difference was made by someone else, and is said when put back.
         self.written: dict[tuple[str, str, str], str] = {}
-
-    def _plain(self, model: Any) -> Manifest:
-        """A client model as the JSON dict the API server sent."""
-        return cast(Manifest, self.api.sanitize_for_serialization(model))  # type: ignore[no-untyped-call]
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -88,9 +81,8 @@ class KubeCluster:
                 return cast(Manifest, seen)
         group, version, plural = kind
         try:
-            body = cast(Manifest, self.objects.get_namespaced_custom_object(
-                group, version, namespace, plural, name))  # fmt: skip
-        except ApiException as error:
+            body = self.api.request("GET", path(group, version, plural, namespace, name))
+        except ApiError as error:
             if error.status == 404:
                 stored.forget((namespace, name))
                 return None
@@ -106,24 +98,25 @@ class KubeCluster:
         """The rollout's Deployments by name, as last seen (listed afresh when not watching)."""
         if not self.watching:
             try:
-                listed = self.apps.list_namespaced_deployment(
-                    owner.namespace, label_selector=f"{ROLLOUT_LABEL}={owner.name}"
-                )
-            except ApiException as error:
+                listed = self.api.request(
+                    "GET", path(*_APPS, "deployments", owner.namespace),
+                    query={"labelSelector": f"{ROLLOUT_LABEL}={owner.name}"},
+                )  # fmt: skip
+            except ApiError as error:
                 raise failure(error, f"listing Deployments in {owner.namespace}") from error
             for name in self.store.deployments.owned_by(owner.namespace, owner.name):
                 self.store.deployments.forget((owner.namespace, name))
-            for item in listed.items:
-                self.store.deployments.put(self._plain(item))
+            for item in listed.get("items") or []:
+                self.store.deployments.put(item)
         return self.store.deployments.owned_by(owner.namespace, owner.name)
 
     def config_value(self, namespace: str, name: str, key: str) -> str:
         where = f"reference ConfigMap {namespace}/{name}"
         try:
-            config = self.core.read_namespaced_config_map(name, namespace)
-        except ApiException as error:
+            config = self.api.request("GET", path(*_CORE, "configmaps", namespace, name))
+        except ApiError as error:
             raise failure(error, where) from error
-        data = config.data or {}
+        data = config.get("data") or {}
         if key not in data:
             raise ClusterError(f"{where} has no key {key}")
         return str(data[key])
@@ -131,12 +124,12 @@ class KubeCluster:
     def secret_data(self, namespace: str, name: str) -> dict[str, str]:
         where = f"Secret {namespace}/{name}"
         try:
-            secret = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as error:
+            secret = self.api.request("GET", path(*_CORE, "secrets", namespace, name))
+        except ApiError as error:
             said = "not found" if error.status == 404 else error_message(error)
             raise ClusterError(f"{where}: {said}", error.status) from error
         try:
-            return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+            return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
         except (ValueError, binascii.Error, UnicodeDecodeError) as error:
             raise ClusterError(f"{where}: {error}") from error
 
@@ -148,9 +141,10 @@ class KubeCluster:
         when the object changed since it was read (409) or is gone (404)."""
         patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
-            stored = cast(Manifest, self.objects.patch_namespaced_custom_object_status(
-                GROUP, VERSION, owner.namespace, PLURAL, owner.name, cast(Any, patch)))  # fmt: skip
-        except ApiException as error:
+            where = path(GROUP, VERSION, PLURAL, owner.namespace, owner.name,
+                         subresource="status")  # fmt: skip
+            stored = self.api.request("PATCH", where, patch, content_type=MERGE)
+        except ApiError as error:
             if error.status in (404, 409):
                 log.debug("status not written (%s): the object changed or went away", error.status)
                 return None
@@ -191,22 +185,18 @@ class KubeCluster:
             said = f"{kind} {name} {what} by another writer; the operator put it back"
         body = {**manifest, "metadata": {**meta, "annotations": {
             **(meta.get("annotations") or {}), APPLIED_ANNOTATION: wanted}}}  # fmt: skip
-        options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": True,
-                                   "_content_type": _APPLY}  # fmt: skip
-        answer: Any
-        # the answer as JSON, not as the client's models: building those costs more CPU than
-        # the request itself
-        options["_preload_content"] = False
+        if kind == "Deployment":
+            where = path(*_APPS, "deployments", namespace, name)
+        elif kind == "Service":
+            where = path(*_CORE, "services", namespace, name)
+        else:
+            raise ValueError(f"converge does not apply {kind}")
         try:
-            if kind == "Deployment":
-                answer = self.apps.patch_namespaced_deployment(name, namespace, body, **options)
-            elif kind == "Service":
-                answer = self.core.patch_namespaced_service(name, namespace, body, **options)
-            else:
-                raise ValueError(f"converge does not apply {kind}")
-        except ApiException as error:
+            answer = self.api.request("PATCH", where, body, content_type=APPLY,
+                                      query=_APPLY_QUERY)  # fmt: skip
+        except ApiError as error:
             raise failure(error, f"applying {kind} {namespace}/{name}") from error
-        stored.put(json.loads(answer.data))
+        stored.put(answer)
         self.written[memory] = wanted
         return said
 
@@ -218,26 +208,22 @@ class KubeCluster:
             return
         if seen.replicas == replicas:
             return
-        answer: Any
         try:
-            answer = self.apps.patch_namespaced_deployment(
-                name,
-                owner.namespace,
-                {"spec": {"replicas": replicas}},
-                _content_type=_MERGE,
-                _preload_content=False,
-            )
-        except ApiException as error:
+            answer = self.api.request(
+                "PATCH", path(*_APPS, "deployments", owner.namespace, name),
+                {"spec": {"replicas": replicas}}, content_type=MERGE,
+            )  # fmt: skip
+        except ApiError as error:
             if error.status == 404:
                 self.store.deployments.forget((owner.namespace, name))
                 return
             raise failure(error, f"scaling Deployment {owner.namespace}/{name}") from error
-        self.store.deployments.put(json.loads(answer.data))
+        self.store.deployments.put(answer)
 
     def _delete(self, owner: Owner, name: str) -> None:
         try:
-            self.apps.delete_namespaced_deployment(name, owner.namespace)
-        except ApiException as error:
+            self.api.request("DELETE", path(*_APPS, "deployments", owner.namespace, name))
+        except ApiError as error:
             if error.status != 404:
                 raise failure(error, f"deleting Deployment {owner.namespace}/{name}") from error
         self.store.deployments.forget((owner.namespace, name))
@@ -257,14 +243,14 @@ class KubeCluster:
         meta = body["metadata"]
         try:
             if create:
-                answer = self.objects.create_namespaced_custom_object(
-                    group, version, meta["namespace"], plural, body)  # fmt: skip
+                stored = self.api.request("POST", path(group, version, plural, meta["namespace"]),
+                                          body)  # fmt: skip
             else:
-                answer = self.objects.replace_namespaced_custom_object(
-                    group, version, meta["namespace"], plural, meta["name"], body)  # fmt: skip
-        except ApiException as error:
+                stored = self.api.request(
+                    "PUT", path(group, version, plural, meta["namespace"], meta["name"]), body
+                )
+        except ApiError as error:
             raise failure(error, f"writing {plural} {meta['namespace']}/{meta['name']}") from error
-        stored = cast(Manifest, answer)
         self.store.routes.put(stored)
         return stored
 

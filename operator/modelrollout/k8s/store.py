@@ -42,6 +42,25 @@ def older(candidate: str, stored: str) -> bool:
         return False
 
 
+# What no tick reads, and is most of a stored body's memory: who wrote which field (an update
+# that leaves it out keeps it), and the copy of the whole object that a client-side
+# `kubectl apply` keeps in an annotation (left out only of what the operator never writes back).
+UNREAD_METADATA = "managedFields"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _lean(body: Manifest, unread: tuple[str, ...]) -> Manifest:
+    """`body` without what no tick reads (a shallow copy; the body itself is left alone)."""
+    meta = _meta(body)
+    annotations = meta.get("annotations") or {}
+    if UNREAD_METADATA not in meta and not any(k in annotations for k in unread):
+        return body
+    lean = {k: v for k, v in meta.items() if k != UNREAD_METADATA}
+    if annotations:
+        lean["annotations"] = {k: v for k, v in annotations.items() if k not in unread}
+    return {**body, "metadata": lean}
+
+
 @dataclass(frozen=True)
 class Workload:
     """The facts of an owned Deployment or Service that converging and ticking need."""
@@ -86,8 +105,9 @@ class Workload:
 class Kind:
     """One kind of object as last seen, by namespace and name; thread-safe."""
 
-    def __init__(self, *, whole: bool) -> None:
+    def __init__(self, *, whole: bool, unread: tuple[str, ...] = ()) -> None:
         self._whole = whole  # keep the whole body (rollouts, routes) or only a Workload's facts
+        self._unread = unread  # annotations left out of a whole body
         self._lock = threading.Lock()
         self._seen: dict[Key, Any] = {}
         # Workloads by the rollout that owns them (namespace, rollout) -> names: a tick looks up
@@ -101,7 +121,7 @@ class Kind:
     def put(self, body: Manifest) -> tuple[Any, Any] | None:
         """Store `body` unless what is stored is newer; (before, after), or None if ignored."""
         key = key_of(body)
-        value: Any = body if self._whole else Workload.of(body)
+        value: Any = _lean(body, self._unread) if self._whole else Workload.of(body)
         with self._lock:
             before = self._seen.get(key)
             if before is not None and older(_version(body), self._version(before)):
@@ -148,7 +168,7 @@ class Store:
     """Everything the operator reads, as last seen."""
 
     def __init__(self) -> None:
-        self.rollouts = Kind(whole=True)
+        self.rollouts = Kind(whole=True, unread=(LAST_APPLIED,))
         self.deployments = Kind(whole=False)
         self.services = Kind(whole=False)
         self.routes = Kind(whole=True)

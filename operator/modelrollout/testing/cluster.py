@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from modelrollout.k8s.rest import Connection, Rest
 from modelrollout.testing.pki import Pki, make_pki, render_kubeconfig
 from modelrollout.testing.processes import (
     ControlPlaneError,
@@ -426,3 +428,19 @@ def stop_from_state(state: dict[str, object]) -> None:
     for pid in processes_mentioning(workdir):
         terminate(pid, workdir)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+_RESTS: dict[int, tuple[object, Rest]] = {}
+
+
+def rest_of(api: Any) -> Rest:
+    """The operator's own client (k8s/rest.py) for the server and credentials of an official
+    client's ApiClient, one per ApiClient: what tests give the product's adapters."""
+    known = _RESTS.get(id(api))
+    if known is not None and known[0] is api:
+        return known[1]
+    c = api.configuration
+    rest = Rest(Connection(str(c.host), ca_file=c.ssl_ca_cert, cert_file=c.cert_file,
+                           key_file=c.key_file, insecure=not c.verify_ssl))  # fmt: skip
+    _RESTS[id(api)] = (api, rest)
+    return rest

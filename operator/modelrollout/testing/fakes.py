@@ -27,6 +27,7 @@ from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Desired, Manifest, Owner
 from modelrollout.routers.base import Capability, Router
 from modelrollout.routers.registry import router_for
+from modelrollout.testing.cluster import rest_of
 
 Key = tuple[str, str]
 
@@ -223,7 +224,7 @@ def real_ticker(api: Any, notifier: FakeNotifier,
                 **options: Any) -> tuple[Ticker, KubeCluster]:  # fmt: skip
     """A Ticker on the real adapters without watches (it reads the API server each tick), and
     the cluster adapter, for integration tests that tick by hand."""
-    cluster = KubeCluster(api)
+    cluster = KubeCluster(rest_of(api))
     routers = functools.partial(router_for, cluster)
     return Ticker(cluster, routers, Prometheus.of, notifier, **options), cluster
 

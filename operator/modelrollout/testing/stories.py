@@ -18,7 +18,7 @@ from modelrollout.domain.revision import canary_service, stable_service
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import Owner
 from modelrollout.routers.registry import router_for
-from modelrollout.testing.cluster import LocalCluster, wait_for
+from modelrollout.testing.cluster import LocalCluster, rest_of, wait_for
 from modelrollout.testing.exporter import ErrorRateExporter
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
@@ -94,7 +94,7 @@ class Story:
 
         if self._api is None:
             self._api = config.new_client_from_config(config_file=str(self.cluster.kubeconfig))
-        cluster = KubeCluster(self._api)
+        cluster = KubeCluster(rest_of(self._api))
         body = cluster.read(self.namespace, NAME)
         if body is None:
             return None

@@ -30,6 +30,7 @@ from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import Owner
 from modelrollout.routers.registry import router_for
 from modelrollout.telemetry import Telemetry
+from modelrollout.testing.cluster import rest_of
 from modelrollout.testing.processes import free_ports
 
 AMOUNT_EDGES = (10, 25, 50, 100, 250, 500, 1000, 2500)
@@ -40,7 +41,7 @@ def read_routing(api: client.ApiClient, namespace: str, name: str) -> dict[str, 
 
     The canary's weight is read through the product's own router (routers/registry.py), so the
     same traffic follows whichever router the rollout names."""
-    cluster = KubeCluster(api)
+    cluster = KubeCluster(rest_of(api))
     body = cluster.read(namespace, name)
     if body is None:
         return {}
