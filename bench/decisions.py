@@ -36,6 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from modelrollout.api.v1alpha1 import ModelRolloutSpec, SignalResult
 from modelrollout.domain import signals
+from modelrollout.domain.kinds.compare import judge_compare_rate
+from modelrollout.domain.kinds.drift import judge_drift
+from modelrollout.domain.kinds.fairness import judge_fairness
 from modelrollout.domain.machine import plans
 from modelrollout.domain.signals import Histogram, Segments
 from modelrollout.testing.driver import Decision, Simulated, stamp
@@ -224,9 +227,9 @@ def drive(spec: ModelRolloutSpec, st: Streams, run: int, horizon: int) -> Decisi
         at = stamp(tick, TICK)
         rows = per_period(rate_rows, tick, periods)
         plan = plans(spec, sim.status, sim.now(tick)).get("kpi")
-        kpi = signals.judge_compare_rate("kpi", compare, [tuple(r) for r in rows], at, plan=plan)
+        kpi = judge_compare_rate("kpi", compare, [tuple(r) for r in rows], at, plan=plan)
         hc, hs = per_period(st.h_c[run], tick, periods), per_period(st.h_s[run], tick, periods)
-        amount = signals.judge_drift("amount-drift", drift, histograms(hs), histograms(hc), at)
+        amount = judge_drift("amount-drift", drift, histograms(hs), histograms(hc), at)
         sc, gc = per_period(st.sel_c[run], tick, periods), per_period(st.seg_c[run], tick, periods)
         ss, gs = per_period(st.sel_s[run], tick, periods), per_period(st.seg_s[run], tick, periods)
 
@@ -235,7 +238,7 @@ def drive(spec: ModelRolloutSpec, st: Streams, run: int, horizon: int) -> Decisi
                              dict(zip(SEGMENTS, b, strict=True)))
                     for a, b in zip(sel, tot, strict=True)]  # fmt: skip
 
-        parity = signals.judge_fairness("parity", fairness, seg(sc, gc), seg(ss, gs), at)
+        parity = judge_fairness("parity", fairness, seg(sc, gc), seg(ss, gs), at)
         # model servers export their counters from the start: the series exist
         return [signals.gathering(r, series_exist=True) for r in (kpi, amount, parity)]
 

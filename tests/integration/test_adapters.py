@@ -129,12 +129,13 @@ class RacedRouter(GatewayAPIRouter):
     """A router that, once, has another writer change the route between its read and write."""
 
     raced = False
+    kube: Any = None  # the other writer's client
 
     def _get(self, *, fresh: bool) -> dict[str, Any] | None:
         route = super()._get(fresh=fresh)
         if route is not None and not self.raced:
             self.raced = True
-            objects = client.CustomObjectsApi(self._cluster.api)
+            objects = client.CustomObjectsApi(self.kube)
             other = json.loads(json.dumps(route))
             other["metadata"].setdefault("annotations", {})["someone/else"] = "was here"
             objects.replace_namespaced_custom_object(
@@ -157,6 +158,7 @@ def test_a_concurrent_write_is_retried_not_overwritten(
     cluster = KubeCluster(rest_of(kube), Store())
     GatewayAPIRouter(cluster, who, spec.traffic.gateway_api, spec.service.port).set_weight(0)
     raced = RacedRouter(cluster, who, spec.traffic.gateway_api, spec.service.port)
+    raced.kube = kube
     raced.set_weight(40)  # the first PUT gets 409 Conflict; the retry re-reads and succeeds
     assert raced.raced
     route: Any = client.CustomObjectsApi(kube).get_namespaced_custom_object(

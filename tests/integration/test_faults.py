@@ -15,14 +15,15 @@ from typing import Any, cast
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from modelrollout.controller import metrics
 from modelrollout.controller.tick import TICK_FAILED, Ticker
 from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
+from modelrollout.domain.kinds import JUDGES
 from modelrollout.domain.machine import Event
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError
+from modelrollout.k8s.rest import ApiError
 from modelrollout.routers.gateway_api import canary_weight_of
 from modelrollout.testing.cluster import LocalCluster
 from modelrollout.testing.fakes import FakeNotifier, real_ticker
@@ -110,8 +111,16 @@ def scene(cluster: LocalCluster, kube: client.ApiClient, namespace: str,
     return s
 
 
-def _server_error(*_: object, **__: object) -> None:
-    raise ApiException(status=500, reason="Internal Server Error")
+def _status_writes_fail(s: Scene, m: pytest.MonkeyPatch) -> None:
+    """The API server answers 500 to every status write of the operator's client."""
+    request = s.adapter.api.request
+
+    def failing(method: str, path: str, *args: Any, **options: Any) -> Any:
+        if method == "PATCH" and path.endswith("/status"):
+            raise ApiError(500, "Internal Server Error")
+        return request(method, path, *args, **options)
+
+    m.setattr(s.adapter.api, "request", failing)
 
 
 def _cluster_error(*_: object, **__: object) -> None:
@@ -126,9 +135,7 @@ def _unexpected(*_: object, **__: object) -> None:
 TICK_STAGES: dict[str, Callable[[Scene, pytest.MonkeyPatch], None]] = {
     "read": lambda s, m: m.setattr(s.adapter, "read", _cluster_error),
     "observe": lambda s, m: m.setattr(s.adapter, "available", _unexpected),
-    "status write": lambda s, m: m.setattr(s.adapter.objects,
-                                           "patch_namespaced_custom_object_status",
-                                           _server_error),
+    "status write": _status_writes_fail,
     "converge": lambda s, m: m.setattr(s.adapter, "converge", _cluster_error),
 }  # fmt: skip
 
@@ -209,7 +216,7 @@ SIGNAL_STAGES: dict[str, Callable[[Scene, pytest.MonkeyPatch], None]] = {
     "measure": lambda s, m: m.setattr(
         "modelrollout.analysis.prometheus.Prometheus.measure", _unexpected
     ),
-    "judge": lambda s, m: m.setattr("modelrollout.analysis.evaluate.judge_threshold", _unexpected),
+    "judge": lambda s, m: m.setitem(JUDGES, "threshold", _unexpected),
 }
 SAID = {
     "credentials": "Prometheus credentials: Secret {ns}/no-such-secret: not found",

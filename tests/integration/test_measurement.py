@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from modelrollout.analysis.prometheus import Prometheus
 from modelrollout.api.v1alpha1 import ThresholdSignal
-from modelrollout.domain.judging import judge_threshold
+from modelrollout.domain.kinds.threshold import judge_threshold
 from modelrollout.testing.cluster import wait_for
 from modelrollout.testing.processes import free_ports
 from modelrollout.testing.prometheus import PrometheusPool, ScrapeJob

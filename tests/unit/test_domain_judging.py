@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelrollout.api.v1alpha1 import Analysis, Counters, SignalResult, ThresholdSignal
-from modelrollout.domain.judging import Measurement, Outcome, judge_threshold, tally
+from modelrollout.domain.judging import Measurement, Outcome, tally
+from modelrollout.domain.kinds.threshold import judge_threshold
 
 AT = "2026-11-24T10:00:00Z"
 MAX_1PCT = ThresholdSignal(query="up", max=0.01)

@@ -10,12 +10,15 @@ import pytest
 
 from modelrollout.api.v1alpha1 import CompareSignal, DriftSignal, FairnessSignal, Look, SampleRatio
 from modelrollout.domain import signals
+from modelrollout.domain.kinds.compare import Stratum, judge_compare_histogram, judge_compare_rate
+from modelrollout.domain.kinds.drift import judge_drift
+from modelrollout.domain.kinds.fairness import judge_fairness
 from modelrollout.domain.signals import Histogram, Segments
 
 AT = "2026-11-24T10:00:00Z"
 
 
-def one(canary: tuple[float, float], stable: tuple[float, float]) -> list[signals.Stratum]:
+def one(canary: tuple[float, float], stable: tuple[float, float]) -> list[Stratum]:
     """Counts of one period."""
     return [(canary[0], canary[1], stable[0], stable[1])]
 
@@ -27,7 +30,7 @@ def compare(**fields: Any) -> CompareSignal:
 
 def test_compare_passes_a_canary_as_good_as_stable_within_the_margin() -> None:
     counts = one((8950, 10000), (9000, 10000))
-    result = signals.judge_compare_rate("acc", compare(margin=0.02), counts, AT)
+    result = judge_compare_rate("acc", compare(margin=0.02), counts, AT)
     assert result.verdict == "Pass"
     assert result.value == pytest.approx(-0.005)
     assert result.lower is not None
@@ -40,7 +43,7 @@ def test_compare_passes_a_canary_as_good_as_stable_within_the_margin() -> None:
 
 def test_compare_fails_a_canary_clearly_worse_than_the_margin() -> None:
     counts = one((8500, 10000), (9000, 10000))
-    result = signals.judge_compare_rate("acc", compare(margin=0.01), counts, AT)
+    result = judge_compare_rate("acc", compare(margin=0.01), counts, AT)
     assert result.verdict == "Fail"
     assert result.upper is not None
     assert result.upper < -0.01
@@ -48,23 +51,21 @@ def test_compare_fails_a_canary_clearly_worse_than_the_margin() -> None:
 
 
 def test_compare_is_inconclusive_below_min_samples_and_with_few_events() -> None:
-    few = signals.judge_compare_rate(
-        "acc", compare(minSamples=200), one((90, 100), (900, 1000)), AT
-    )
+    few = judge_compare_rate("acc", compare(minSamples=200), one((90, 100), (900, 1000)), AT)
     assert few.verdict == "Inconclusive"
     assert "need 200" in (few.message or "")
     # 1000 each, only 3 failures in the canary: exact bounds, too wide yet to say at margin 0
-    rare = signals.judge_compare_rate("acc", compare(), one((997, 1000), (990, 1000)), AT)
+    rare = judge_compare_rate("acc", compare(), one((997, 1000), (990, 1000)), AT)
     assert rare.verdict == "Inconclusive"
     assert rare.lower is not None
     assert rare.lower < 0 < rare.value
-    none = signals.judge_compare_rate("acc", compare(), one((0, 0), (0, 0)), AT)
+    none = judge_compare_rate("acc", compare(), one((0, 0), (0, 0)), AT)
     assert none.verdict == "NoData"
 
 
 def test_lower_is_better_flips_the_sign() -> None:
     signal = compare(higherIsBetter=False, margin=0.0)
-    result = signals.judge_compare_rate("errors", signal, one((300, 10000), (100, 10000)), AT)
+    result = judge_compare_rate("errors", signal, one((300, 10000), (100, 10000)), AT)
     assert result.verdict == "Fail"
     assert result.value == pytest.approx(-0.02)
 
@@ -73,13 +74,11 @@ def test_histogram_compare_fails_a_slower_canary_and_refuses_different_edges() -
     signal = CompareSignal.model_validate({"histogram": "h", "higherIsBetter": False, "margin": 0})
     stable = Histogram((0.1, 0.2, 0.5), (600.0, 300.0, 90.0, 10.0))
     slower = Histogram((0.1, 0.2, 0.5), (200.0, 300.0, 400.0, 100.0))
-    assert (
-        signals.judge_compare_histogram("latency", signal, [slower], [stable], AT).verdict == "Fail"
-    )
-    same = signals.judge_compare_histogram("latency", signal, [stable], [stable], AT)
+    assert judge_compare_histogram("latency", signal, [slower], [stable], AT).verdict == "Fail"
+    same = judge_compare_histogram("latency", signal, [stable], [stable], AT)
     assert same.verdict == "Inconclusive"  # margin 0: equality is never proven
     other = Histogram((0.1, 0.25, 0.5), (600.0, 300.0, 90.0, 10.0))
-    mismatch = signals.judge_compare_histogram("latency", signal, [other], [stable], AT)
+    mismatch = judge_compare_histogram("latency", signal, [other], [stable], AT)
     assert mismatch.verdict == "Error"
     assert "only in the canary [0.25]" in (mismatch.message or "")
 
@@ -99,11 +98,11 @@ REFERENCE = Histogram((10, 50, 100), (250.0, 350.0, 300.0, 100.0))
                                        "wasserstein"])  # fmt: skip
 def test_drift_fails_a_moved_distribution_with_every_statistic(statistic: str) -> None:
     signal = DriftSignal.model_validate({"histogram": "h_bucket", "statistic": statistic})
-    moved = signals.judge_drift("amount", signal, [REFERENCE], [DRIFTED], AT)
+    moved = judge_drift("amount", signal, [REFERENCE], [DRIFTED], AT)
     assert moved.verdict == "Fail", moved.message
     assert moved.value is not None
     assert moved.max == signal.bound
-    assert signals.judge_drift("amount", signal, [REFERENCE], [REFERENCE], AT).verdict == "Pass"
+    assert judge_drift("amount", signal, [REFERENCE], [REFERENCE], AT).verdict == "Pass"
     if statistic in ("ks", "chiSquare"):
         assert moved.p_value is not None
         assert moved.p_value < 0.001
@@ -111,9 +110,7 @@ def test_drift_fails_a_moved_distribution_with_every_statistic(statistic: str) -
 
 def test_drift_below_min_samples_is_inconclusive() -> None:
     signal = DriftSignal.model_validate({"histogram": "h_bucket", "minSamples": 5000})
-    assert (
-        signals.judge_drift("amount", signal, [REFERENCE], [DRIFTED], AT).verdict == "Inconclusive"
-    )
+    assert judge_drift("amount", signal, [REFERENCE], [DRIFTED], AT).verdict == "Inconclusive"
 
 
 def fairness(**fields: Any) -> FairnessSignal:
@@ -127,18 +124,18 @@ def arm(rates: dict[str, float], n: float = 2000) -> Segments:
 def test_fairness_fails_a_canary_with_a_wider_gap_than_stable() -> None:
     stable = arm({"a": 0.30, "b": 0.32})
     unfair = arm({"a": 0.20, "b": 0.34})
-    result = signals.judge_fairness("parity", fairness(), [unfair], [stable], AT)
+    result = judge_fairness("parity", fairness(), [unfair], [stable], AT)
     assert result.verdict == "Fail"
     assert result.canary == pytest.approx(0.14)
     assert result.stable == pytest.approx(0.02)
-    assert signals.judge_fairness("parity", fairness(), [stable], [stable], AT).verdict == "Pass"
+    assert judge_fairness("parity", fairness(), [stable], [stable], AT).verdict == "Pass"
 
 
 def test_fairness_does_not_blame_the_canary_for_the_gap_stable_already_has() -> None:
     both = arm({"a": 0.20, "b": 0.34})
-    assert signals.judge_fairness("parity", fairness(), [both], [both], AT).verdict == "Pass"
+    assert judge_fairness("parity", fairness(), [both], [both], AT).verdict == "Pass"
     # ... unless an absolute bound says so
-    bounded = signals.judge_fairness("parity", fairness(max=0.05), [both], [both], AT)
+    bounded = judge_fairness("parity", fairness(max=0.05), [both], [both], AT)
     assert bounded.verdict == "Fail"
     assert "absolute max" in (bounded.message or "")
 
@@ -146,7 +143,7 @@ def test_fairness_does_not_blame_the_canary_for_the_gap_stable_already_has() -> 
 def test_fairness_leaves_small_segments_out_and_lists_them() -> None:
     stable, canary = arm({"a": 0.3, "b": 0.3}), arm({"a": 0.3, "b": 0.3})
     small = Segments({**canary.selected, "c": 1.0}, {**canary.total, "c": 10.0})
-    result = signals.judge_fairness("parity", fairness(), [small], [stable], AT)
+    result = judge_fairness("parity", fairness(), [small], [stable], AT)
     assert result.excluded == ["c"]
     assert result.verdict == "Pass"
 
@@ -154,7 +151,7 @@ def test_fairness_leaves_small_segments_out_and_lists_them() -> None:
 def test_disparate_impact_ratio_is_judged_as_lower_is_worse() -> None:
     stable, unfair = arm({"a": 0.30, "b": 0.32}), arm({"a": 0.15, "b": 0.32})
     signal = fairness(metric="disparateImpactRatio", min=0.8)
-    result = signals.judge_fairness("impact", signal, [unfair], [stable], AT)
+    result = judge_fairness("impact", signal, [unfair], [stable], AT)
     assert result.verdict == "Fail"
     assert result.canary == pytest.approx(0.15 / 0.32)
 
@@ -181,27 +178,27 @@ def test_a_drift_shared_by_both_arms_while_the_weight_ramps_is_no_canary_effect(
     # Both arms at 0.95 while the canary has 2%, then both at 0.85 once it has 50%: pooled per
     # arm, the canary looks 6 points worse (Simpson); compared within each period it is equal.
     ramp = [(0.95 * 400, 400, 0.95 * 19600, 19600), (0.85 * 10000, 10000, 0.85 * 10000, 10000)]
-    result = signals.judge_compare_rate("acc", compare(), ramp, AT)
+    result = judge_compare_rate("acc", compare(), ramp, AT)
     assert result.value == pytest.approx(0.0, abs=1e-12)
     assert result.verdict != "Fail"
     pooled = [tuple(map(sum, zip(*ramp, strict=True)))]
-    assert signals.judge_compare_rate("acc", compare(), pooled, AT).verdict == "Fail"
+    assert judge_compare_rate("acc", compare(), pooled, AT).verdict == "Fail"
 
 
 def test_a_perfect_canary_on_a_rare_error_metric_passes_once_the_counts_support_it() -> None:
     errors = compare(higherIsBetter=False, margin=0.005)
     # no canary error at all, a stable error rate of 0.1%
-    thin = signals.judge_compare_rate("errors", errors, one((0, 300), (10, 10000)), AT)
+    thin = judge_compare_rate("errors", errors, one((0, 300), (10, 10000)), AT)
     assert thin.verdict == "Inconclusive"  # never on thin evidence
-    enough = signals.judge_compare_rate("errors", errors, one((0, 2000), (20, 20000)), AT)
+    enough = judge_compare_rate("errors", errors, one((0, 2000), (20, 20000)), AT)
     assert enough.verdict == "Pass", enough.message
     # and a canary with a real rare-error regression fails on few events
-    worse = signals.judge_compare_rate("errors", errors, one((40, 2000), (20, 20000)), AT)
+    worse = judge_compare_rate("errors", errors, one((40, 2000), (20, 20000)), AT)
     assert worse.verdict == "Fail", worse.message
 
 
 def test_a_period_only_one_arm_saw_carries_no_weight() -> None:
-    result = signals.judge_compare_rate("acc", compare(), [(900, 1000, 0, 0)] * 3, AT)
+    result = judge_compare_rate("acc", compare(), [(900, 1000, 0, 0)] * 3, AT)
     assert result.verdict == "Inconclusive"
 
 
@@ -214,7 +211,7 @@ def test_identical_distributions_never_fail_drift_whatever_the_sample(n: int) ->
     for _ in range(100):
         ref = Histogram(REFERENCE.edges, tuple(rng.multinomial(n, shares).astype(float)))
         can = Histogram(REFERENCE.edges, tuple(rng.multinomial(n, shares).astype(float)))
-        fails += signals.judge_drift("amount", signal, [ref], [can], AT).verdict == "Fail"
+        fails += judge_drift("amount", signal, [ref], [can], AT).verdict == "Fail"
     assert fails <= 5  # alpha 5%; the point estimate failed most of them at n = 50
 
 
@@ -230,12 +227,12 @@ def test_fairness_compares_segments_within_periods_so_a_shared_drift_cancels() -
 
     periods = [period(0.4, 200, 9800), period(0.2, 5000, 5000)]
     canary, stable = [c for c, _ in periods], [s for _, s in periods]
-    within = signals.judge_fairness("parity", fairness(margin=0.02), canary, stable, AT)
+    within = judge_fairness("parity", fairness(margin=0.02), canary, stable, AT)
     assert within.verdict == "Pass", within.message
     assert within.canary == pytest.approx(within.stable)
     pooled_c = Segments({"a": 40 + 1000, "b": 80 + 2000}, {"a": 5200, "b": 5200})
     pooled_s = Segments({"a": 3920 + 1000, "b": 3920 + 2000}, {"a": 14800, "b": 14800})
-    pooled = signals.judge_fairness("parity", fairness(margin=0.02), [pooled_c], [pooled_s], AT)
+    pooled = judge_fairness("parity", fairness(margin=0.02), [pooled_c], [pooled_s], AT)
     assert pooled.verdict == "Fail"
 
 
@@ -244,8 +241,8 @@ def test_fairness_compares_segments_within_periods_so_a_shared_drift_cancels() -
 
 def test_a_plan_tightens_the_bounds_and_records_the_look() -> None:
     counts = one((8800, 10000), (9000, 10000))
-    alone = signals.judge_compare_rate("acc", compare(margin=0.01), counts, AT)
-    planned = signals.judge_compare_rate("acc", compare(margin=0.01), counts, AT,
+    alone = judge_compare_rate("acc", compare(margin=0.01), counts, AT)
+    planned = judge_compare_rate("acc", compare(margin=0.01), counts, AT,
                                          plan=signals.Plan(fraction=0.9))  # fmt: skip
     assert alone.look is None
     assert planned.look is not None
@@ -256,7 +253,7 @@ def test_a_plan_tightens_the_bounds_and_records_the_look() -> None:
     assert planned.upper < alone.upper  # the plan's boundary is below the sequence's
     # past the plan, and with nothing left to spend: no look, the sequence at the rest of alpha
     done = signals.Plan(fraction=1.0, looks=(planned.look,))
-    after = signals.judge_compare_rate("acc", compare(margin=0.01), one((8900, 11000),
+    after = judge_compare_rate("acc", compare(margin=0.01), one((8900, 11000),
                                        (9900, 11000)), AT, plan=done)  # fmt: skip
     assert after.look is None
     assert after.upper is not None
@@ -276,12 +273,12 @@ def test_identical_canaries_stay_within_alpha_however_long_past_the_plan_they_ar
         n = rng.poisson(400, looks)
         n_c = rng.binomial(n, weights)
         x_c, x_s = rng.binomial(n_c, 0.9), rng.binomial(n - n_c, 0.9)
-        rows: list[signals.Stratum] = []
+        rows: list[Stratum] = []
         seen: tuple[Look, ...] = ()
         for k in range(looks):
             rows.append((float(x_c[k]), float(n_c[k]), float(x_s[k]), float(n[k] - n_c[k])))
             plan = signals.Plan(fraction=min(1.0, (k + 1) / planned), looks=seen)
-            result = signals.judge_compare_rate("acc", signal, rows, AT, plan=plan)
+            result = judge_compare_rate("acc", signal, rows, AT, plan=plan)
             if result.look is not None:
                 seen = (*seen, result.look)
             if result.verdict == "Fail":

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from modelrollout.api.v1alpha1 import ModelRolloutSpec, SignalResult
-from modelrollout.domain import signals
+from modelrollout.domain.kinds.compare import judge_compare_rate
 from modelrollout.domain.machine import plans
 from modelrollout.testing.driver import Simulated, stamp
 from modelrollout.testing.manifests import rollout
@@ -45,7 +45,7 @@ def simulate(accuracy: float, margin: float, seed: int) -> tuple[str, Simulated]
     def judge(tick: int) -> list[SignalResult]:
         rows = [tuple(periods[k]) for k in sorted(periods)]
         plan = plans(s, sim.status, sim.now(tick)).get("acc")
-        return [signals.judge_compare_rate("acc", compare, rows, stamp(tick, TICK),  # type: ignore[arg-type]
+        return [judge_compare_rate("acc", compare, rows, stamp(tick, TICK),  # type: ignore[arg-type]
                                            plan=plan)]  # fmt: skip
 
     decision = sim.run(240, served, judge)

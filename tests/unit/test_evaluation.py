@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from modelrollout.analysis.evaluate import Context, Evaluation, failed_everywhere
+from modelrollout.analysis.counting import Context
+from modelrollout.analysis.evaluate import Evaluation, failed_everywhere
 from modelrollout.analysis.prometheus import Increases, Prometheus
 from modelrollout.api.v1alpha1 import Analysis, ConfigMapKeyRef
 from modelrollout.domain.judging import Measurement

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from modelrollout.api.v1alpha1 import DriftSignal
 from modelrollout.cli.main import main
 from modelrollout.domain import signals
+from modelrollout.domain.kinds.drift import judge_drift
 from modelrollout.domain.reference import (
     category_counts,
     check_edges,
@@ -91,10 +92,10 @@ def test_a_reference_judges_drift_like_a_live_arm() -> None:
                                                               EDGES), "training")))  # fmt: skip
     same = signals.histogram(histogram_counts(rng.lognormal(4, 1, 2_000), EDGES))
     moved = signals.histogram(histogram_counts(rng.lognormal(4.7, 1, 2_000), EDGES))
-    assert signals.judge_drift("d", DRIFT, [frozen], [same], "t").verdict == "Pass"
-    assert signals.judge_drift("d", DRIFT, [frozen], [moved], "t").verdict == "Fail"
+    assert judge_drift("d", DRIFT, [frozen], [same], "t").verdict == "Pass"
+    assert judge_drift("d", DRIFT, [frozen], [moved], "t").verdict == "Fail"
     other_edges = signals.histogram(histogram_counts(rng.lognormal(4, 1, 2_000), EDGES[1:]))
-    mismatch = signals.judge_drift("d", DRIFT, [frozen], [other_edges], "t")
+    mismatch = judge_drift("d", DRIFT, [frozen], [other_edges], "t")
     assert mismatch.verdict == "Error"
     assert "edges" in (mismatch.message or "")
 

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import kopf
 
-from modelrollout.analysis.evaluate import MetricsSource
+from modelrollout.analysis.counting import MetricsSource
 from modelrollout.analysis.series import Credentials
 from modelrollout.api.settings import MAX_WORKERS, METRICS_PORT
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION, PrometheusSource

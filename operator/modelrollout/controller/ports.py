@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from modelrollout.analysis.evaluate import MetricsSource
+from modelrollout.analysis.counting import MetricsSource
 from modelrollout.analysis.series import Credentials
 from modelrollout.api.v1alpha1 import ModelRolloutSpec, Notifications, PrometheusSource
 from modelrollout.domain.machine import Event

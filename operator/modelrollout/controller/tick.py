@@ -16,10 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelrollout.analysis.counting import Context, MeasurementError
 from modelrollout.analysis.evaluate import (
-    Context,
     Evaluation,
-    MeasurementError,
     failed_everywhere,
     period_of,
     unexpected,

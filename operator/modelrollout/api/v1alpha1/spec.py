@@ -1,0 +1,46 @@
+"""The ModelRollout's spec: the parts put together, and the rules that span them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ConfigDict, Field
+
+from modelrollout.api.v1alpha1.analysis import Analysis
+from modelrollout.api.v1alpha1.notifications import Notifications
+from modelrollout.api.v1alpha1.rules import DURATION_PATTERN, Rule, Ruled, ruled
+from modelrollout.api.v1alpha1.strategy import Strategy
+from modelrollout.api.v1alpha1.traffic import Traffic
+from modelrollout.api.v1alpha1.workload import LabelSelector, ModelRef, PodTemplate, ServicePorts
+
+_SELECTOR_MATCHES_TEMPLATE = (
+    "!has(self.selector.matchLabels) || (has(self.template.metadata) && "
+    "has(self.template.metadata.labels) && self.selector.matchLabels.all(k, "
+    "k in self.template.metadata.labels && "
+    "self.template.metadata.labels[k] == self.selector.matchLabels[k]))"
+)
+
+
+def _selector_matches(spec: Any) -> bool:
+    wanted = spec.selector.match_labels or {}
+    have = (spec.template.metadata.labels if spec.template.metadata else None) or {}
+    return all(have.get(k) == v for k, v in wanted.items())
+
+
+class ModelRolloutSpec(Ruled):
+    RULES = (
+        Rule(_SELECTOR_MATCHES_TEMPLATE, _selector_matches,
+             "selector.matchLabels must match template.metadata.labels", ".selector"),
+    )  # fmt: skip
+    model_config = ConfigDict(json_schema_extra=ruled(*RULES))
+    replicas: int = Field(default=1, ge=1, le=1000)
+    model: ModelRef
+    selector: LabelSelector
+    template: PodTemplate
+    service: ServicePorts = Field(default_factory=ServicePorts)
+    traffic: Traffic
+    progress_deadline: str = Field(default="10m", pattern=DURATION_PATTERN, max_length=32)
+    scale_down_delay: str = Field(default="30s", pattern=DURATION_PATTERN, max_length=32)
+    strategy: Strategy
+    analysis: Analysis | None = None
+    notifications: Notifications | None = None

@@ -1,0 +1,173 @@
+"""The ModelRollout's status, written by the operator only; each vocabulary (phases, verdicts)
+defined once here, and used by the metrics, the CLI and the docs."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, TypedDict, Unpack, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+Phase = Literal["Pending", "Progressing", "Paused", "Promoted", "RolledBack"]
+Verdict = Literal["Pass", "Fail", "Inconclusive", "NoData", "Error"]
+# Each vocabulary once; the metrics, the CLI and the docs use these.
+PHASES: tuple[Phase, ...] = get_args(Phase)
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+INITIAL_PHASE: Phase = PHASES[0]
+IN_FLIGHT: tuple[Phase, ...] = ("Progressing", "Paused")  # a canary takes traffic, or may
+AT_REST: tuple[Phase, ...] = ("Promoted", "RolledBack")  # no canary moving: a pipeline may go on
+UNHEALTHY_PHASES: tuple[Phase, ...] = ("RolledBack",)
+
+
+class Reported(BaseModel):
+    """Status is written by the operator only; unknown fields are ignored, not refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class RevisionRef(Reported):
+    revision: str
+    version: str
+
+
+class PauseState(Reported):
+    reason: str
+    since: str
+    message: str | None = None
+
+
+class Counters(Reported):
+    failed: int = 0
+    inconclusive: int = 0
+    consecutive_errors: int = 0
+
+
+class Samples(Reported):
+    canary: int = 0
+    stable: int = 0
+
+
+class Look(Reported):
+    """One look of a compare signal's planned schedule: how far into the plan (0 to 1), the
+    information (1/SE^2) seen, and the z boundary it was judged with (absent: none spent)."""
+
+    fraction: float
+    information: float
+    boundary: float | None = None
+
+
+class PlannedLooks(Reported):
+    name: str
+    looks: list[Look] = Field(default_factory=list)
+
+
+class SignalResult(Reported):
+    """The latest verdict of one signal and the numbers behind it. `value` is what was judged:
+    the query's number (threshold), the canary's advantage (compare: positive is better), the
+    distance (drift), the canary's gap (fairness), the canary's share of requests (sample ratio).
+    `lower`/`upper` are its always-valid confidence bounds; `bound` is the limit it was judged
+    against; `canary`/`stable` the per-arm values."""
+
+    name: str
+    kind: str = "threshold"
+    verdict: Verdict
+    value: float | None = None
+    min: float | None = None
+    max: float | None = None
+    canary: float | None = None
+    stable: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    bound: float | None = None
+    p_value: float | None = None
+    samples: Samples | None = None
+    excluded: list[str] | None = None
+    message: str | None = None
+    at: str
+    look: Look | None = None
+
+    @field_validator("value", "min", "max", "canary", "stable", "lower", "upper", "bound",
+                     "p_value")  # fmt: skip
+    @classmethod
+    def _finite(cls, number: float | None) -> float | None:
+        """JSON has no Infinity or NaN, and the API server refuses a status that holds one: a
+        number that is not finite is absent, and the message says what it was."""
+        return number if number is None or math.isfinite(number) else None
+
+
+class AnalysisStatus(Reported):
+    counters: Counters = Field(default_factory=Counters)
+    signals: list[SignalResult] = Field(default_factory=list)
+    last_evaluated_at: str | None = None
+    # Each compare signal's looks so far within the plan (alpha spending, docs/analysis.md).
+    looks: list[PlannedLooks] = Field(default_factory=list)
+
+
+class Condition(Reported):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+
+
+class ScaleDown(Reported):
+    """A replaced revision kept serving until `after` (scaleDownDelay), then removed."""
+
+    revision: str
+    after: str
+
+
+class HistoryEntry(Reported):
+    version: str
+    revision: str
+    outcome: str
+    started_at: str
+    finished_at: str
+    reason: str = ""
+
+
+class StatusEdit(TypedDict, total=False):
+    """The fields of ModelRolloutStatus as keyword arguments, so that every edit of a status is
+    type-checked (a test keeps the two in step)."""
+
+    observed_generation: int | None
+    phase: Phase
+    stable: RevisionRef | None
+    canary: RevisionRef | None
+    canary_since: str | None
+    current_step: int | None
+    step_started_at: str | None
+    canary_weight: int
+    weight_since: str | None
+    pause: PauseState | None
+    analysis: AnalysisStatus | None
+    conditions: list[Condition]
+    history: list[HistoryEntry]
+    scale_down: list[ScaleDown]
+    last_command: str | None
+    message: str | None
+
+
+class ModelRolloutStatus(Reported):
+    observed_generation: int | None = None
+    phase: Phase = "Pending"
+    stable: RevisionRef | None = None
+    canary: RevisionRef | None = None
+    canary_since: str | None = None
+    current_step: int | None = None
+    step_started_at: str | None = None
+    canary_weight: int = 0
+    weight_since: str | None = None
+    pause: PauseState | None = None
+    analysis: AnalysisStatus | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=10)
+    scale_down: list[ScaleDown] = Field(default_factory=list)
+    last_command: str | None = None
+    message: str | None = None
+
+    def edit(self, **changes: Unpack[StatusEdit]) -> ModelRolloutStatus:
+        """A copy with `changes`, each checked against the field's type."""
+        return self.model_copy(update=changes)

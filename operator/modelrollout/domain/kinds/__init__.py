@@ -1,0 +1,26 @@
+"""Each signal kind's judge, one module per kind, and the registry that finds it by the kind's
+name in the API (`Signal.kinds()`). Its measure is in analysis/kinds/, registered by the same name.
+
+A judge gets what its measure measured and says the verdict; no verdict is made anywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from modelrollout.api.v1alpha1 import SignalResult
+from modelrollout.domain.kinds import compare, drift, fairness, threshold
+from modelrollout.domain.signals import Plan
+
+
+class Judge(Protocol):
+    def __call__(self, name: str, signal: Any, measured: Any, at: str, plan: Plan | None, /
+                 ) -> SignalResult: ...  # fmt: skip
+
+
+JUDGES: dict[str, Judge] = {
+    "threshold": threshold.judge,
+    "compare": compare.judge,
+    "drift": drift.judge,
+    "fairness": fairness.judge,
+}
