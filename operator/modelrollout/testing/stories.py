@@ -1,8 +1,9 @@
-"""The cluster story driver: given / when / then over the real control plane and the operator
-process, as a user would act (kubectl, the `modelrollout` command line). Its checks read the
-traffic split through the product's router (routers/registry.py), so the same stories run on
-every router. The pure machine driver is testing/driver.py; the ticker driver over fakes is
-testing/fakes.py."""
+"""The cluster story driver: the real control plane and the operator process, acted on as a user
+would (kubectl, the `modelrollout` command line). `Story` is a `Driver` of the typed
+given / when / then vocabulary (testing/vocabulary.py), whose stories also run on the ticker over
+fakes (`TickerDriver`); its checks read the traffic split through the product's router
+(routers/registry.py), so the same stories run on every router. The pure machine driver is
+testing/driver.py."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def model_rollout(
 
 
 class Story:
-    """Given / When / Then helpers over kubectl."""
+    """A `Driver` (testing/vocabulary.py) over kubectl, and helpers for what only a cluster has
+    (Deployments, the command line's output)."""
 
     def __init__(self, cluster: LocalCluster, namespace: str, operator: OperatorProcess) -> None:
         self.cluster, self.namespace, self.operator = cluster, namespace, operator
