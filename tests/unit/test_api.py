@@ -11,7 +11,14 @@ import yaml
 from pydantic import ValidationError
 
 from modelrollout.api.crd import CRD_FILE, render
-from modelrollout.api.v1alpha1 import ModelRolloutSpec, ModelRolloutStatus, StatusEdit
+from modelrollout.api.v1alpha1 import (
+    PHASES,
+    VERDICTS,
+    WEBHOOK_EVENTS,
+    ModelRolloutSpec,
+    ModelRolloutStatus,
+    StatusEdit,
+)
 from modelrollout.testing.manifests import EXAMPLE_ROLLOUTS, INVALID, Invalid, examples, rollout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +91,7 @@ def test_no_message_is_written_twice_in_the_api() -> None:
     """Each rule's message is declared once (a Rule gives both the CEL and the model check)."""
     seen: dict[str, str] = {}
     repeated = []
-    for path in sorted((ROOT / "operator" / "modelrollout" / "api").glob("*.py")):
+    for path in sorted((ROOT / "operator" / "modelrollout" / "api").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 text = node.value
@@ -93,6 +100,27 @@ def test_no_message_is_written_twice_in_the_api() -> None:
                         repeated.append(f"{text!r} ({seen[text]} and {path.name})")
                     seen.setdefault(text, path.name)
     assert repeated == []
+
+
+def test_no_module_outside_the_api_lists_a_vocabulary() -> None:
+    """Phases, verdicts and webhook events are listed once, in api/: a tuple, list, set or dict
+    elsewhere that names two or more of one vocabulary is a second copy of it."""
+    vocabularies = {"phases": set(PHASES), "verdicts": set(VERDICTS),
+                    "webhook events": set(WEBHOOK_EVENTS)}  # fmt: skip
+    product = ROOT / "operator" / "modelrollout"
+    listed = []
+    for path in sorted(product.rglob("*.py")):
+        if path.is_relative_to(product / "api") or path.is_relative_to(product / "testing"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Tuple | ast.List | ast.Set | ast.Dict):
+                continue
+            items = node.keys + node.values if isinstance(node, ast.Dict) else node.elts
+            names = {i.value for i in items if isinstance(i, ast.Constant)}
+            for vocabulary, members in vocabularies.items():
+                if len(names & members) >= 2:
+                    listed.append(f"{path.relative_to(product)}:{node.lineno} lists {vocabulary}")
+    assert listed == []
 
 
 def test_a_status_edit_names_exactly_the_status_fields() -> None:

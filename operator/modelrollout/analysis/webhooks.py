@@ -10,16 +10,9 @@ import logging
 
 import requests
 
-from modelrollout.api.v1alpha1 import Notifications
+from modelrollout.api.v1alpha1 import WEBHOOK_EVENT_OF_REASON, WEBHOOK_EVENTS, Notifications
 
 log = logging.getLogger(__name__)
-# Event reasons the machine posts -> the webhook events a user subscribes to (api.md).
-WEBHOOK_EVENT = {
-    "CanaryStarted": "Progressing",
-    "Promoted": "Promoted",
-    "RolledBack": "RolledBack",
-    "Paused": "Paused",
-}
 TIMEOUT_SECONDS = 5.0
 
 
@@ -28,7 +21,7 @@ def payload(
 ) -> dict[str, str]:
     return {
         "rollout": f"{namespace}/{name}",
-        "event": WEBHOOK_EVENT.get(reason, reason),
+        "event": WEBHOOK_EVENT_OF_REASON.get(reason, reason),
         "message": message,
         "version": version or "",
     }
@@ -36,7 +29,7 @@ def payload(
 
 def notify(notifications: Notifications | None, body: dict[str, str]) -> int:
     """Send `body` to every webhook that wants its event; returns how many accepted it."""
-    if notifications is None or body["event"] not in WEBHOOK_EVENT.values():
+    if notifications is None or body["event"] not in WEBHOOK_EVENTS:
         return 0
     accepted = 0
     for hook in notifications.webhooks:

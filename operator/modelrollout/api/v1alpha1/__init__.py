@@ -25,10 +25,19 @@ from modelrollout.api.v1alpha1.analysis import (
     SecretRef as SecretRef,
 )
 from modelrollout.api.v1alpha1.notifications import (
+    WEBHOOK_EVENT_OF_REASON as WEBHOOK_EVENT_OF_REASON,
+)
+from modelrollout.api.v1alpha1.notifications import (
+    WEBHOOK_EVENTS as WEBHOOK_EVENTS,
+)
+from modelrollout.api.v1alpha1.notifications import (
     Notifications as Notifications,
 )
 from modelrollout.api.v1alpha1.notifications import (
     Webhook as Webhook,
+)
+from modelrollout.api.v1alpha1.notifications import (
+    WebhookEvent as WebhookEvent,
 )
 from modelrollout.api.v1alpha1.queries import (
     MAX_QUERY_LENGTH as MAX_QUERY_LENGTH,
