@@ -205,6 +205,8 @@ def test_a_deleted_rollout_is_forgotten() -> None:
     ticker.run(NS, NAME, T0)
     del world.cluster.rollouts[(NS, NAME)]
     assert ticker.run(NS, NAME, T0) is None
+    # and the cluster adapter forgets what it wrote for it (its memory is bounded by the living)
+    assert world.cluster.forgotten == [(NS, NAME)]
 
 
 def test_a_route_its_gateway_refuses_is_said_in_a_condition_until_accepted() -> None:

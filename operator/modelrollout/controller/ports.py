@@ -40,6 +40,9 @@ class Cluster(Protocol):
     def secret_data(self, namespace: str, name: str) -> dict[str, str]:
         """A Secret's data, decoded."""
 
+    def forget(self, namespace: str, name: str) -> None:
+        """The rollout is gone: drop what was remembered for it."""
+
 
 class Notifier(Protocol):
     def send(self, owner: Owner, event: Event, notifications: Notifications | None,

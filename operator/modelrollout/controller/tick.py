@@ -164,6 +164,7 @@ class Ticker:
 
     def forget(self, namespace: str, name: str) -> None:
         self._memory.pop((namespace, name), None)
+        self.cluster.forget(namespace, name)
 
     def run(self, namespace: str, name: str, now: datetime | None = None) -> float | None:
         """Read the object and tick it: seconds until it is next due, None once it is gone or

@@ -60,9 +60,10 @@ class KubeCluster:
         self.api = api
         self.watching = store is not None
         self.store = store if store is not None else Store()
-        # What this process last wrote to each owned object ((kind, namespace, name) -> digest
-        # or weight): a later difference was made by someone else, and is said when put back.
-        self.written: dict[tuple[str, str, str], str] = {}
+        # What this process last wrote to each object a rollout owns (by rollout, then (kind,
+        # name) -> digest or weight): a later difference was made by someone else, and is said
+        # when put back. Forgotten with the rollout.
+        self._written: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -158,7 +159,7 @@ class KubeCluster:
         corrections: list[str] = []
         seen = self._workloads(owner)
         for manifest in desired.apply:
-            said = self._apply(manifest, seen)
+            said = self._apply(owner, manifest, seen)
             if said:
                 corrections.append(said)
         for name, replicas in desired.scale.items():
@@ -168,7 +169,8 @@ class KubeCluster:
                 self._delete(owner, name)
         return corrections
 
-    def _apply(self, manifest: Manifest, deployments: dict[str, Workload]) -> str | None:
+    def _apply(self, owner: Owner, manifest: Manifest,
+               deployments: dict[str, Workload]) -> str | None:  # fmt: skip
         kind, meta = manifest["kind"], manifest["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         wanted = digest(manifest)
@@ -177,9 +179,8 @@ class KubeCluster:
         seen = deployments.get(name) if kind == "Deployment" else stored.get((namespace, name))
         if seen is not None and seen.digest == wanted and seen.replicas == replicas:
             return None
-        memory = (kind, namespace, name)
         said = None
-        if memory in self.written and self.written[memory] == wanted:
+        if self._written.get((owner.namespace, owner.name), {}).get((kind, name)) == wanted:
             # we wrote exactly this, and what is there now is not it: someone else's doing
             what = "was deleted" if seen is None else _difference(seen, replicas)
             said = f"{kind} {name} {what} by another writer; the operator put it back"
@@ -197,7 +198,7 @@ class KubeCluster:
         except ApiError as error:
             raise failure(error, f"applying {kind} {namespace}/{name}") from error
         stored.put(answer)
-        self.written[memory] = wanted
+        self.wrote(owner, kind, name, wanted)
         return said
 
     def _scale(self, owner: Owner, name: str, replicas: int, seen: Workload | None) -> None:
@@ -227,6 +228,17 @@ class KubeCluster:
             if error.status != 404:
                 raise failure(error, f"deleting Deployment {owner.namespace}/{name}") from error
         self.store.deployments.forget((owner.namespace, name))
+
+    def wrote(self, owner: Owner, kind: str, name: str, value: str) -> str | None:
+        """Remember what this process wrote to an object `owner` owns; what it remembered."""
+        memory = self._written.setdefault((owner.namespace, owner.name), {})
+        before = memory.get((kind, name))
+        memory[(kind, name)] = value
+        return before
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The rollout is gone: nothing it owned needs remembering."""
+        self._written.pop((namespace, name), None)
 
     # -- custom objects (routes), for the routers ------------------------------------------------
 

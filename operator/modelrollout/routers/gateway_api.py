@@ -84,7 +84,6 @@ class GatewayAPIRouter:
 
     def set_weight(self, canary_weight: int) -> str | None:
         desired = build_route(self._owner, self._traffic, self._port, canary_weight)
-        memory = ("HTTPRoute", self._owner.namespace, self._owner.name)
         for attempt in range(CONFLICT_RETRIES):
             # the route as last seen first; after a conflict, as the API server has it now
             current = self._get(fresh=attempt > 0)
@@ -104,8 +103,8 @@ class GatewayAPIRouter:
                 raise RouterError(
                     str(error), error.status, terminating=error.terminating
                 ) from error
-            before = self._cluster.written.get(memory)
-            self._cluster.written[memory] = str(canary_weight)
+            before = self._cluster.wrote(self._owner, "HTTPRoute", self._owner.name,
+                                         str(canary_weight))  # fmt: skip
             found = None if current is None else canary_weight_of(current, self._owner.name)
             if before == str(canary_weight) and found != canary_weight:
                 return (

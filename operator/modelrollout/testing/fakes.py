@@ -67,6 +67,7 @@ class FakeCluster:
         self.status_writes = 0
         self.reads = 0
         self.corrections: list[str] = []  # what the next converge says it put back
+        self.forgotten: list[Key] = []  # rollouts the ticker said were gone
         self._versions = itertools.count(1)
 
     def add(self, body: Manifest, namespace: str = "ml") -> Manifest:
@@ -137,6 +138,9 @@ class FakeCluster:
         if data is None:
             raise ClusterError(f"Secret {namespace}/{name}: not found", 404)
         return data
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.forgotten.append((namespace, name))
 
 
 class FakeRouter:
