@@ -37,6 +37,7 @@ from modelrollout.routers.registry import router_for
 
 # Threads that tick rollouts; any number of rollouts share them.
 WORKERS = int(MAX_WORKERS.number())
+IDLE_OBJECT_SECONDS = 0.5
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +55,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         prefix="modelrollout.io", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # Events are posted by the ticker itself
+    # kopf keeps a task and a queue per object while events keep coming, until it has been idle
+    # this long (default 5 s); a wave over thousands of objects held thousands of them at once.
+    settings.batching.idle_timeout = IDLE_OBJECT_SECONDS
     memo.api = Rest(Connection.load())
     memo.store = Store()
     cluster = KubeCluster(memo.api, memo.store)
