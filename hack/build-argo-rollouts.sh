@@ -5,18 +5,10 @@
 # wrapper module repeats that block. Prints the cache directory (bin/rollouts-controller, crds/) on
 # its last line.
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
-. "$here/versions.env"
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-
-gover=$(go env GOVERSION)
-root="${MODELROLLOUT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelrollout}"
+# shellcheck source=cache.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cache.sh"
 out="$root/tools/argo-rollouts-v${ARGO_ROLLOUTS_VERSION}_${gover}"
-if [ -f "$out/.complete" ]; then
-  echo "$out"
-  exit 0
-fi
+cached "$out" "$out"
 start=$(date +%s)
 echo "[build-argo-rollouts] v$ARGO_ROLLOUTS_VERSION" >&2
 module="github.com/argoproj/argo-rollouts@v$ARGO_ROLLOUTS_VERSION"

@@ -7,19 +7,11 @@
 # Why wrapper modules: k8s.io/kubernetes and etcd's server module carry replace directives, so
 # `go install pkg@version` refuses them (see docs/control-plane.md).
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
-. "$here/versions.env"
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-
-gover=$(go env GOVERSION)
+# shellcheck source=cache.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cache.sh"
 key="k8s-v${KUBERNETES_VERSION}_etcd-v${ETCD_VERSION}_kwok-v${KWOK_VERSION}_gw-v${GATEWAY_API_VERSION}_istio-v${ISTIO_API_VERSION}_${gover}"
-root="${MODELROLLOUT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelrollout}"
 out="$root/controlplane/$key"
-if [ -f "$out/.complete" ]; then
-  echo "$out"
-  exit 0
-fi
+cached "$out" "$out"
 
 log() { echo "[build-control-plane] $*" >&2; }
 work="$out.work"

@@ -3,18 +3,10 @@
 # and Go versions (separate from the control plane's key, so a Helm bump rebuilds only Helm).
 # Prints the path of the helm binary on its last line.
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
-. "$here/versions.env"
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-
-gover=$(go env GOVERSION)
-root="${MODELROLLOUT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelrollout}"
+# shellcheck source=cache.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cache.sh"
 out="$root/tools/helm-v${HELM_VERSION}-k8sdefaults_${gover}"
-if [ -f "$out/.complete" ]; then
-  echo "$out/bin/helm"
-  exit 0
-fi
+cached "$out" "$out/bin/helm"
 mkdir -p "$out/bin"
 start=$(date +%s)
 echo "[build-helm] helm v$HELM_VERSION" >&2
