@@ -135,7 +135,9 @@ class Rest:
             cert_file=connection.cert_file,
             key_file=connection.key_file,
             timeout=urllib3.Timeout(connect=5.0, read=timeout),
-            retries=False,
+            # Only a connection that could not be made is tried again: the request was not sent,
+            # so no write can happen twice. Anything else is the tick's to report.
+            retries=urllib3.Retry(total=2, connect=2, read=0, redirect=0, status=0, other=0),
         )
         self._lock = threading.Lock()
         self._token = connection.token
