@@ -13,7 +13,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TESTS  := $(wildcard tests/unit tests/integration tests/e2e)
 LINTED := operator tests demo hack $(wildcard bench)
 
-.PHONY: help system-deps venv controlplane helm image lint unit test demo cluster-up cluster-down lock clean crds
+.PHONY: help system-deps venv controlplane helm traefik image lint unit test demo cluster-up cluster-down lock clean crds
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ controlplane: system-deps ## build kube-apiserver & co. from Go modules (once pe
 helm: system-deps ## build helm from its Go module (once per version), for the chart's tests
 	@bash hack/build-helm.sh >/dev/null
 
+traefik: system-deps ## build Traefik from its Go module (once per version), the Gateway API data plane
+	@bash hack/build-traefik.sh >/dev/null
+
 lint: venv ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
@@ -44,9 +47,10 @@ lint: venv ## ruff, mypy --strict, import-linter
 unit: venv ## the fast unit tests only
 	$(PY) -m pytest tests/unit
 
-test: lint controlplane helm ## lint, then unit, integration and e2e tests on a real control plane
+test: lint controlplane helm traefik ## lint, then unit, integration and e2e tests on a real control plane
 	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" \
-	MODELROLLOUT_HELM="$$(bash hack/build-helm.sh)" $(PY) -m pytest $(TESTS)
+	MODELROLLOUT_HELM="$$(bash hack/build-helm.sh)" \
+	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" $(PY) -m pytest $(TESTS)
 
 demo: venv controlplane ## the main job: a real rollout end to end on a local control plane
 	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" $(PY) demo/run.py

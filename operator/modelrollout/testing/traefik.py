@@ -1,0 +1,118 @@
+"""Traefik, built from its Go module by hack/build-traefik.sh, as the local control plane's Gateway
+API implementation: its Kubernetes Gateway provider watches the local API server (through the
+admin kubeconfig), and its one entry point listens on a loopback port. `install` puts in the
+GatewayClass `traefik` and a Gateway `public` whose listener is that entry point.
+
+Traefik routes to the Pod IPs in a Service's EndpointSlices; with kwok pods those lead nowhere, so
+routing real requests needs pods that really run (issue #12's process node). What works without
+them: Traefik accepts the GatewayClass, programs the Gateway and accepts HTTPRoutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from modelrollout.testing.processes import ControlPlaneError, ManagedProcess, StartStop, free_ports
+
+BUILD_SCRIPT = Path(__file__).resolve().parents[3] / "hack" / "build-traefik.sh"
+CONTROLLER = "traefik.io/gateway-controller"
+GATEWAY_CLASS = "traefik"
+GATEWAY = "public"
+
+
+def locate() -> Path:
+    """The traefik named by MODELROLLOUT_TRAEFIK, else the cached build (built if cold)."""
+    named = os.environ.get("MODELROLLOUT_TRAEFIK")
+    if named:
+        path = Path(named)
+    else:
+        result = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
+                                check=False)  # fmt: skip
+        if result.returncode != 0:
+            raise ControlPlaneError(f"building traefik failed:\n{result.stderr[-3000:]}")
+        path = Path(result.stdout.strip().splitlines()[-1])
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise ControlPlaneError(f"traefik: no executable at {path}")
+    return path
+
+
+class Traefik(StartStop):
+    def __init__(self, binary: Path, kubeconfig: Path) -> None:
+        self.binary = binary
+        self.kubeconfig = kubeconfig
+        self.port, self.ping_port = free_ports(2)
+        self.workdir = Path(tempfile.mkdtemp(prefix="modelrollout-traefik-"))
+        self.process: ManagedProcess | None = None
+        self.stopped: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        """Where the Gateway's listener takes requests."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        argv = [
+            str(self.binary),
+            f"--entryPoints.web.address=127.0.0.1:{self.port}",
+            f"--entryPoints.ping.address=127.0.0.1:{self.ping_port}",
+            "--ping=true",
+            "--ping.entryPoint=ping",
+            "--providers.kubernetesGateway=true",
+            "--global.checkNewVersion=false",
+            "--global.sendAnonymousUsage=false",
+            "--log.level=INFO",
+        ]
+        env = {"PATH": os.environ.get("PATH", ""), "KUBECONFIG": str(self.kubeconfig)}
+        self.process = ManagedProcess("traefik", argv, self.workdir / "traefik.log", env=env)
+        self.process.start()
+        self.process.wait_until(self._pinged, "answering its ping", timeout=60)
+
+    def _pinged(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ping_port}/ping", timeout=2):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.stopped = self.process
+            self.process.stop()
+            self.process = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def leftovers(self) -> list[str]:
+        """What a stopped Traefik left behind: its process, its directory."""
+        found = []
+        if self.stopped is not None and self.stopped.exit_code() is None:
+            found.append(f"traefik ({self.stopped.pid}) still running")
+        if self.workdir.exists():
+            found.append(f"directory {self.workdir} still exists")
+        return found
+
+    def manifests(self, namespace: str) -> list[dict[str, Any]]:
+        """The GatewayClass `traefik` and the Gateway `public` in `namespace`, listening on the
+        entry point (Traefik matches a listener to the entry point with its port)."""
+        return [
+            {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+             "metadata": {"name": GATEWAY_CLASS}, "spec": {"controllerName": CONTROLLER}},
+            {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+             "metadata": {"name": GATEWAY, "namespace": namespace},
+             "spec": {"gatewayClassName": GATEWAY_CLASS,
+                      "listeners": [{"name": "web", "protocol": "HTTP", "port": self.port,
+                                     "allowedRoutes": {"namespaces": {"from": "Same"}}}]}},
+        ]  # fmt: skip
+
+    def manifest_json(self, namespace: str) -> str:
+        return json.dumps({"apiVersion": "v1", "kind": "List", "items": self.manifests(namespace)})
+
+
+__all__ = ["CONTROLLER", "GATEWAY", "GATEWAY_CLASS", "Traefik", "locate"]
