@@ -11,27 +11,13 @@ out="$root/tools/traefik-v${TRAEFIK_VERSION}_${gover}"
 cached "$out" "$out/bin/traefik"
 start=$(date +%s)
 echo "[build-traefik] v$TRAEFIK_VERSION" >&2
-module="github.com/traefik/traefik/v3@v$TRAEFIK_VERSION"
-info=$(go mod download -json "$module")
-dir=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["Dir"])' "$info")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out/bin"
-{
-  echo "module modelrollout.local/traefik-wrapper"
-  echo
-  echo "go $(go env GOVERSION | sed 's/^go//; s/\.[0-9]*$//')"
-  echo
-  echo "require github.com/traefik/traefik/v3 v$TRAEFIK_VERSION"
-  echo
-  # the module's own replace and exclude directives, verbatim
-  sed -n '/^replace (/,/^)/p; /^exclude (/,/^)/p' "$dir/go.mod"
-  grep -E '^(replace|exclude) [^(]' "$dir/go.mod" || true
-} > "$work/go.mod"
-printf '//go:build tools\n\npackage main\n\nimport _ "github.com/traefik/traefik/v3/cmd/traefik"\n' \
-  > "$work/tools.go"
+wrapper_module "$work" github.com/traefik/traefik/v3 "v$TRAEFIK_VERSION" \
+  github.com/traefik/traefik/v3/cmd/traefik >/dev/null
 version="github.com/traefik/traefik/v3/pkg/version"
-(cd "$work" && go mod tidy >&2 && go build -trimpath \
+(cd "$work" && go build -trimpath \
   -ldflags "-s -w -X $version.Version=v$TRAEFIK_VERSION -X $version.Codename=modelrollout" \
   -o "$out/bin/traefik" github.com/traefik/traefik/v3/cmd/traefik)
 chmod -R u+w "$out"

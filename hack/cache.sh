@@ -3,6 +3,7 @@
 #   here   this directory          gover  the Go toolchain's version (part of every cache key)
 #   root   the cache root          cached DIR SHOWN: if DIR holds a finished build, print SHOWN
 #                                  and exit
+shopt -s inherit_errexit  # a failure inside $(...) fails the script too
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
@@ -16,4 +17,26 @@ cached() {
     echo "$2"
     exit 0
   fi
+}
+
+# wrapper_module WORK MODULE VERSION PACKAGE: write into WORK a main module that requires
+# MODULE@VERSION with that module's own replace and exclude directives (Go applies them only from
+# the main module) and imports PACKAGE, then tidy it. Prints the module's source directory.
+wrapper_module() {
+  local work=$1 module=$2 version=$3 package=$4 dir
+  dir=$(go mod download -json "$module@$version" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  {
+    echo "module modelrollout.local/wrapper"
+    echo
+    echo "go $(go env GOVERSION | sed 's/^go//; s/\.[0-9]*$//')"
+    echo
+    echo "require $module $version"
+    echo
+    sed -n '/^replace (/,/^)/p; /^exclude (/,/^)/p' "$dir/go.mod"
+    grep -E '^(replace|exclude) [^(]' "$dir/go.mod" || true
+  } > "$work/go.mod"
+  printf '//go:build tools\n\npackage main\n\nimport _ "%s"\n' "$package" > "$work/tools.go"
+  (cd "$work" && go mod tidy >&2)
+  echo "$dir"
 }
