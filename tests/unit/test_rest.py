@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from modelrollout.k8s import rest
-from modelrollout.k8s.rest import Connection, path
+from modelrollout.k8s.cluster import terminating
+from modelrollout.k8s.rest import ApiError, Connection, path
 
 
 def kubeconfig(tmp_path: Path, cluster: dict[str, object], user: dict[str, object]) -> Path:
@@ -77,3 +78,21 @@ def test_paths_name_the_core_group_and_others_as_the_api_server_serves_them() ->
     status = path("modelrollout.io", "v1alpha1", "modelrollouts", "ml", "fraud",
                   subresource="status")  # fmt: skip
     assert status == "/apis/modelrollout.io/v1alpha1/namespaces/ml/modelrollouts/fraud/status"
+
+
+def test_a_refusal_because_the_namespace_is_being_deleted_is_told_by_its_cause() -> None:
+    # The API server's answer to an apply in a terminating namespace, as it sent it (1.36.3)
+    body = json.dumps({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden",
+        "message": 'services "s" is forbidden: unable to create new content in namespace doomed '
+                   "because it is being terminated",
+        "details": {"name": "s", "kind": "services", "causes": [
+            {"reason": "NamespaceTerminating", "message": "namespace doomed is being terminated",
+             "field": "metadata.namespace"}]},
+        "code": 403,
+    })  # fmt: skip
+    assert terminating(ApiError(403, "Forbidden", body))
+    forbidden = json.dumps({"kind": "Status", "reason": "Forbidden", "code": 403,
+                            "message": 'services "s" is forbidden: User "x" cannot'})  # fmt: skip
+    assert not terminating(ApiError(403, "Forbidden", forbidden))
+    assert not terminating(ApiError(403, "Forbidden", "not JSON"))

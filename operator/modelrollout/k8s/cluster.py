@@ -37,16 +37,17 @@ _APPS = ("apps", "v1")
 
 def failure(error: ApiError, doing: str) -> ClusterError:
     return ClusterError(f"{doing}: {error_message(error)}", error.status,
-                        terminating=_terminating(error))  # fmt: skip
+                        terminating=terminating(error))  # fmt: skip
 
 
-def _terminating(error: ApiError) -> bool:
-    """The namespace is being deleted: the API server's NamespaceLifecycle refusal."""
+def terminating(error: ApiError) -> bool:
+    """The namespace is being deleted: the API server's NamespaceLifecycle refusal, told by its
+    cause (a StatusCause's type is the JSON key `reason`)."""
     try:
         details = json.loads(error.body or "{}").get("details") or {}
     except ValueError:
         return False
-    return any(c.get("type") == "NamespaceTerminating" for c in details.get("causes") or [])
+    return any(c.get("reason") == "NamespaceTerminating" for c in details.get("causes") or [])
 
 
 def digest(manifest: Manifest) -> str:
