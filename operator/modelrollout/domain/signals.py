@@ -70,13 +70,13 @@ def result(name: str, kind: str, verdict: Verdict, at: str, **numbers: object) -
                                         **fields})  # fmt: skip
 
 
-def gathering(result: SignalResult, series_exist: bool) -> SignalResult:
+def gathering(judged: SignalResult, series_exist: bool) -> SignalResult:
     """Nothing counted since the canary started, though the selectors match series: the evidence
     is still coming in (a scrape or two after the start, labels that arrive late), which is
     Inconclusive. NoData is kept for selectors that match no series at all, as a wrong query."""
-    if result.verdict != "NoData" or not series_exist:
-        return result
-    return result.model_copy(update={
+    if judged.verdict != "NoData" or not series_exist:
+        return judged
+    return judged.model_copy(update={
         "verdict": "Inconclusive",
         "message": "nothing counted since the canary started yet; the series exist",
     })  # fmt: skip

@@ -66,6 +66,25 @@ class KubeCluster:
         # when put back. Forgotten with the rollout.
         self._written: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
 
+    def _send(self, doing: str, method: str, where: str, body: Any = None,
+              **options: Any) -> Manifest:  # fmt: skip
+        """The API server's answer; an error is a ClusterError that says what was being done."""
+        try:
+            return self.api.request(method, where, body, **options)
+        except ApiError as error:
+            raise failure(error, doing) from error
+
+    def _unless(self, absent: tuple[int, ...], doing: str, method: str, where: str,
+                body: Any = None, **options: Any) -> Manifest | None:  # fmt: skip
+        """`_send`, or None for an error status in `absent` (what the caller takes as "not
+        there": gone, or changed meanwhile)."""
+        try:
+            return self._send(doing, method, where, body, **options)
+        except ClusterError as error:
+            if error.status in absent:
+                return None
+            raise
+
     # -- reading ---------------------------------------------------------------------------------
 
     def read(self, namespace: str, name: str, *, fresh: bool = False) -> Manifest | None:
@@ -82,13 +101,11 @@ class KubeCluster:
             if seen is not None:
                 return cast(Manifest, seen)
         group, version, plural = kind
-        try:
-            body = self.api.request("GET", path(group, version, plural, namespace, name))
-        except ApiError as error:
-            if error.status == 404:
-                stored.forget((namespace, name))
-                return None
-            raise failure(error, f"reading {plural} {namespace}/{name}") from error
+        body = self._unless((404,), f"reading {plural} {namespace}/{name}", "GET",
+                            path(group, version, plural, namespace, name))  # fmt: skip
+        if body is None:
+            stored.forget((namespace, name))
+            return None
         stored.put(body)
         return body
 
@@ -99,13 +116,11 @@ class KubeCluster:
     def _workloads(self, owner: Owner) -> dict[str, Workload]:
         """The rollout's Deployments by name, as last seen (listed afresh when not watching)."""
         if not self.watching:
-            try:
-                listed = self.api.request(
-                    "GET", path(*_APPS, "deployments", owner.namespace),
-                    query={"labelSelector": f"{ROLLOUT_LABEL}={owner.name}"},
-                )  # fmt: skip
-            except ApiError as error:
-                raise failure(error, f"listing Deployments in {owner.namespace}") from error
+            listed = self._send(
+                f"listing Deployments in {owner.namespace}", "GET",
+                path(*_APPS, "deployments", owner.namespace),
+                query={"labelSelector": f"{ROLLOUT_LABEL}={owner.name}"},
+            )  # fmt: skip
             for name in self.store.deployments.owned_by(owner.namespace, owner.name):
                 self.store.deployments.forget((owner.namespace, name))
             for item in listed.get("items") or []:
@@ -114,10 +129,7 @@ class KubeCluster:
 
     def config_value(self, namespace: str, name: str, key: str) -> str:
         where = f"reference ConfigMap {namespace}/{name}"
-        try:
-            config = self.api.request("GET", path(*_CORE, "configmaps", namespace, name))
-        except ApiError as error:
-            raise failure(error, where) from error
+        config = self._send(where, "GET", path(*_CORE, "configmaps", namespace, name))
         data = config.get("data") or {}
         if key not in data:
             raise ClusterError(f"{where} has no key {key}")
@@ -142,15 +154,12 @@ class KubeCluster:
         """Merge-patch the status on the resourceVersion read: the new resourceVersion, or None
         when the object changed since it was read (409) or is gone (404)."""
         patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
-        try:
-            where = path(GROUP, VERSION, PLURAL, owner.namespace, owner.name,
-                         subresource="status")  # fmt: skip
-            stored = self.api.request("PATCH", where, patch, content_type=MERGE)
-        except ApiError as error:
-            if error.status in (404, 409):
-                log.debug("status not written (%s): the object changed or went away", error.status)
-                return None
-            raise failure(error, "writing status") from error
+        where = path(GROUP, VERSION, PLURAL, owner.namespace, owner.name, subresource="status")
+        stored = self._unless((404, 409), "writing status", "PATCH", where, patch,
+                              content_type=MERGE)  # fmt: skip
+        if stored is None:
+            log.debug("status not written: the object changed or went away")
+            return None
         self.store.rollouts.put(stored)
         return str(stored["metadata"]["resourceVersion"])
 
@@ -193,11 +202,8 @@ class KubeCluster:
             where = path(*_CORE, "services", namespace, name)
         else:
             raise ValueError(f"converge does not apply {kind}")
-        try:
-            answer = self.api.request("PATCH", where, body, content_type=APPLY,
-                                      query=_APPLY_QUERY)  # fmt: skip
-        except ApiError as error:
-            raise failure(error, f"applying {kind} {namespace}/{name}") from error
+        answer = self._send(f"applying {kind} {namespace}/{name}", "PATCH", where, body,
+                            content_type=APPLY, query=_APPLY_QUERY)  # fmt: skip
         stored.put(answer)
         self.wrote(owner, kind, name, wanted)
         return said
@@ -210,24 +216,19 @@ class KubeCluster:
             return
         if seen.replicas == replicas:
             return
-        try:
-            answer = self.api.request(
-                "PATCH", path(*_APPS, "deployments", owner.namespace, name),
-                {"spec": {"replicas": replicas}}, content_type=MERGE,
-            )  # fmt: skip
-        except ApiError as error:
-            if error.status == 404:
-                self.store.deployments.forget((owner.namespace, name))
-                return
-            raise failure(error, f"scaling Deployment {owner.namespace}/{name}") from error
+        answer = self._unless(
+            (404,), f"scaling Deployment {owner.namespace}/{name}", "PATCH",
+            path(*_APPS, "deployments", owner.namespace, name), {"spec": {"replicas": replicas}},
+            content_type=MERGE,
+        )  # fmt: skip
+        if answer is None:
+            self.store.deployments.forget((owner.namespace, name))
+            return
         self.store.deployments.put(answer)
 
     def _delete(self, owner: Owner, name: str) -> None:
-        try:
-            self.api.request("DELETE", path(*_APPS, "deployments", owner.namespace, name))
-        except ApiError as error:
-            if error.status != 404:
-                raise failure(error, f"deleting Deployment {owner.namespace}/{name}") from error
+        self._unless((404,), f"deleting Deployment {owner.namespace}/{name}", "DELETE",
+                     path(*_APPS, "deployments", owner.namespace, name))  # fmt: skip
         self.store.deployments.forget((owner.namespace, name))
 
     def wrote(self, owner: Owner, kind: str, name: str, value: str) -> str | None:
@@ -253,17 +254,12 @@ class KubeCluster:
                      create: bool) -> Manifest:  # fmt: skip
         """Create the object, or replace it on the resourceVersion it carries. A conflict
         (409: changed or created meanwhile) raises ClusterError with status 409."""
-        meta = body["metadata"]
-        try:
-            if create:
-                stored = self.api.request("POST", path(group, version, plural, meta["namespace"]),
-                                          body)  # fmt: skip
-            else:
-                stored = self.api.request(
-                    "PUT", path(group, version, plural, meta["namespace"], meta["name"]), body
-                )
-        except ApiError as error:
-            raise failure(error, f"writing {plural} {meta['namespace']}/{meta['name']}") from error
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        doing = f"writing {plural} {namespace}/{name}"
+        if create:
+            stored = self._send(doing, "POST", path(group, version, plural, namespace), body)
+        else:
+            stored = self._send(doing, "PUT", path(group, version, plural, namespace, name), body)
         self.store.routes.put(stored)
         return stored
 

@@ -133,7 +133,7 @@ class TickerDriver:
     namespace: str = "ml"
     name: str = "fraud-detector"
     now: datetime = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-    ticker: Ticker | None = None
+    ticker: Ticker = field(init=False)
 
     def __post_init__(self) -> None:
         self.ticker = self.world.ticker()
@@ -163,7 +163,6 @@ class TickerDriver:
             raise AssertionError(f"never, in {timeout:g} simulated s: {what}\n{self.status()}")
 
     def _tick(self) -> None:
-        assert self.ticker is not None
         self.ticker.run(self.namespace, self.name, self.now)
 
 
