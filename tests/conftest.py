@@ -17,7 +17,9 @@ from kubernetes import client, config
 
 from modelrollout.testing.cluster import Binaries, LocalCluster
 from modelrollout.testing.helm import Helm
+from modelrollout.testing.podserver import images
 from modelrollout.testing.prometheus import PrometheusPool
+from modelrollout.testing.traefik import Traefik, locate
 from modelrollout.testing.webhooks import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +32,8 @@ def controlplane_binaries() -> Binaries:
 
 @pytest.fixture(scope="session")
 def cluster(controlplane_binaries: Binaries) -> Iterator[LocalCluster]:
-    local = LocalCluster(controlplane_binaries)
+    # with a process node: pods that ask for it (kubelet.PLACEMENT) run the test images
+    local = LocalCluster(controlplane_binaries, images=images())
     local.start()
     marker = str(local.workdir)
     yield local
@@ -61,6 +64,14 @@ def namespace(kube: client.ApiClient) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def gateway(cluster: LocalCluster) -> Iterator[Traefik]:
+    """Traefik, the Gateway API implementation, in the data plane's network namespace."""
+    with Traefik(locate(), cluster.kubeconfig, cluster.network) as running:
+        yield running
+    assert running.leftovers() == [], "Traefik left a process or files behind"
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ accepts the HTTPRoute the operator's router writes, which the router then reads 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,9 @@ from modelrollout.testing.traefik import CONTROLLER, GATEWAY, GATEWAY_CLASS, Tra
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("modelrollout_crd")]
 
 
-@pytest.fixture(scope="module")
-def traefik(cluster: LocalCluster) -> Iterator[Traefik]:
-    with Traefik(locate(), cluster.kubeconfig) as running:
-        yield running
-    assert running.leftovers() == [], "Traefik left a process or files behind"
+@pytest.fixture
+def traefik(gateway: Traefik) -> Traefik:
+    return gateway
 
 
 def _condition(body: dict[str, Any] | None, kind: str) -> str | None:

@@ -24,6 +24,7 @@ from modelrollout.domain.machine import (
     desired_world,
     evaluation_due,
     machine_message,
+    past_progress_deadline,
     planned_seconds,
     plans,
 )
@@ -74,11 +75,13 @@ class Rollout:
 
     def tick(self, desired: RevisionRef, *, after: float = 0, available: bool = True,
              weight: int | None = None, results: list[SignalResult] | None = None,
-             command: Command | None = None) -> ModelRolloutStatus:  # fmt: skip
+             command: Command | None = None, trouble: str | None = None,
+             ) -> ModelRolloutStatus:  # fmt: skip
         self.now += timedelta(seconds=after)
         if weight is None:  # a router that does what it is told, unless a test says otherwise
             weight = self.status.canary_weight
-        seen = Observations(self.now, desired, available, weight, results, command)
+        seen = Observations(self.now, desired, available, weight, results, command,
+                            canary_trouble=trouble)  # fmt: skip
         step = advance(self.spec, self.status, seen)
         # restart-safety: the next tick sees only what would be stored in the object's status
         self.wire = step.status.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -265,6 +268,16 @@ def test_a_canary_never_available_is_rolled_back_after_progress_deadline() -> No
     status = r.tick(V2, after=61, available=False)
     assert status.phase == "RolledBack"
     assert "progressDeadline 2m" in (status.message or "")
+
+
+def test_the_deadline_rollback_names_what_keeps_the_pods_from_being_ready() -> None:
+    r = started(progressDeadline="2m")
+    assert not past_progress_deadline(r.spec, r.status, r.now + timedelta(seconds=120))
+    assert past_progress_deadline(r.spec, r.status, r.now + timedelta(seconds=121))
+    crash = "pod p container server: CrashLoopBackOff exit code 3 (weights not found)"
+    status = r.tick(V2, after=121, available=False, trouble=crash)
+    assert status.phase == "RolledBack"
+    assert status.message == f"canary not Available within progressDeadline 2m: {crash}"
 
 
 def test_no_data_past_the_limit_pauses_and_resume_clears_it() -> None:

@@ -103,3 +103,15 @@ def test_a_process_stopped_right_after_start_is_not_left_running(tmp_path: Path)
     process.start()
     process.stop(timeout=5)
     assert process.exit_code() is not None
+
+
+def test_the_process_node_expands_references_and_matches_images_by_repository() -> None:
+    from modelrollout.testing.kubelet import Image, expand, find_image, repository
+
+    assert expand("$(A)-$(B)-$$(A)-$(MISSING)", {"A": "1", "B": "2"}) == "1-2-$(A)-$(MISSING)"
+    assert repository("registry:5000/team/model:v2") == "registry:5000/team/model"
+    assert repository("example/echo@sha256:abc") == "example/echo"
+    table = {"example/echo": Image(("serve",)), "example/echo:2": Image(("two",))}
+    assert find_image(table, "example/echo:2") == Image(("two",))
+    assert find_image(table, "example/echo:1") == Image(("serve",))
+    assert find_image(table, "example/other:1") is None

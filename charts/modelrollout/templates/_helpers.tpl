@@ -62,6 +62,10 @@ The permissions the operator needs, each for a reason (docs/install.md lists the
 - apiGroups: [""]
   resources: [configmaps, secrets]
   verbs: [get]
+# once, when a canary misses its progressDeadline: why its pods are not ready
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

@@ -25,6 +25,10 @@ class Cluster(Protocol):
     def available(self, owner: Owner, deployment: str) -> bool:
         """Whether the Deployment is Available with at least one ready replica."""
 
+    def why_unready(self, owner: Owner, revision: str) -> str | None:
+        """What keeps the revision's pods from being ready (a crash loop, an image that cannot
+        be pulled, no node for them), or None when they do not say."""
+
     def write_status(self, owner: Owner, resource_version: str,
                      status: dict[str, Any]) -> str | None:  # fmt: skip
         """Write the status on the version read: the new resourceVersion, or None when the

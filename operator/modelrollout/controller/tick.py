@@ -56,6 +56,7 @@ from modelrollout.domain.machine import (
     evaluation_due,
     machine_message,
     next_due,
+    past_progress_deadline,
     plans,
     timestamp,
     with_condition,
@@ -242,6 +243,14 @@ class Ticker:
                 log.error("%s", unwritten)
             return None
 
+    def _trouble(self, owner: Owner, revision: str) -> str | None:
+        """Why the canary's pods are not ready, for a rollback's reason; never a fault itself."""
+        try:
+            return self.cluster.why_unready(owner, revision)
+        except ClusterError as error:
+            log.warning("%s/%s: %s", owner.namespace, owner.name, error)
+            return None
+
     def _tick(self, m: _Memory, rollout: Rollout, moment: datetime) -> ModelRolloutStatus | None:
         m.stage = "observe"
         owner = rollout.owner
@@ -263,11 +272,15 @@ class Ticker:
         desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
         canary = status.canary
         refused_route = router.refusal()
+        available = canary is not None and self.cluster.available(
+            owner, deployment_name(owner.name, canary.revision))  # fmt: skip
         seen = Observations(
             now=moment,
             desired=desired,
-            canary_available=canary is not None
-            and self.cluster.available(owner, deployment_name(owner.name, canary.revision)),
+            canary_available=available,
+            canary_trouble=None
+            if canary is None or available or not past_progress_deadline(spec, status, moment)
+            else self._trouble(owner, canary.revision),
             weight=router.read_weight(),
             results=self._evaluate(m, rollout, spec, status, moment),
             command=command_of(rollout.annotations),

@@ -65,6 +65,9 @@ class Observations:
     # Set by the ticker when it could not complete its ticks past its limit: a canary it cannot
     # watch is rolled back (after a human's command, which is applied first) rather than left.
     fault: str | None = None
+    # Why the canary's pods are not ready, in the cluster's words; looked up only once the
+    # canary is past its progressDeadline (past_progress_deadline), for the rollback's reason.
+    canary_trouble: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,15 @@ def _parse(text: str) -> datetime:
 def _in_step(t: _Tick, s: ModelRolloutStatus) -> float:
     """Seconds since the current step began."""
     return (t.seen.now - _parse(s.step_started_at or t.now)).total_seconds()
+
+
+def past_progress_deadline(spec: ModelRolloutSpec, status: ModelRolloutStatus,
+                           now: datetime) -> bool:  # fmt: skip
+    """Whether a canary that is not Available now is rolled back for it (see _stalled)."""
+    if status.canary is None or status.step_started_at is None:
+        return False
+    in_step = (now - _parse(status.step_started_at)).total_seconds()
+    return in_step > parse_duration(spec.progress_deadline)
 
 
 # --- the machine ------------------------------------------------------------------------------
@@ -190,8 +202,10 @@ def _stalled(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]
     for that long is rolled back, and a momentary blip late in a long rollout is not."""
     if t.seen.canary_available:
         return s, False
-    if _in_step(t, s) > parse_duration(t.spec.progress_deadline):
+    if past_progress_deadline(t.spec, s, t.seen.now):
         reason = f"canary not Available within progressDeadline {t.spec.progress_deadline}"
+        if t.seen.canary_trouble:
+            reason += f": {t.seen.canary_trouble}"
         return _rollback(s, t.now, reason, t.emit), True
     if _promoting(t.spec, s):
         return s, False  # promotion waits for the full-size canary itself

@@ -17,7 +17,8 @@ import logging
 from typing import Any, cast
 
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
-from modelrollout.k8s.objects import FIELD_MANAGER, error_message
+from modelrollout.domain.revision import REVISION_LABEL
+from modelrollout.k8s.objects import FIELD_MANAGER, error_message, why_unready
 from modelrollout.k8s.owner import (
     APPLIED_ANNOTATION,
     ROLLOUT_LABEL,
@@ -126,6 +127,14 @@ class KubeCluster:
             for item in listed.get("items") or []:
                 self.store.deployments.put(item)
         return self.store.deployments.owned_by(owner.namespace, owner.name)
+
+    def why_unready(self, owner: Owner, revision: str) -> str | None:
+        listed = self._send(
+            f"listing the pods of revision {revision} in {owner.namespace}", "GET",
+            path(*_CORE, "pods", owner.namespace),
+            query={"labelSelector": f"{REVISION_LABEL}={revision}"},
+        )  # fmt: skip
+        return why_unready(listed.get("items") or [])
 
     def config_value(self, namespace: str, name: str, key: str) -> str:
         where = f"reference ConfigMap {namespace}/{name}"

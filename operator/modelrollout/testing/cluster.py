@@ -16,12 +16,14 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from modelrollout.k8s.rest import Connection, Rest
+from modelrollout.testing.kubelet import Image, ProcessNode
+from modelrollout.testing.netns import Network
 from modelrollout.testing.pki import Pki, make_pki, render_kubeconfig
 from modelrollout.testing.processes import (
     ControlPlaneError,
@@ -35,6 +37,7 @@ from modelrollout.testing.processes import (
     processes_mentioning,
     terminate,
 )
+from modelrollout.testing.prometheus import PodDiscovery, PodsJob
 
 WORKDIR_PREFIX = "modelrollout-cluster-"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -127,7 +130,10 @@ class LocalCluster(StartStop):
         tie_to_parent: bool = True,
         start_timeout: float = 120.0,
         workdir_parent: Path | None = None,
+        images: Mapping[str, Image] | None = None,
     ) -> None:
+        """`images`: also run a process node (kubelet.py) whose pods run these images as local
+        processes in the data plane's network namespace (netns.py)."""
         self.binaries = binaries
         self.node_count = nodes
         self.install_crds = install_crds
@@ -140,6 +146,10 @@ class LocalCluster(StartStop):
         self.processes: list[ManagedProcess] = []
         self.server = ""
         self._pki: Pki | None = None
+        self.images = images
+        self.network: Network | None = None
+        self.node: ProcessNode | None = None
+        self.discovery: PodDiscovery | None = None
 
     # -- public surface ------------------------------------------------------------------------
 
@@ -157,11 +167,21 @@ class LocalCluster(StartStop):
             self._start_etcd(etcd_port, etcd_peer)
             self._start_apiserver(api, etcd_port)
             self.kubeconfig.write_text(render_kubeconfig(self.server, self._pki))
+            if self.images is not None:
+                self.network = Network(tie_to_parent=self.tie_to_parent)
+                self.network.start()
+                self.network.reach(api)  # the API server, at the same address inside
             self._start_controller_manager(kcm)
             self._start_scheduler(sched)
             self._start_kwok(kwok)
             self._create_nodes()
             self._wait_for_default_service_account()
+            if self.images is not None and self.network is not None:
+                self.node = ProcessNode(self.kubeconfig, self.network, self.images)
+                self.node.start()
+                self.discovery = PodDiscovery(self.kubeconfig)
+                self.discovery.start()
+                self.network.reach(self.discovery.port)
             if self.install_crds:
                 self._install_crds()
 
@@ -169,6 +189,12 @@ class LocalCluster(StartStop):
         """Stop every process (newest first) and remove the work directory. Idempotent."""
         if self.workdir is None:
             return
+        if self.discovery is not None:
+            self.discovery.stop()
+        if self.node is not None:
+            self.node.stop()
+        if self.network is not None:
+            self.network.stop()
         for process in reversed(self.processes):
             process.stop()
         keep = os.environ.get("MODELROLLOUT_KEEP_LOGS")
@@ -194,7 +220,18 @@ class LocalCluster(StartStop):
                   if p.popen is not None and pid_alive(p.pid)]  # fmt: skip
         if Path(marker).exists():
             found.append(f"directory {marker} still exists")
+        if self.node is not None:
+            found += self.node.leftovers()
+        if self.network is not None:
+            found += self.network.leftovers()
         return found
+
+    def pods_job(self, name: str = "pods") -> PodsJob:
+        """A Prometheus job that finds the annotated pods through this API server (for a
+        Prometheus in the data plane's namespace)."""
+        if self.discovery is None:
+            raise ControlPlaneError("pod discovery needs the cluster's process node (images=)")
+        return PodsJob(name, self.discovery.url)
 
     def admin_context(self) -> ssl.SSLContext:
         """TLS for the API server as the admin user, e.g. to read its /metrics."""
@@ -361,7 +398,8 @@ class LocalCluster(StartStop):
         kwok = self._launch(
             "kwok",
             f"--kubeconfig={self.kubeconfig}",
-            "--manage-all-nodes=true",
+            # the kwok nodes only: the process node, if any, has its own kubelet
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-lease-duration-seconds=40",
             "--cidr=10.244.0.0/16",
             "--node-ip=10.240.0.1",

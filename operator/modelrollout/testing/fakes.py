@@ -68,6 +68,7 @@ class FakeCluster:
         self.reads = 0
         self.corrections: list[str] = []  # what the next converge says it put back
         self.forgotten: list[Key] = []  # rollouts the ticker said were gone
+        self.trouble: dict[Key, str] = {}  # (namespace, revision): why its pods are not ready
         self._versions = itertools.count(1)
 
     def add(self, body: Manifest, namespace: str = "ml") -> Manifest:
@@ -103,6 +104,10 @@ class FakeCluster:
         self.faults.check("available")
         seen = self.deployments.get((owner.namespace, deployment))
         return seen is not None and seen.available and seen.replicas > 0
+
+    def why_unready(self, owner: Owner, revision: str) -> str | None:
+        self.faults.check("why_unready")
+        return self.trouble.get((owner.namespace, revision))
 
     def write_status(self, owner: Owner, resource_version: str,
                      status: dict[str, Any]) -> str | None:  # fmt: skip

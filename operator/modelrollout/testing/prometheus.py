@@ -9,13 +9,19 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shutil
 import tempfile
+import threading
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+from modelrollout.k8s.rest import ApiError, Connection, Rest
+from modelrollout.testing.netns import Network
 from modelrollout.testing.processes import (
     ControlPlaneError,
     ManagedProcess,
@@ -46,7 +52,116 @@ class ScrapeJob:
         }
 
 
-def render_config(jobs: list[ScrapeJob], scrape_interval: str) -> str:
+@dataclass(frozen=True)
+class PodsJob:
+    """Pods found through the API server, as a cluster's Prometheus finds them with
+    `kubernetes_sd_configs` (role pod): those annotated `prometheus.io/scrape: "true"`, at their
+    pod IP and the port in `prometheus.io/port` (path `prometheus.io/path`, else /metrics),
+    labelled with their namespace and pod name.
+
+    Debian's Prometheus is built without the Kubernetes discovery (its NEWS: "Kubernetes support
+    has been completely removed"), so the pods come from `PodDiscovery`, over Prometheus's HTTP
+    discovery, with the `__meta_kubernetes_pod_*` labels the Kubernetes discovery gives; the
+    relabelling is what a cluster's configuration has."""
+
+    name: str
+    discovery: str  # PodDiscovery.url
+
+    targets: tuple[str, ...] = ()  # none known in advance
+
+    def to_config(self) -> dict[str, object]:
+        annotation = "__meta_kubernetes_pod_annotation_prometheus_io_"
+        return {
+            "job_name": self.name,
+            "http_sd_configs": [{"url": self.discovery, "refresh_interval": "1s"}],
+            "relabel_configs": [
+                {"source_labels": [f"{annotation}scrape"], "regex": "true", "action": "keep"},
+                {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running",
+                 "action": "keep"},
+                {"source_labels": [f"{annotation}path"], "regex": "(.+)",
+                 "target_label": "__metrics_path__"},
+                {"source_labels": ["__meta_kubernetes_pod_ip", f"{annotation}port"],
+                 "regex": "(.+);(\\d+)", "replacement": "$1:$2", "target_label": "__address__"},
+                {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+            ],
+        }  # fmt: skip
+
+
+def _meta_name(key: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+
+def pod_targets(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prometheus's HTTP discovery answer for `pods`: one target group per pod with an IP, with
+    the labels the Kubernetes discovery (role pod) gives it."""
+    groups = []
+    for pod in pods:
+        meta, status = pod["metadata"], pod.get("status") or {}
+        ip = status.get("podIP")
+        if not ip:
+            continue
+        ports = [p for c in pod["spec"].get("containers", []) for p in c.get("ports") or []]
+        ready = any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in status.get("conditions") or [])  # fmt: skip
+        labels = {"__meta_kubernetes_namespace": meta["namespace"],
+                  "__meta_kubernetes_pod_name": meta["name"],
+                  "__meta_kubernetes_pod_ip": ip,
+                  "__meta_kubernetes_pod_phase": status.get("phase", ""),
+                  "__meta_kubernetes_pod_ready": str(ready).lower(),
+                  "__meta_kubernetes_pod_node_name": pod["spec"].get("nodeName", "")}  # fmt: skip
+        for kind in ("label", "annotation"):
+            for key, value in (meta.get(f"{kind}s") or {}).items():
+                labels[f"__meta_kubernetes_pod_{kind}_{_meta_name(key)}"] = value
+        address = f"{ip}:{ports[0]['containerPort']}" if ports else ip
+        groups.append({"targets": [address], "labels": labels})
+    return groups
+
+
+class PodDiscovery(StartStop):
+    """Prometheus's HTTP discovery of the cluster's pods, read from the API server."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        rest = Rest(Connection.from_kubeconfig(self.kubeconfig), timeout=10)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                try:
+                    pods = rest.request("GET", "/api/v1/pods").get("items", [])
+                    body, code = json.dumps(pod_targets(pods)).encode(), 200
+                except ApiError as error:
+                    body, code = str(error).encode(), 503
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        (port,) = free_ports(1)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{port}/pods"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def render_config(jobs: list[ScrapeJob | PodsJob], scrape_interval: str) -> str:
     """Prometheus configuration (JSON is valid YAML)."""
     return json.dumps(
         {
@@ -70,13 +185,17 @@ def prometheus_binary() -> Path:
 class PrometheusServer(StartStop):
     def __init__(
         self,
-        jobs: list[ScrapeJob] | None = None,
+        jobs: list[ScrapeJob | PodsJob] | None = None,
         *,
         scrape_interval: str = "1s",
         binary: Path | None = None,
         tie_to_parent: bool = True,
         start_timeout: float = 60.0,
+        network: Network | None = None,
     ) -> None:
+        """`network`: run inside the data plane's namespace (netns.py), where pods have their
+        addresses; its port is exposed on 127.0.0.1 outside under the same number."""
+        self.network = network
         self.jobs = list(jobs or [])
         self.scrape_interval = scrape_interval
         self.binary = binary
@@ -95,15 +214,19 @@ class PrometheusServer(StartStop):
             (port,) = free_ports(1)
             self.url = f"http://127.0.0.1:{port}"
             self._config_path.write_text(render_config(self.jobs, self.scrape_interval))
+            if self.network is not None:
+                self.network.expose(port)
             self.process = ManagedProcess(
                 name="prometheus",
-                argv=[
-                    str(binary),
-                    f"--config.file={self._config_path}",
-                    f"--storage.tsdb.path={self.workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--web.enable-lifecycle",
-                ],
+                argv=(self.network.argv if self.network is not None else list)(
+                    [
+                        str(binary),
+                        f"--config.file={self._config_path}",
+                        f"--storage.tsdb.path={self.workdir / 'data'}",
+                        f"--web.listen-address=127.0.0.1:{port}",
+                        "--web.enable-lifecycle",
+                    ]
+                ),
                 log_path=self.workdir / "prometheus.log",
                 tie_to_parent=self.tie_to_parent,
             )
@@ -142,7 +265,7 @@ class PrometheusServer(StartStop):
             lambda: http_ok(f"{self.url}/-/ready"), "ready (/-/ready)", self.start_timeout
         )
 
-    def set_jobs(self, jobs: list[ScrapeJob]) -> None:
+    def set_jobs(self, jobs: list[ScrapeJob | PodsJob]) -> None:
         """Replace the scrape jobs and reload the configuration in place."""
         self.jobs = list(jobs)
         self._config_path.write_text(render_config(self.jobs, self.scrape_interval))
@@ -173,8 +296,9 @@ class PrometheusPool:
     def __init__(self) -> None:
         self._started: list[tuple[PrometheusServer, str]] = []
 
-    def __call__(self, jobs: list[ScrapeJob], scrape_interval: str = "1s") -> PrometheusServer:
-        server = PrometheusServer(jobs, scrape_interval=scrape_interval)
+    def __call__(self, jobs: list[ScrapeJob | PodsJob], scrape_interval: str = "1s",
+                 network: Network | None = None) -> PrometheusServer:  # fmt: skip
+        server = PrometheusServer(jobs, scrape_interval=scrape_interval, network=network)
         server.start()
         self._started.append((server, str(server.workdir)))
         return server

@@ -3,23 +3,29 @@ API implementation: its Kubernetes Gateway provider watches the local API server
 admin kubeconfig), and its one entry point listens on a loopback port. `install` puts in the
 GatewayClass `traefik` and a Gateway `public` whose listener is that entry point.
 
-Traefik routes to the Pod IPs in a Service's EndpointSlices; with kwok pods those lead nowhere, so
-routing real requests needs pods that really run (issue #12's process node). What works without
-them: Traefik accepts the GatewayClass, programs the Gateway and accepts HTTPRoutes.
+Traefik routes to the Pod IPs in a Service's EndpointSlices. Given the data plane's network
+namespace (netns.py), it runs inside it, where the process node's pods have their addresses, and
+its entry point is exposed on 127.0.0.1 outside under the same port. Without one, it runs on the
+machine's loopback, accepts the GatewayClass, programs the Gateway and accepts HTTPRoutes, but the
+kwok pods it would route to lead nowhere.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from modelrollout.testing.netns import Network
 from modelrollout.testing.processes import ControlPlaneError, ManagedProcess, StartStop, free_ports
 
 BUILD_SCRIPT = Path(__file__).resolve().parents[3] / "hack" / "build-traefik.sh"
@@ -45,8 +51,9 @@ def locate() -> Path:
 
 
 class Traefik(StartStop):
-    def __init__(self, binary: Path, kubeconfig: Path) -> None:
+    def __init__(self, binary: Path, kubeconfig: Path, network: Network | None = None) -> None:
         self.binary = binary
+        self.network = network
         self.kubeconfig = kubeconfig
         self.port, self.ping_port = free_ports(2)
         self.workdir = Path(tempfile.mkdtemp(prefix="modelrollout-traefik-"))
@@ -71,6 +78,10 @@ class Traefik(StartStop):
             "--log.level=INFO",
         ]
         env = {"PATH": os.environ.get("PATH", ""), "KUBECONFIG": str(self.kubeconfig)}
+        if self.network is not None:
+            argv = self.network.argv(argv)
+            self.network.expose(self.port)
+            self.network.expose(self.ping_port)
         self.process = ManagedProcess("traefik", argv, self.workdir / "traefik.log", env=env)
         self.process.start()
         self.process.wait_until(self._pinged, "answering its ping", timeout=60)
@@ -115,4 +126,46 @@ class Traefik(StartStop):
         return json.dumps({"apiVersion": "v1", "kind": "List", "items": self.manifests(namespace)})
 
 
-__all__ = ["CONTROLLER", "GATEWAY", "GATEWAY_CLASS", "Traefik", "locate"]
+def send(
+    url: str,
+    host: str,
+    count: int,
+    *,
+    paths: tuple[str, ...] = ("/",),
+    headers: dict[str, str] | None = None,
+    connections: int = 4,
+) -> Counter[str]:
+    """`count` GET requests to the gateway at `url` for `host`, over `connections` kept-alive
+    connections, the paths taken in turn; how many each model version answered ("" for an
+    answer that was not a pod's, e.g. the gateway's 404 or 503, by status code)."""
+    address = url.removeprefix("http://")
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def worker(share: int, offset: int) -> None:
+        connection = http.client.HTTPConnection(address, timeout=10)
+        mine: Counter[str] = Counter()
+        for i in range(share):
+            connection.request("GET", paths[(offset + i) % len(paths)],
+                               headers={"Host": host, **(headers or {})})  # fmt: skip
+            answer = connection.getresponse()
+            body = answer.read()
+            if answer.status == 200 and answer.getheader("X-Served-By"):
+                mine[json.loads(body)["version"]] += 1
+            else:
+                mine[f"HTTP {answer.status}"] += 1
+        connection.close()
+        with lock:
+            seen.update(mine)
+
+    shares = [count // connections + (1 if i < count % connections else 0)
+              for i in range(connections)]  # fmt: skip
+    threads = [threading.Thread(target=worker, args=(share, i)) for i, share in enumerate(shares)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return seen
+
+
+__all__ = ["CONTROLLER", "GATEWAY", "GATEWAY_CLASS", "Traefik", "locate", "send"]

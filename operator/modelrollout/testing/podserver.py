@@ -1,0 +1,115 @@
+"""What the test images run on the process node, with the standard library only (it starts in
+tens of milliseconds):
+
+- `serve`: an HTTP server on $POD_IP:$PORT (8080) that answers every GET with the pod's name and
+  model version as JSON and an `X-Served-By` header, and counts what it served on /metrics as
+  `model_requests_total{model, version, code}` (what the sample-ratio check reads), for Prometheus;
+- `crash`: a model server that fails while loading its model, says why and exits 3;
+- `job`: a batch step that sleeps `--seconds`, writes `--message` to its termination message and
+  exits with `--exit`.
+
+The table that maps the test images to these is `IMAGES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ECHO, CRASH, JOB = "example/echo", "example/crash", "example/job"
+
+
+def images() -> dict[str, Any]:
+    """The test images, for LocalCluster(images=...)."""
+    from modelrollout.testing.kubelet import Image  # noqa: PLC0415 (this file must start fast)
+
+    run = (sys.executable, "-m", "modelrollout.testing.podserver")
+    return {ECHO: Image((*run, "serve")), CRASH: Image((*run, "crash")),
+            JOB: Image((*run, "job"))}  # fmt: skip
+
+
+def _terminate_with(message: str, code: int) -> None:
+    path = os.environ.get("TERMINATION_MESSAGE_PATH")
+    if path:
+        Path(path).write_text(message)
+    sys.exit(code)
+
+
+def serve() -> None:
+    pod, version = os.environ.get("HOSTNAME", "?"), os.environ.get("MODEL_VERSION", "")
+    model = os.environ.get("MODEL_NAME", "")
+    served = [0]
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                labels = f'model="{model}",version="{version}",code="200"'
+                with lock:
+                    line = f"model_requests_total{{{labels}}} {served[0]}\n"
+                self._send(line, "text/plain; version=0.0.4")
+                return
+            if self.path not in ("/healthz", "/ready"):
+                with lock:
+                    served[0] += 1
+            self._send(json.dumps({"pod": pod, "version": version, "path": self.path}),
+                       "application/json")  # fmt: skip
+
+        def _send(self, body: str, kind: str) -> None:
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-Served-By", pod)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # one line per request would drown the pod's log
+
+    server = http.server.ThreadingHTTPServer(
+        (os.environ["POD_IP"], int(os.environ.get("PORT", "8080"))), Handler
+    )
+    print(f"serving {version} as {pod} on {server.server_address}", flush=True)
+    server.serve_forever()
+
+
+def crash() -> None:
+    print("loading model weights from /models/fraud/model.bin", flush=True)
+    print("error: /models/fraud/model.bin: no such file", file=sys.stderr, flush=True)
+    _terminate_with("model weights not found: /models/fraud/model.bin", 3)
+
+
+def job(seconds: float, message: str, code: int) -> None:
+    print(f"working for {seconds:g} s", flush=True)
+    time.sleep(seconds)
+    print(f"done: {message} (exit {code})", flush=True)
+    _terminate_with(message, code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["serve", "crash", "job"])
+    parser.add_argument("--seconds", type=float, default=0.0)
+    parser.add_argument("--message", default="")
+    parser.add_argument("--exit", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.mode == "serve":
+        serve()
+    elif args.mode == "crash":
+        crash()
+    else:
+        job(args.seconds, args.message, args.exit)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Rollouts on the real data plane: the revisions' pods are processes on the process node, the
+operator's HTTPRoute is served by Traefik, and Prometheus finds the pods through the API server.
+Every split here is counted from the answers of the pods themselves."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import pytest
+
+from modelrollout.testing.cluster import LocalCluster, wait_for
+from modelrollout.testing.kubelet import PLACEMENT
+from modelrollout.testing.manifests import rollout
+from modelrollout.testing.operator import OperatorProcess
+from modelrollout.testing.podserver import CRASH, ECHO, JOB
+from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer
+from modelrollout.testing.stories import NAME, Story
+from modelrollout.testing.traefik import Traefik, send
+
+pytestmark = pytest.mark.cluster
+
+Z_999 = 3.2905  # two-sided 99.9% normal quantile
+
+
+def served(version: str, host: str, prometheus: str, steps: list[dict[str, Any]],
+           image: str = ECHO) -> dict[str, Any]:  # fmt: skip
+    """A ModelRollout whose pods run `image` on the process node, routed for `host`."""
+    m = rollout(NAME, version)
+    spec = m["spec"]
+    spec["template"] = {
+        "metadata": {"labels": {"app": NAME},
+                     "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"}},
+        "spec": {**PLACEMENT, "terminationGracePeriodSeconds": 2, "containers": [{
+            "name": "server", "image": f"{image}:1",
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"},
+                               "periodSeconds": 1, "timeoutSeconds": 5}}]},
+    }  # fmt: skip
+    spec["traffic"]["gatewayAPI"]["hostnames"] = [host]
+    spec.update(progressDeadline="20s", scaleDownDelay="2s", strategy={"steps": steps})
+    spec["analysis"] = {"interval": "1s", "prometheus": {"address": prometheus},
+                        "consecutiveErrorLimit": 3, "signals": [{
+        "name": "errors", "threshold": {"max": 0.01, "query": (
+            'sum(rate(model_requests_total{version="{{ canary.version }}",code=~"5.."}[5s]))'
+            " or vector(0)")}}]}  # fmt: skip
+    return m
+
+
+@pytest.fixture
+def story(cluster: LocalCluster, namespace: str, operator: OperatorProcess,
+          gateway: Traefik) -> Story:  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(namespace))
+    return Story(cluster, namespace, operator)
+
+
+@pytest.fixture
+def pods_metrics(cluster: LocalCluster, prometheus: PrometheusPool) -> PrometheusServer:
+    return prometheus([cluster.pods_job()], network=cluster.network)
+
+
+def stable_behind_traefik(story: Story, gateway: Traefik, host: str, prometheus: str,
+                          steps: list[dict[str, Any]]) -> None:  # fmt: skip
+    """Given v1 is stable on processes, and Traefik routes `host` to it."""
+    story.apply(served("v1", host, prometheus, steps))
+    story.until("v1 is stable", lambda: story.phase() == "Promoted")
+    assert wait_for(lambda: send(gateway.url, host, 20) == {"v1": 20}, timeout=30), send(
+        gateway.url, host, 20)  # fmt: skip
+
+
+def within(count: int, total: int, weight: int) -> bool:
+    """`count` of `total` fits `weight`% within a 99.9% binomial interval."""
+    p = weight / 100
+    return abs(count - total * p) <= Z_999 * math.sqrt(total * p * (1 - p))
+
+
+def test_the_split_through_traefik_follows_the_route_at_two_weights(
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, namespace: str
+) -> None:
+    host = f"{namespace}.test"
+    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]
+    # Given v1 is stable on processes behind Traefik
+    stable_behind_traefik(story, gateway, host, pods_metrics.url, steps)
+    # When v2 is rolled out, at 20% then at 60%
+    story.apply(served("v2", host, pods_metrics.url, steps))
+    for weight in (20, 60):
+        story.until(f"the canary holds {weight}%", lambda w=weight: story.phase() == "Paused"
+                    and story.canary_weight() == w)  # fmt: skip
+        time.sleep(1.0)  # Traefik applies the route a moment after the API server has it
+        # Then over 5,000 requests the canary's share fits the weight (99.9% binomial interval)
+        counts = send(gateway.url, host, 5000)
+        assert sum(counts.values()) == 5000, counts
+        assert set(counts) <= {"v1", "v2"}, counts
+        assert within(counts["v2"], 5000, weight), (weight, counts)
+        story.command("promote")  # ends the pause step, as Argo Rollouts' promote does
+
+
+def test_a_header_match_sends_every_matching_request_to_the_canary(
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, namespace: str
+) -> None:
+    host = f"{namespace}.test"
+    steps = [{"setWeight": 0}, {"pause": {}}]
+    stable_behind_traefik(story, gateway, host, pods_metrics.url, steps)
+    story.apply(served("v2", host, pods_metrics.url, steps))
+    story.until("the canary is up, paused at 0%", lambda: story.phase() == "Paused")
+    # Given a rule, beside the operator's route, that sends `x-canary: yes` to the canary
+    rule = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "testers", "namespace": namespace},
+            "spec": {"parentRefs": [{"name": "public"}], "hostnames": [host], "rules": [{
+                "matches": [{"headers": [{"name": "x-canary", "value": "yes"}]}],
+                "backendRefs": [{"name": f"{NAME}-canary", "port": 80}]}]}}  # fmt: skip
+    story.apply(rule)
+
+    # When requests carry the header, and others do not
+    def matching() -> bool:
+        return send(gateway.url, host, 50, headers={"x-canary": "yes"}) == {"v2": 50}
+
+    assert wait_for(matching, timeout=30), "Traefik never applied the header rule"
+    # Then every matching request reaches the canary, and none of the others does
+    assert send(gateway.url, host, 1000, headers={"x-canary": "yes"}) == {"v2": 1000}
+    assert send(gateway.url, host, 1000, headers={"x-canary": "no"}) == {"v1": 1000}
+    assert send(gateway.url, host, 1000) == {"v1": 1000}
+
+
+def test_a_canary_that_crashes_at_start_is_rolled_back_on_its_deadline_naming_the_crash(
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, namespace: str
+) -> None:
+    host = f"{namespace}.test"
+    steps = [{"setWeight": 50}, {"analyze": {"duration": "3s"}}]
+    stable_behind_traefik(story, gateway, host, pods_metrics.url, steps)
+    # When v2's server exits as it starts
+    story.apply(served("v2", host, pods_metrics.url, steps, image=CRASH))
+    # Then it never becomes Available, and it is rolled back on progressDeadline (20 s) with
+    # the crash named: its exit code and what it said
+    story.until("v2 is rolled back", lambda: story.phase() == "RolledBack", timeout=60)
+    message = story.status()["history"][-1]["reason"]
+    assert "progressDeadline" in message, message
+    assert "exit code 3" in message, message
+    assert "model weights not found" in message, message
+    assert story.status().get("canaryWeight", 0) == 0
+    assert send(gateway.url, host, 100) == {"v1": 100}
+
+
+def test_pods_are_processes_deleting_one_stops_it_and_scaling_changes_their_number(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    node = cluster.node
+    assert node is not None
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "echo", "namespace": namespace},
+                  "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "echo"}},
+                           "template": {"metadata": {"labels": {"app": "echo"}},
+                                        "spec": {**PLACEMENT, "containers": [
+                                            {"name": "s", "image": f"{ECHO}:1"}]}}}}  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
+    assert wait_for(lambda: len(node.processes(namespace)) == 3, 30)
+    pods = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)
+    victim = pods["items"][0]
+    pid = next(c.process.pid for p in node.pods.values() if p.name == victim["metadata"]["name"]
+               for c in p.containers if c.process is not None)  # fmt: skip
+    # When a pod is deleted, its process is stopped (and the ReplicaSet starts another)
+    cluster.kubectl("delete", "pod", victim["metadata"]["name"], "-n", namespace, "--wait=true")
+    assert pid not in node.processes(namespace)
+    assert wait_for(lambda: len(node.processes(namespace)) == 3, 30)
+    # When the Deployment is scaled, the number of processes follows
+    cluster.kubectl("scale", "deployment", "echo", "-n", namespace, "--replicas=1")
+    assert wait_for(lambda: len(node.processes(namespace)) == 1, 30), node.processes(namespace)
+    cluster.kubectl("scale", "deployment", "echo", "-n", namespace, "--replicas=2")
+    assert wait_for(lambda: len(node.processes(namespace)) == 2, 30), node.processes(namespace)
+
+
+def _job(name: str, code: int, message: str) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"backoffLimit": 0, "template": {"spec": {
+                **PLACEMENT, "restartPolicy": "Never", "containers": [{
+                    "name": "train", "image": f"{JOB}:1",
+                    "args": ["--seconds", "0.5", "--message", message,
+                             "--exit", str(code)]}]}}}}  # fmt: skip
+
+
+def test_a_job_succeeds_with_its_termination_message_and_a_failing_one_fails_with_its_code(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    jobs = [_job("trains", 0, "model v7 registered"), _job("fails", 4, "no labelled data")]
+    cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": jobs}),
+    )
+
+    def pod_of(job: str) -> dict[str, Any]:
+        out = cluster.kubectl("get", "pods", "-n", namespace, "-l", f"job-name={job}", "-o", "json")
+        items: list[dict[str, Any]] = json.loads(out.stdout)["items"]
+        return items[0] if items else {}
+
+    def condition(job: str) -> str | None:
+        out = cluster.kubectl("get", "job", job, "-n", namespace, "-o", "json")
+        conditions = json.loads(out.stdout).get("status", {}).get("conditions") or []
+        return next((c["type"] for c in conditions if c["status"] == "True"
+                     and c["type"] in ("Complete", "Failed")), None)  # fmt: skip
+
+    assert wait_for(lambda: condition("trains") == "Complete", 60), pod_of("trains")
+    assert wait_for(lambda: condition("fails") == "Failed", 60), pod_of("fails")
+    ok, bad = pod_of("trains"), pod_of("fails")
+    assert ok["status"]["phase"] == "Succeeded"
+    done = ok["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (done["exitCode"], done["message"]) == (0, "model v7 registered")
+    assert bad["status"]["phase"] == "Failed"
+    failed = bad["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (failed["exitCode"], failed["reason"], failed["message"]) == (
+        4,
+        "Error",
+        "no labelled data",
+    )
+
+
+def test_a_split_the_route_does_not_say_fails_the_sample_ratio_check(
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, namespace: str
+) -> None:
+    host = f"{namespace}.test"
+    steps = [{"setWeight": 50}, {"analyze": {"duration": "5m"}}]
+    stable_behind_traefik(story, gateway, host, pods_metrics.url, steps)
+    # Given a second HTTPRoute, not the operator's, that takes /predict for the stable only
+    foreign = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+               "metadata": {"name": "legacy", "namespace": namespace},
+               "spec": {"parentRefs": [{"name": "public"}], "hostnames": [host], "rules": [{
+                   "matches": [{"path": {"type": "PathPrefix", "value": "/predict"}}],
+                   "backendRefs": [{"name": f"{NAME}-stable", "port": 80}]}]}}  # fmt: skip
+    story.apply(foreign)
+    # When v2 takes 50% by the route, while half of the requests go to /predict
+    story.apply(served("v2", host, pods_metrics.url, steps))
+    story.until("the canary takes 50%", lambda: story.canary_weight() == 50)
+    deadline = time.monotonic() + 60
+
+    def mismatch() -> dict[str, Any] | None:
+        signals = (story.status().get("analysis") or {}).get("signals") or []
+        return next((s for s in signals if s["name"] == "sample-ratio"
+                     and s.get("verdict") == "Error"), None)  # fmt: skip
+
+    found = None
+    while found is None and time.monotonic() < deadline:
+        send(gateway.url, host, 400, paths=("/predict", "/score"))
+        found = mismatch()
+    # Then the sample-ratio check fails the evaluation: the canary got about 25%, not 50%
+    assert found is not None, story.status().get("analysis")
+    assert "sample ratio mismatch" in found["message"], found
+    assert 0.15 < found["value"] < 0.35, found
