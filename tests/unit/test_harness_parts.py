@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from modelrollout.testing.cluster import wait_for
+from modelrollout.testing.kubelet import Image, expand, find_image, repository
 from modelrollout.testing.pki import make_pki, render_kubeconfig
 from modelrollout.testing.processes import (
     ManagedProcess,
@@ -106,8 +107,6 @@ def test_a_process_stopped_right_after_start_is_not_left_running(tmp_path: Path)
 
 
 def test_the_process_node_expands_references_and_matches_images_by_repository() -> None:
-    from modelrollout.testing.kubelet import Image, expand, find_image, repository
-
     assert expand("$(A)-$(B)-$$(A)-$(MISSING)", {"A": "1", "B": "2"}) == "1-2-$(A)-$(MISSING)"
     assert repository("registry:5000/team/model:v2") == "registry:5000/team/model"
     assert repository("example/echo@sha256:abc") == "example/echo"
