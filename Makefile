@@ -52,11 +52,13 @@ test: lint controlplane helm traefik ## lint, then unit, integration and e2e tes
 	MODELROLLOUT_HELM="$$(bash hack/build-helm.sh)" \
 	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" $(PY) -m pytest $(TESTS)
 
-demo: venv controlplane ## the main job: a real rollout end to end on a local control plane
-	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" $(PY) demo/run.py
+demo: venv controlplane traefik ## the main job: real rollouts end to end on a local control plane and data plane
+	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" \
+	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" $(PY) demo/run.py
 
-cluster-up: venv controlplane ## start a local control plane and print its `export KUBECONFIG=` line
-	@MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" $(PY) -m modelrollout.testing up
+cluster-up: venv controlplane traefik ## start a local cluster (process node, Traefik, Prometheus); print `export KUBECONFIG=`
+	@MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" \
+	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" $(PY) -m modelrollout.testing up
 
 cluster-down: venv ## stop the local control plane started by cluster-up
 	@$(PY) -m modelrollout.testing down

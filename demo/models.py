@@ -9,7 +9,9 @@ its inputs have moved.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -105,3 +107,19 @@ def accuracy(model: Model, sample: Sample) -> float:
         predicted = model.score(sample.x[keep]) >= 0.5
         return float(np.mean(predicted == sample.y[keep]))
     return float(np.mean(predicted == sample.y))
+
+
+def save(model: Model, path: Path) -> None:
+    """The model as JSON: what a registry would hold and a model server loads."""
+    path.write_text(json.dumps({
+        "version": model.version, "columns": list(model.columns),
+        "interaction": model.interaction, "weights": model.weights.tolist(),
+        "mean": model.mean.tolist(), "scale": model.scale.tolist(),
+        "broken_scaling": model.broken_scaling, "input_scale": model.input_scale}))  # fmt: skip
+
+
+def load(path: Path) -> Model:
+    raw = json.loads(path.read_text())
+    return Model(raw["version"], tuple(raw["columns"]), raw["interaction"],
+                 np.array(raw["weights"]), np.array(raw["mean"]), np.array(raw["scale"]),
+                 raw["broken_scaling"], raw["input_scale"])  # fmt: skip

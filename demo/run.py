@@ -1,19 +1,26 @@
-"""`make demo`: real model rollouts end to end on a local control plane.
+"""`make demo`: real model rollouts end to end on a local control plane and a real data plane.
 
-From nothing: a control plane built from Go modules, a real Prometheus, the ModelRollout CRD and
-the operator as a process. Four small classifiers are trained here; a traffic generator sends
-requests to them as the HTTPRoute says, scores them and exports telemetry Prometheus scrapes.
-Then: v1 becomes stable; v2 (better) is promoted step by step once the evidence says it is at
-least as accurate; v3 (a serving bug) is rolled back on its error rate; v4 (fast, error-free, but
-its feature pipeline doubles every amount) is rolled back on input drift. The live
+From nothing: a control plane built from Go modules with a process node (each pod a local
+process), Traefik as the Gateway API implementation, a real Prometheus that finds the model
+servers' pods through the API server, the ModelRollout CRD and the operator as a process. Four
+small classifiers are trained here and put in a model registry (a directory); every pod of a
+revision is a model server (demo/server.py) that loads its version and answers over HTTP. Users
+send transactions to the gateway; the HTTPRoute the operator writes decides which version answers;
+the true labels go back to the pod that answered. Then: v1 becomes stable; v2 (better) is
+promoted step by step once the evidence says it is at least as accurate; v3 (a serving bug) is
+rolled back on its error rate; v4 (fast, error-free, but its feature pipeline doubles every
+amount) is rolled back on input drift. The live
 `modelrollout status` view is printed as it goes; a timeline picture and a summary are written
 to out/.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,18 +32,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 import yaml
 from kubernetes import client, config
-from models import accuracy, draw, train_all
-from traffic import TrafficGenerator, telemetry
+from models import accuracy, draw, save, train_all
+from traffic import GatewayTraffic
 
 from modelrollout.cli.view import render_status
 from modelrollout.testing.cluster import Binaries, LocalCluster, wait_for
+from modelrollout.testing.kubelet import Image
 from modelrollout.testing.operator import OperatorProcess
-from modelrollout.testing.prometheus import PrometheusServer, ScrapeJob
+from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.traefik import Traefik, locate
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "out"
 NAME, NAMESPACE = "fraud-detector", "default"
 MANIFEST = ROOT / "examples" / "demo" / "fraud-detector.yaml"
+HOST = "fraud.demo.internal"  # the route's hostname, in the manifest
+SERVER_IMAGE = "example.invalid/fraud"  # any tag: the process node runs demo/server.py for it
 
 
 @dataclass
@@ -75,9 +86,7 @@ class Recorder:
 def apply(cluster: LocalCluster, prometheus: str, version: str) -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     manifest["spec"]["model"]["version"] = version
-    manifest["spec"]["template"]["spec"]["containers"][0]["image"] = (
-        f"example.invalid/fraud:{version}"
-    )
+    manifest["spec"]["template"]["spec"]["containers"][0]["image"] = f"{SERVER_IMAGE}:{version}"
     manifest["spec"]["analysis"]["prometheus"]["address"] = prometheus
     cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(manifest))
 
@@ -142,13 +151,21 @@ def draw_timeline(rows: list[dict[str, Any]], spec: dict[str, Any], path: Path) 
     plt.close(fig)
 
 
-def summarise(offline: dict[str, float], history: list[dict[str, Any]], seconds: float) -> str:
+def summarise(offline: dict[str, float], history: list[dict[str, Any]], seconds: float,
+              traffic: GatewayTraffic) -> str:  # fmt: skip
+    answered = ", ".join(
+        f"{v} {n} (HTTP {code})" for (v, code), n in sorted(traffic.answered.items())
+    )
     lines = [
         "# modelrollout demo",
         "",
         f"Run at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s in all.",
         "",
         "Held-out accuracy: " + ", ".join(f"{v} {a:.3f}" for v, a in offline.items()),
+        "",
+        f"Requests answered through the gateway, by version: {answered}.",
+        f"Requests without an answer: {sum(traffic.failures.values())} "
+        f"({dict(traffic.failures) or 'none'}).",
         "",
         "| version | outcome | started | finished | reason |",
         "|---|---|---|---|---|",
@@ -159,6 +176,24 @@ def summarise(offline: dict[str, float], history: list[dict[str, Any]], seconds:
     return "\n".join(lines) + "\n"
 
 
+def wait_for_gateway(url: str, timeout: float = 60) -> None:
+    """Until the gateway answers a transaction for the demo's host (a model server did)."""
+
+    def answers() -> bool:
+        connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=5)
+        try:
+            connection.request("POST", "/predict", body='{"features": [55, 3, 400, 0]}',
+                               headers={"Host": HOST})  # fmt: skip
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            connection.close()
+
+    if not wait_for(answers, timeout):
+        raise SystemExit(f"the gateway at {url} did not answer for {HOST} within {timeout:.0f} s")
+
+
 def main() -> int:
     began = time.monotonic()
     OUT.mkdir(exist_ok=True)
@@ -167,58 +202,76 @@ def main() -> int:
     held_out = draw(np.random.default_rng(99), 20_000)
     offline = {v: accuracy(m, held_out) for v, m in models.items()}
     print("  held-out accuracy: " + ", ".join(f"{v} {a:.3f}" for v, a in offline.items()))
-
-    exported, port = telemetry()
-    with (
-        LocalCluster(Binaries.locate()) as cluster,
-        PrometheusServer([ScrapeJob("model-servers", (f"127.0.0.1:{port}",))]) as prom,
-    ):
-        print(f"control plane up in {time.monotonic() - began:.0f} s; prometheus at {prom.url}")
-        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
-        # The demo's Prometheus scrapes every second and its canaries live for seconds, not
-        # minutes: compare the arms within 5-second periods (production default: 60 s).
-        operator = OperatorProcess(cluster.kubeconfig, tick_seconds=1.0,
-                                   env={"MODELROLLOUT_PERIOD_SECONDS": "5"})  # fmt: skip
-        operator.start()
-        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        traffic = TrafficGenerator(api, NAMESPACE, models, exported)
-        recorder = Recorder(client.CustomObjectsApi(api))
-        try:
-            apply(cluster, prom.url, "v1")
-            if not wait_for(
-                lambda: (recorder.get().get("status") or {}).get("phase") == "Promoted", 60
-            ):
-                raise SystemExit(f"v1 never became stable; operator log:\n{operator.log()}")
-            traffic.start()
-            print("\nv1 is stable and serving 200 requests/s. Rolling out v2 ...\n", flush=True)
-            threading.Thread(target=recorder.run, daemon=True).start()
-            apply(cluster, prom.url, "v2")
-            promoted = watch(recorder, "v2", "Promoted", timeout=240)
-            print(render_status(promoted) + "\n")
-            print("v2 is promoted. Rolling out v3, which has a serving bug ...\n", flush=True)
-            apply(cluster, prom.url, "v3")
-            rolled_back = watch(recorder, "v3", "RolledBack", timeout=180)
-            print(render_status(rolled_back) + "\n")
-            print("v3 is rolled back. Rolling out v4, whose feature pipeline doubles amounts ...\n",
-                  flush=True)  # fmt: skip
-            apply(cluster, prom.url, "v4")
-            rolled_back = watch(recorder, "v4", "RolledBack", timeout=180)
-            time.sleep(3)  # a few seconds of the aftermath for the timeline
-            print(render_status(rolled_back) + "\n")
-        finally:
-            recorder.stopped.set()
-            traffic.stop()
-            operator.close()
-            exported.close()
-        spec = yaml.safe_load(MANIFEST.read_text())["spec"]
-        draw_timeline(recorder.rows, spec, OUT / "demo-timeline.png")
-        summary = OUT / "demo-summary.md"
-        history = (rolled_back.get("status") or {}).get("history", [])
-        summary.write_text(summarise(offline, history, time.monotonic() - began))
-    print(f"timeline: {OUT / 'demo-timeline.png'}\nsummary:  {summary}")
+    registry = Path(tempfile.mkdtemp(prefix="modelrollout-demo-models-"))
+    for version, model in models.items():
+        save(model, registry / f"{version}.json")
+    demo = Path(__file__).resolve().parent
+    images = {SERVER_IMAGE: Image((sys.executable, str(demo / "server.py")),
+                                  env={"MODEL_DIR": str(registry)}, workdir=demo)}  # fmt: skip
+    try:
+        with (
+            LocalCluster(Binaries.locate(), images=images) as cluster,
+            Traefik(locate(), cluster.kubeconfig, cluster.network) as gateway,
+            PrometheusServer([cluster.pods_job("model-servers")], network=cluster.network) as prom,
+        ):
+            run(cluster, gateway, prom, offline, began)
+    finally:
+        shutil.rmtree(registry, ignore_errors=True)
     print(f"demo done in {time.monotonic() - began:.0f} s; everything it started is stopped")
     return 0
+
+
+def run(cluster: LocalCluster, gateway: Traefik, prom: PrometheusServer,
+        offline: dict[str, float], began: float) -> None:  # fmt: skip
+    print(f"control plane, process node, Traefik and Prometheus up in "
+          f"{time.monotonic() - began:.0f} s; prometheus at {prom.url}")  # fmt: skip
+    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(NAMESPACE))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
+    # The demo's Prometheus scrapes every second and its canaries live for seconds, not
+    # minutes: compare the arms within 5-second periods (production default: 60 s).
+    operator = OperatorProcess(cluster.kubeconfig, tick_seconds=1.0,
+                               env={"MODELROLLOUT_PERIOD_SECONDS": "5"})  # fmt: skip
+    operator.start()
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    traffic = GatewayTraffic(gateway.url, HOST, cluster.network)
+    recorder = Recorder(client.CustomObjectsApi(api))
+    try:
+        apply(cluster, prom.url, "v1")
+        if not wait_for(
+            lambda: (recorder.get().get("status") or {}).get("phase") == "Promoted", 60
+        ):
+            raise SystemExit(f"v1 never became stable; operator log:\n{operator.log()}")
+        wait_for_gateway(gateway.url)
+        traffic.start()
+        print(f"\nv1 is stable, its pods are model servers, and users send {traffic.rate} "
+              "transactions/s through Traefik. While the demo runs, so can you:\n"
+              f"  curl -H 'Host: {HOST}' -d '{{\"features\": [120, 3, 400, 1]}}' "
+              f"{gateway.url}/predict\n\nRolling out v2 ...\n", flush=True)  # fmt: skip
+        threading.Thread(target=recorder.run, daemon=True).start()
+        apply(cluster, prom.url, "v2")
+        promoted = watch(recorder, "v2", "Promoted", timeout=240)
+        print(render_status(promoted) + "\n")
+        print("v2 is promoted. Rolling out v3, which has a serving bug ...\n", flush=True)
+        apply(cluster, prom.url, "v3")
+        rolled_back = watch(recorder, "v3", "RolledBack", timeout=180)
+        print(render_status(rolled_back) + "\n")
+        print("v3 is rolled back. Rolling out v4, whose feature pipeline doubles amounts ...\n",
+              flush=True)  # fmt: skip
+        apply(cluster, prom.url, "v4")
+        rolled_back = watch(recorder, "v4", "RolledBack", timeout=180)
+        time.sleep(3)  # a few seconds of the aftermath for the timeline
+        print(render_status(rolled_back) + "\n")
+    finally:
+        recorder.stopped.set()
+        traffic.stop()
+        operator.close()
+    spec = yaml.safe_load(MANIFEST.read_text())["spec"]
+    draw_timeline(recorder.rows, spec, OUT / "demo-timeline.png")
+    summary = OUT / "demo-summary.md"
+    history = (rolled_back.get("status") or {}).get("history", [])
+    summary.write_text(summarise(offline, history, time.monotonic() - began, traffic))
+    print(f"timeline: {OUT / 'demo-timeline.png'}\nsummary:  {summary}")
 
 
 if __name__ == "__main__":

@@ -1,66 +1,98 @@
-"""The demo's model service and its users, in one process.
+"""The demo's users and their labels.
 
-Every request is routed as the HTTPRoute says right now (weights read from the API server each
-second, each Service followed to the model version its revision serves), answered by that
-version's model, scored against the true label, and recorded with `modelrollout.telemetry` (the
-helper a real Python model server would use), which Prometheus scrapes.
+Users send `rate` transactions a second to the gateway (Traefik, over HTTP, with the route's
+hostname), from a few kept-alive connections, and never know which model version answers: the
+HTTPRoute decides. Each answer names the pod that made it; the true label is sent back to that
+pod's /feedback in batches twice a second, as a label-joining service inside the cluster would
+(so it goes through the data plane's network, not through the gateway).
 """
 
 from __future__ import annotations
 
+import http.client
+import json
+import threading
 import time
+from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
-from kubernetes import client
-from models import Model, ServingError, draw
-from prometheus_client import CollectorRegistry
+from models import draw
 
-from modelrollout.telemetry import Telemetry
-from modelrollout.testing.processes import free_ports
-from modelrollout.testing.traffic import RoutedTraffic
+from modelrollout.testing.netns import Network
 
 
-def telemetry() -> tuple[Telemetry, int]:
-    """The model servers' metrics, served for Prometheus on a free port."""
-    t = Telemetry(features={"amount": AMOUNT_EDGES}, latency_buckets=LATENCY_BUCKETS,
-                  registry=CollectorRegistry())  # fmt: skip
-    (port,) = free_ports(1)
-    t.serve(port, addr="127.0.0.1")
-    return t, port
+class GatewayTraffic:
+    def __init__(self, gateway: str, host: str, network: Network, *, rate: int = 150,
+                 connections: int = 3, seed: int = 2026) -> None:  # fmt: skip
+        self.address = gateway.removeprefix("http://")
+        self.host, self.network, self.rate = host, network, rate
+        self.connections, self.seed = connections, seed
+        self.answered: Counter[tuple[str, int]] = Counter()  # (version, HTTP status)
+        self.failures: Counter[str] = Counter()  # requests that got no answer, by why
+        self._labels: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._threads = [threading.Thread(target=self._user, args=(i,), daemon=True)
+                         for i in range(connections)]  # fmt: skip
+        self._threads.append(threading.Thread(target=self._label, daemon=True))
 
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
 
-MODEL = "fraud-detector"
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-AMOUNT_EDGES = (10, 25, 50, 100, 250, 500, 1000, 2500)
+    def stop(self) -> None:
+        self._stopped.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
 
+    def _user(self, index: int) -> None:
+        rng = np.random.default_rng(self.seed + index)
+        every = self.connections / self.rate
+        connection = http.client.HTTPConnection(self.address, timeout=10)
+        due = time.monotonic()
+        while not self._stopped.is_set():
+            sample = draw(rng, 1)
+            body = json.dumps({"features": sample.x[0].tolist()})
+            try:
+                connection.request("POST", "/predict", body=body, headers={
+                    "Host": self.host, "Content-Type": "application/json"})  # fmt: skip
+                answer = connection.getresponse()
+                data = answer.read()
+            except (OSError, http.client.HTTPException) as error:
+                self.failures[type(error).__name__] += 1
+                connection.close()
+                connection = http.client.HTTPConnection(self.address, timeout=10)
+                time.sleep(0.1)
+                continue
+            self._record(answer, data, int(sample.y[0]))
+            due += every
+            time.sleep(max(0.0, due - time.monotonic()))
+        connection.close()
 
-class TrafficGenerator(RoutedTraffic):
-    """`rate` requests a second, split as routed, until stopped."""
-
-    def __init__(self, api: client.ApiClient, namespace: str, models: dict[str, Model],
-                 telemetry: Telemetry, rate: int = 200) -> None:  # fmt: skip
-        super().__init__(api, namespace, MODEL, rate=rate, seed=2026, every=1.0)
-        self.models, self.telemetry = models, telemetry
-
-    def answer(self, version: str, n: int) -> None:
-        batch = draw(self.rng, n)
-        for row in range(n):
-            self._answer(version, batch.x[row : row + 1], int(batch.y[row]))
-
-    def _answer(self, version: str, x: Any, truth: int) -> None:
-        model = self.models[version]
-        served = self.telemetry.model(MODEL, version)
-        x = x * np.array([model.input_scale, 1, 1, 1])  # what this version's pipeline feeds it
-        served.inputs({"amount": float(x[0, 0])})
-        started = time.perf_counter()
+    def _record(self, answer: http.client.HTTPResponse, data: bytes, label: int) -> None:
         try:
-            score = float(model.score(x)[0])
-        except ServingError:
-            served.request("500")
-            return
-        # the model's own time, plus the network and framework time a real server adds
-        served.request("200", seconds=time.perf_counter() - started + self.rng.gamma(2.0, 0.01))
-        predicted = int(score >= 0.5)
-        served.prediction(score, predicted, segment="foreign" if x[0, 3] else "domestic")
-        served.feedback(correct=predicted == truth)
+            parsed: dict[str, Any] = json.loads(data)
+        except ValueError:
+            parsed = {}
+        with self._lock:
+            self.answered[(str(parsed.get("version", "-")), answer.status)] += 1
+            pod = answer.getheader("X-Pod-Address")
+            if answer.status == 200 and pod and "id" in parsed:
+                self._labels[pod].append((parsed["id"], label))
+
+    def _label(self) -> None:
+        while not self._stopped.wait(0.5):
+            with self._lock:
+                batches, self._labels = self._labels, defaultdict(list)
+            for pod, labels in batches.items():
+                host, port = pod.rsplit(":", 1)
+                try:
+                    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+                    connection.sock = self.network.connect(host, int(port))
+                    connection.request("POST", "/feedback", body=json.dumps({"labels": labels}),
+                                       headers={"Content-Type": "application/json"})  # fmt: skip
+                    connection.getresponse().read()
+                    connection.close()
+                except (OSError, http.client.HTTPException):
+                    self.failures["feedback"] += 1  # the pod is gone: its labels with it

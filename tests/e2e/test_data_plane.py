@@ -250,3 +250,53 @@ def test_a_split_the_route_does_not_say_fails_the_sample_ratio_check(
     assert found is not None, story.status().get("analysis")
     assert "sample ratio mismatch" in found["message"], found
     assert 0.15 < found["value"] < 0.35, found
+
+
+def test_a_pod_process_that_dies_is_reported_with_its_log_tail(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    node = cluster.node
+    assert node is not None
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dies"},
+           "spec": {**PLACEMENT, "restartPolicy": "Never", "containers": [{
+               "name": "server", "image": f"{CRASH}:1",
+               "terminationMessagePolicy": "FallbackToLogsOnError"}]}}  # fmt: skip
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+    # When its process exits with an error
+    assert wait_for(lambda: any(f"{namespace}/dies" in r for r in node.reports), 30)
+    # Then the node reports it with the log's last lines and where the log is
+    report = next(r for r in node.reports if f"{namespace}/dies" in r)
+    assert "exited with code 3" in report
+    assert "error: /models/fraud/model.bin: no such file" in report
+    assert str(node.log_path(namespace, "dies", "server")) in report
+    # And the pod says it too: Failed, exit code 3, the message the process wrote
+    out = cluster.kubectl("get", "pod", "dies", "-n", namespace, "-o", "json").stdout
+    status = json.loads(out)["status"]
+    assert status["phase"] == "Failed"
+    ended = status["containerStatuses"][0]["state"]["terminated"]
+    assert (ended["exitCode"], ended["message"]) == (
+        3,
+        "model weights not found: /models/fraud/model.bin",
+    )
+
+
+def test_an_image_the_node_does_not_know_waits_with_err_image_pull(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "unknown"},
+        "spec": {**PLACEMENT, "containers": [{"name": "s", "image": "example/nowhere:1"}]},
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+
+    def waiting() -> dict[str, Any]:
+        out = cluster.kubectl("get", "pod", "unknown", "-n", namespace, "-o", "json").stdout
+        statuses = json.loads(out).get("status", {}).get("containerStatuses") or [{}]
+        found: dict[str, Any] = statuses[0].get("state", {}).get("waiting") or {}
+        return found
+
+    assert wait_for(lambda: waiting().get("reason") == "ErrImagePull", 30)
+    assert "example/nowhere:1" in waiting()["message"]
+    assert ECHO in waiting()["message"]  # it says which images it knows

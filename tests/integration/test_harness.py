@@ -7,13 +7,21 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from modelrollout.testing.cluster import Binaries, LocalCluster
-from modelrollout.testing.processes import ControlPlaneError, processes_mentioning
+from modelrollout.testing.processes import (
+    ControlPlaneError,
+    http_ok,
+    pid_alive,
+    processes_mentioning,
+)
 from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.traefik import locate
 
 
 def _binaries_with(tmp_path: Path, real: Binaries, replace: dict[str, str]) -> Binaries:
@@ -83,7 +91,8 @@ def test_cluster_up_and_down_from_the_shell(
     tmp_path: Path, controlplane_binaries: Binaries
 ) -> None:
     state = tmp_path / "cluster.json"
-    env = {**os.environ, "MODELROLLOUT_CONTROLPLANE": str(controlplane_binaries.root)}
+    env = {**os.environ, "MODELROLLOUT_CONTROLPLANE": str(controlplane_binaries.root),
+           "MODELROLLOUT_TRAEFIK": str(locate())}  # fmt: skip
     command = [sys.executable, "-m", "modelrollout.testing", "--state", str(state)]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -103,7 +112,13 @@ def test_cluster_up_and_down_from_the_shell(
             env={**env, "KUBECONFIG": export.split("=", 1)[1]},
             capture_output=True, text=True, timeout=30, check=True,
         )  # fmt: skip
-        assert nodes.stdout.split() == ["node/kwok-node-0", "node/kwok-node-1"]
+        assert nodes.stdout.split() == ["node/kwok-node-0", "node/kwok-node-1",
+                                        "node/process-node"]  # fmt: skip
+        # And its gateway answers (Traefik's 404: no route yet), its Prometheus is ready
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(saved["gateway"], timeout=5)  # noqa: S310
+        assert http_ok(f"{saved['prometheus']}/-/ready")
+        assert "gateway" in up.stderr
         assert run("status").returncode == 0
     finally:
         # When `down` runs
@@ -111,6 +126,7 @@ def test_cluster_up_and_down_from_the_shell(
     # Then every process it started is gone, with its files and the state
     assert down.returncode == 0, down.stderr
     assert processes_mentioning(saved["workdir"]) == []
+    assert not any(pid_alive(int(p)) for p in saved["pids"].values())
     assert not Path(saved["workdir"]).exists()
     assert not state.exists()
     assert run("status").returncode == 1

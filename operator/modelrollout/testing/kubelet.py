@@ -44,7 +44,7 @@ from typing import Any
 
 from modelrollout.k8s.rest import MERGE, ApiError, Connection, Rest
 from modelrollout.testing.netns import Network, Relay
-from modelrollout.testing.processes import ControlPlaneError, StartStop, tail
+from modelrollout.testing.processes import ControlPlaneError, StartStop, die_with_parent, tail
 
 Manifest = dict[str, Any]
 NODE = "process-node"
@@ -218,7 +218,10 @@ class Pod:
                 c.process = subprocess.Popen(
                     self.node.network.argv(argv), stdin=subprocess.DEVNULL, stdout=out,
                     stderr=subprocess.STDOUT, env={**c.image.env, **env}, cwd=workdir,
-                    start_new_session=True)  # fmt: skip
+                    start_new_session=True,
+                    # dies with this thread's process, even one killed with SIGKILL (the pod's
+                    # thread lives as long as its processes)
+                    preexec_fn=die_with_parent)  # noqa: PLW1509  # fmt: skip
             except OSError as error:
                 c.state = {"waiting": {"reason": "RunContainerError", "message": str(error)}}
                 c.not_before = time.monotonic() + self.node.backoff(c.restarts)
@@ -240,6 +243,10 @@ class Pod:
 
     def _exited(self, c: Container, code: int) -> None:
         message = self._termination_message(c, code)
+        if code != 0:
+            self.node.report(f"pod {self.namespace}/{self.name} container {c.name} exited with "
+                             f"code {code}; last lines of {self.log_path(c)}:\n"
+                             f"{tail(self.log_path(c))}")  # fmt: skip
         terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
                       "startedAt": c.started_at, "finishedAt": now()}  # fmt: skip
         if code < 0:  # killed by a signal: a shell's and a kubelet's 128 + n
@@ -469,6 +476,7 @@ class ProcessNode(StartStop):
         self.services = ServiceRelays(self)
         self.error: str | None = None
         self.spawned: list[subprocess.Popen[bytes]] = []
+        self.reports: list[str] = []  # what went wrong with a pod, also in <workdir>/node.log
         self._ready_since = now()
 
     @property
@@ -476,6 +484,13 @@ class ProcessNode(StartStop):
         if self.workdir is None:
             raise ControlPlaneError("the process node is not started")
         return self.workdir / "pods"
+
+    def report(self, text: str) -> None:
+        """A pod's failure, with what its process said: kept, and written to node.log."""
+        self.reports.append(text)
+        if self.workdir is not None:
+            with (self.workdir / "node.log").open("a") as log:
+                log.write(f"{now()} {text}\n")
 
     def backoff(self, restarts: int) -> float:
         first, cap = self._backoff
