@@ -165,7 +165,8 @@ def summarise(offline: dict[str, float], history: list[dict[str, Any]], seconds:
         "",
         f"Requests answered through the gateway, by version: {answered}.",
         f"Requests without an answer: {sum(traffic.failures.values())} "
-        f"({dict(traffic.failures) or 'none'}).",
+        f"({dict(traffic.failures) or 'none'}); label batches lost with their pod: "
+        f"{traffic.labels_lost}.",
         "",
         "| version | outcome | started | finished | reason |",
         "|---|---|---|---|---|",

@@ -30,6 +30,7 @@ class GatewayTraffic:
         self.connections, self.seed = connections, seed
         self.answered: Counter[tuple[str, int]] = Counter()  # (version, HTTP status)
         self.failures: Counter[str] = Counter()  # requests that got no answer, by why
+        self.labels_lost = 0  # label batches for a pod that was gone
         self._labels: dict[str, list[tuple[int, int]]] = defaultdict(list)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -95,4 +96,4 @@ class GatewayTraffic:
                     connection.getresponse().read()
                     connection.close()
                 except (OSError, http.client.HTTPException):
-                    self.failures["feedback"] += 1  # the pod is gone: its labels with it
+                    self.labels_lost += 1  # the pod is gone: its predictions with it
