@@ -300,3 +300,44 @@ def test_an_image_the_node_does_not_know_waits_with_err_image_pull(
     assert wait_for(lambda: waiting().get("reason") == "ErrImagePull", 30)
     assert "example/nowhere:1" in waiting()["message"]
     assert ECHO in waiting()["message"]  # it says which images it knows
+
+
+def test_a_pod_reaches_a_service_through_the_variables_a_kubelet_sets(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    # Given a Service `echo` over a ready pod
+    server = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "echo"},
+              "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "echo"}},
+                       "template": {"metadata": {"labels": {"app": "echo"}}, "spec": {
+                           **PLACEMENT, "containers": [{
+                               "name": "s", "image": f"{ECHO}:1",
+                               "env": [{"name": "MODEL_VERSION", "value": "v9"}],
+                               "ports": [{"name": "http", "containerPort": 8080}],
+                               "readinessProbe": {"tcpSocket": {"port": "http"},
+                                                  "periodSeconds": 1}}]}}}}  # fmt: skip
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
+               "spec": {"selector": {"app": "echo"},
+                        "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}}  # fmt: skip
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": [server, service]}))  # fmt: skip
+    cluster.kubectl("rollout", "status", "deployment/echo", "-n", namespace, "--timeout=60s")
+    # When a Job calls it at $(ECHO_SERVICE_HOST):$(ECHO_SERVICE_PORT_WEB), as a kubelet sets them
+    url = "http://$(ECHO_SERVICE_HOST):$(ECHO_SERVICE_PORT_WEB)/from-a-job"
+    job = _job("caller", 0, "")
+    job["spec"]["template"]["spec"]["containers"][0]["args"] += ["--url", url]
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(job))
+    # Then the call reaches the Service's pod through its cluster IP
+    out: dict[str, Any] = {}
+
+    def finished() -> bool:
+        got = cluster.kubectl("get", "pods", "-n", namespace, "-l", "job-name=caller", "-o",
+                              "json").stdout  # fmt: skip
+        items = json.loads(got)["items"]
+        out.update(items[0] if items else {})
+        return bool(items) and items[0].get("status", {}).get("phase") in ("Succeeded", "Failed")
+
+    assert wait_for(finished, 60), out.get("status")
+    ended = out["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert ended["exitCode"] == 0, (ended, cluster.node.reports if cluster.node else None)
+    answer = json.loads(ended["message"])
+    assert (answer["version"], answer["path"]) == ("v9", "/from-a-job")

@@ -6,7 +6,7 @@ tens of milliseconds):
   `model_requests_total{model, version, code}` (what the sample-ratio check reads), for Prometheus;
 - `crash`: a model server that fails while loading its model, says why and exits 3;
 - `job`: a batch step that sleeps `--seconds`, writes `--message` to its termination message and
-  exits with `--exit`.
+  exits with `--exit`; with `--url`, it GETs that URL first and its message is the answer's body.
 
 The table that maps the test images to these is `IMAGES`.
 """
@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +90,12 @@ def crash() -> None:
     _terminate_with("model weights not found: /models/fraud/model.bin", 3)
 
 
-def job(seconds: float, message: str, code: int) -> None:
+def job(seconds: float, message: str, code: int, url: str | None = None) -> None:
     print(f"working for {seconds:g} s", flush=True)
     time.sleep(seconds)
+    if url:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (a test's URL)
+            message = answer.read().decode()
     print(f"done: {message} (exit {code})", flush=True)
     _terminate_with(message, code)
 
@@ -102,13 +106,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=0.0)
     parser.add_argument("--message", default="")
     parser.add_argument("--exit", type=int, default=0)
+    parser.add_argument("--url")
     args = parser.parse_args(argv)
     if args.mode == "serve":
         serve()
     elif args.mode == "crash":
         crash()
     else:
-        job(args.seconds, args.message, args.exit)
+        job(args.seconds, args.message, args.exit, args.url)
 
 
 if __name__ == "__main__":
