@@ -341,3 +341,33 @@ def test_a_pod_reaches_a_service_through_the_variables_a_kubelet_sets(
     assert ended["exitCode"] == 0, (ended, cluster.node.reports if cluster.node else None)
     answer = json.loads(ended["message"])
     assert (answer["version"], answer["path"]) == ("v9", "/from-a-job")
+
+
+def test_a_pods_env_is_resolved_from_config_maps_secrets_and_its_own_fields(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+              "data": {"threshold": "0.7"}}  # fmt: skip
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+              "stringData": {"token": "s3cr3t"}}  # fmt: skip
+    job = _job("env", 0, "$(THRESHOLD)/$(TOKEN)/$(ME)/$(WHERE)")
+    job["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "THRESHOLD", "valueFrom": {"configMapKeyRef": {"name": "settings",
+                                                                "key": "threshold"}}},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+        {"name": "ME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "WHERE", "value": "at-$(ME)"},
+    ]  # fmt: skip
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": [config, secret, job]}))  # fmt: skip
+
+    def terminated() -> dict[str, Any]:
+        got = cluster.kubectl("get", "pods", "-n", namespace, "-l", "job-name=env", "-o",
+                              "json").stdout  # fmt: skip
+        items = json.loads(got)["items"]
+        statuses = (items[0].get("status", {}).get("containerStatuses") or [{}]) if items else [{}]
+        found: dict[str, Any] = statuses[0].get("state", {}).get("terminated") or {}
+        return found
+
+    assert wait_for(lambda: bool(terminated()), 60)
+    assert terminated()["message"] == f"0.7/s3cr3t/{namespace}/at-{namespace}"
