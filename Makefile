@@ -13,7 +13,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 TESTS  := $(wildcard tests/unit tests/integration tests/e2e)
 LINTED := operator tests demo hack $(wildcard bench)
 
-.PHONY: help system-deps venv controlplane helm traefik image lint unit test demo cluster-up cluster-down lock clean crds
+.PHONY: help system-deps venv controlplane helm traefik prometheus image lint unit test demo cluster-up cluster-down lock clean crds
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ helm: system-deps ## build helm from its Go module (once per version), for the c
 traefik: system-deps ## build Traefik from its Go module (once per version), the Gateway API data plane
 	@bash hack/build-traefik.sh >/dev/null
 
+prometheus: system-deps ## build Prometheus with its Kubernetes discovery (once per version), for the data plane
+	@bash hack/build-prometheus.sh >/dev/null
+
 lint: venv ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
@@ -47,18 +50,21 @@ lint: venv ## ruff, mypy --strict, import-linter
 unit: venv ## the fast unit tests only
 	$(PY) -m pytest tests/unit
 
-test: lint controlplane helm traefik ## lint, then unit, integration and e2e tests on a real control plane
+test: lint controlplane helm traefik prometheus ## lint, then unit, integration and e2e tests on a real control plane
 	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" \
 	MODELROLLOUT_HELM="$$(bash hack/build-helm.sh)" \
-	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" $(PY) -m pytest $(TESTS)
+	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" \
+	MODELROLLOUT_PROMETHEUS_BUILT="$$(bash hack/build-prometheus.sh)" $(PY) -m pytest $(TESTS)
 
-demo: venv controlplane traefik ## the main job: real rollouts end to end on a local control plane and data plane
+demo: venv controlplane traefik prometheus ## the main job: real rollouts end to end on a local control plane and data plane
 	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" \
-	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" $(PY) demo/run.py
+	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" \
+	MODELROLLOUT_PROMETHEUS_BUILT="$$(bash hack/build-prometheus.sh)" $(PY) demo/run.py
 
-cluster-up: venv controlplane traefik ## start a local cluster (process node, Traefik, Prometheus); print `export KUBECONFIG=`
+cluster-up: venv controlplane traefik prometheus ## start a local cluster (process node, Traefik, Prometheus); print `export KUBECONFIG=`
 	@MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" \
-	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" $(PY) -m modelrollout.testing up
+	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" \
+	MODELROLLOUT_PROMETHEUS_BUILT="$$(bash hack/build-prometheus.sh)" $(PY) -m modelrollout.testing up
 
 cluster-down: venv ## stop the local control plane started by cluster-up
 	@$(PY) -m modelrollout.testing down

@@ -39,7 +39,7 @@ from modelrollout.cli.view import render_status
 from modelrollout.testing.cluster import Binaries, LocalCluster, wait_for
 from modelrollout.testing.kubelet import Image
 from modelrollout.testing.operator import OperatorProcess
-from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.prometheus import PrometheusServer, built
 from modelrollout.testing.traefik import Traefik, locate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,7 +213,9 @@ def main() -> int:
         with (
             LocalCluster(Binaries.locate(), images=images) as cluster,
             Traefik(locate(), cluster.kubeconfig, cluster.network) as gateway,
-            PrometheusServer([cluster.pods_job("model-servers")], network=cluster.network) as prom,
+            PrometheusServer(
+                [cluster.pods_job("model-servers")], network=cluster.network, binary=built()
+            ) as prom,
         ):
             run(cluster, gateway, prom, offline, began)
     finally:

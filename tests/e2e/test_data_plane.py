@@ -16,7 +16,7 @@ from modelrollout.testing.kubelet import PLACEMENT
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.podserver import CRASH, ECHO, JOB
-from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer
+from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer, built
 from modelrollout.testing.stories import NAME, Story
 from modelrollout.testing.traefik import Traefik, send
 
@@ -58,7 +58,7 @@ def story(cluster: LocalCluster, namespace: str, operator: OperatorProcess,
 
 @pytest.fixture
 def pods_metrics(cluster: LocalCluster, prometheus: PrometheusPool) -> PrometheusServer:
-    return prometheus([cluster.pods_job()], network=cluster.network)
+    return prometheus([cluster.pods_job()], network=cluster.network, binary=built())
 
 
 def stable_behind_traefik(story: Story, gateway: Traefik, host: str, prometheus: str,

@@ -21,7 +21,7 @@ from modelrollout.testing.processes import (
     processes_mentioning,
     terminate,
 )
-from modelrollout.testing.prometheus import ScrapeJob, pod_targets, render_config
+from modelrollout.testing.prometheus import ScrapeJob, render_config
 
 
 def test_free_ports_are_distinct_and_unprivileged() -> None:
@@ -114,22 +114,3 @@ def test_the_process_node_expands_references_and_matches_images_by_repository() 
     assert find_image(table, "example/echo:2") == Image(("two",))
     assert find_image(table, "example/echo:1") == Image(("serve",))
     assert find_image(table, "example/other:1") is None
-
-
-def test_pod_discovery_gives_the_labels_the_kubernetes_discovery_gives() -> None:
-    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": "9090"}
-    pod = {"metadata": {"name": "m-1", "namespace": "ml", "labels": {"app.kubernetes.io/name": "m"},
-                        "annotations": scrape},
-           "spec": {"nodeName": "process-node",
-                    "containers": [{"ports": [{"containerPort": 8080}]}]},
-           "status": {"phase": "Running", "podIP": "10.88.0.7",
-                      "conditions": [{"type": "Ready", "status": "True"}]}}  # fmt: skip
-    pending = {"metadata": {"name": "m-2", "namespace": "ml"}, "spec": {}, "status": {}}
-    (group,) = pod_targets([pod, pending])  # a pod without an IP is not a target yet
-    assert group["targets"] == ["10.88.0.7:8080"]
-    labels = group["labels"]
-    assert labels["__meta_kubernetes_pod_annotation_prometheus_io_port"] == "9090"
-    assert labels["__meta_kubernetes_pod_label_app_kubernetes_io_name"] == "m"
-    assert (labels["__meta_kubernetes_namespace"], labels["__meta_kubernetes_pod_name"],
-            labels["__meta_kubernetes_pod_phase"], labels["__meta_kubernetes_pod_ready"]) == (
-        "ml", "m-1", "Running", "true")  # fmt: skip

@@ -26,7 +26,7 @@ from modelrollout.testing.processes import (
     tail,
     terminate,
 )
-from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.prometheus import PrometheusServer, built
 from modelrollout.testing.traefik import Traefik, locate
 
 HARNESS = "modelrollout.testing"
@@ -95,7 +95,9 @@ def serve(state_path: Path, nodes: int) -> NoReturn:
     with (
         LocalCluster(Binaries.locate(), nodes=nodes, images=images()) as cluster,
         Traefik(locate(), cluster.kubeconfig, cluster.network) as gateway,
-        PrometheusServer([cluster.pods_job()], network=cluster.network) as prometheus,
+        PrometheusServer(
+            [cluster.pods_job()], network=cluster.network, binary=built()
+        ) as prometheus,
     ):
         cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json("default"))
         state = {**cluster.state(), "gateway": gateway.url, "prometheus": prometheus.url}

@@ -37,7 +37,7 @@ from modelrollout.testing.processes import (
     processes_mentioning,
     terminate,
 )
-from modelrollout.testing.prometheus import PodDiscovery, PodsJob
+from modelrollout.testing.prometheus import PodsJob
 
 WORKDIR_PREFIX = "modelrollout-cluster-"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -149,7 +149,6 @@ class LocalCluster(StartStop):
         self.images = images
         self.network: Network | None = None
         self.node: ProcessNode | None = None
-        self.discovery: PodDiscovery | None = None
 
     # -- public surface ------------------------------------------------------------------------
 
@@ -179,9 +178,6 @@ class LocalCluster(StartStop):
             if self.images is not None and self.network is not None:
                 self.node = ProcessNode(self.kubeconfig, self.network, self.images)
                 self.node.start()
-                self.discovery = PodDiscovery(self.kubeconfig)
-                self.discovery.start()
-                self.network.reach(self.discovery.port)
             if self.install_crds:
                 self._install_crds()
 
@@ -189,8 +185,6 @@ class LocalCluster(StartStop):
         """Stop every process (newest first) and remove the work directory. Idempotent."""
         if self.workdir is None:
             return
-        if self.discovery is not None:
-            self.discovery.stop()
         if self.node is not None:
             self.node.stop()
         if self.network is not None:
@@ -228,10 +222,11 @@ class LocalCluster(StartStop):
 
     def pods_job(self, name: str = "pods") -> PodsJob:
         """A Prometheus job that finds the annotated pods through this API server (for a
-        Prometheus in the data plane's namespace)."""
-        if self.discovery is None:
-            raise ControlPlaneError("pod discovery needs the cluster's process node (images=)")
-        return PodsJob(name, self.discovery.url)
+        Prometheus in the data plane's namespace, where the API server has the same address)."""
+        if self._pki is None:
+            raise ControlPlaneError("the cluster is not started")
+        return PodsJob(name, self.server, self._pki.ca_cert, self._pki.admin_cert,
+                       self._pki.admin_key)  # fmt: skip
 
     def admin_context(self) -> ssl.SSLContext:
         """TLS for the API server as the admin user, e.g. to read its /metrics."""

@@ -9,18 +9,14 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import re
 import shutil
+import subprocess
 import tempfile
-import threading
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
-from modelrollout.k8s.rest import ApiError, Connection, Rest
 from modelrollout.testing.netns import Network
 from modelrollout.testing.processes import (
     ControlPlaneError,
@@ -54,18 +50,17 @@ class ScrapeJob:
 
 @dataclass(frozen=True)
 class PodsJob:
-    """Pods found through the API server, as a cluster's Prometheus finds them with
-    `kubernetes_sd_configs` (role pod): those annotated `prometheus.io/scrape: "true"`, at their
-    pod IP and the port in `prometheus.io/port` (path `prometheus.io/path`, else /metrics),
-    labelled with their namespace and pod name.
-
-    Debian's Prometheus is built without the Kubernetes discovery (its NEWS: "Kubernetes support
-    has been completely removed"), so the pods come from `PodDiscovery`, over Prometheus's HTTP
-    discovery, with the `__meta_kubernetes_pod_*` labels the Kubernetes discovery gives; the
-    relabelling is what a cluster's configuration has."""
+    """Pods found through the API server with `kubernetes_sd_configs` (role pod), relabelled as a
+    cluster's Prometheus does: those annotated `prometheus.io/scrape: "true"`, at their pod IP and
+    the port in `prometheus.io/port` (path `prometheus.io/path`, else /metrics), labelled with
+    their namespace and pod name. Debian's Prometheus is built without the Kubernetes discovery:
+    this job needs the one `built()` gives."""
 
     name: str
-    discovery: str  # PodDiscovery.url
+    api_server: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
 
     targets: tuple[str, ...] = ()  # none known in advance
 
@@ -73,7 +68,10 @@ class PodsJob:
         annotation = "__meta_kubernetes_pod_annotation_prometheus_io_"
         return {
             "job_name": self.name,
-            "http_sd_configs": [{"url": self.discovery, "refresh_interval": "1s"}],
+            "kubernetes_sd_configs": [{
+                "role": "pod", "api_server": self.api_server,
+                "tls_config": {"ca_file": str(self.ca_file), "cert_file": str(self.cert_file),
+                               "key_file": str(self.key_file)}}],
             "relabel_configs": [
                 {"source_labels": [f"{annotation}scrape"], "regex": "true", "action": "keep"},
                 {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running",
@@ -88,77 +86,24 @@ class PodsJob:
         }  # fmt: skip
 
 
-def _meta_name(key: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9_]", "_", key)
+BUILD_SCRIPT = Path(__file__).resolve().parents[3] / "hack" / "build-prometheus.sh"
 
 
-def pod_targets(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Prometheus's HTTP discovery answer for `pods`: one target group per pod with an IP, with
-    the labels the Kubernetes discovery (role pod) gives it."""
-    groups = []
-    for pod in pods:
-        meta, status = pod["metadata"], pod.get("status") or {}
-        ip = status.get("podIP")
-        if not ip:
-            continue
-        ports = [p for c in pod["spec"].get("containers", []) for p in c.get("ports") or []]
-        ready = any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in status.get("conditions") or [])  # fmt: skip
-        labels = {"__meta_kubernetes_namespace": meta["namespace"],
-                  "__meta_kubernetes_pod_name": meta["name"],
-                  "__meta_kubernetes_pod_ip": ip,
-                  "__meta_kubernetes_pod_phase": status.get("phase", ""),
-                  "__meta_kubernetes_pod_ready": str(ready).lower(),
-                  "__meta_kubernetes_pod_node_name": pod["spec"].get("nodeName", "")}  # fmt: skip
-        for kind in ("label", "annotation"):
-            for key, value in (meta.get(f"{kind}s") or {}).items():
-                labels[f"__meta_kubernetes_pod_{kind}_{_meta_name(key)}"] = value
-        address = f"{ip}:{ports[0]['containerPort']}" if ports else ip
-        groups.append({"targets": [address], "labels": labels})
-    return groups
-
-
-class PodDiscovery(StartStop):
-    """Prometheus's HTTP discovery of the cluster's pods, read from the API server."""
-
-    def __init__(self, kubeconfig: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.server: ThreadingHTTPServer | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        rest = Rest(Connection.from_kubeconfig(self.kubeconfig), timeout=10)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                try:
-                    pods = rest.request("GET", "/api/v1/pods").get("items", [])
-                    body, code = json.dumps(pod_targets(pods)).encode(), 200
-                except ApiError as error:
-                    body, code = str(error).encode(), 503
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        (port,) = free_ports(1)
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{port}/pods"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1].split("/")[0])
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+def built() -> Path:
+    """Prometheus built from its Go module, with the Kubernetes discovery: the one named by
+    MODELROLLOUT_PROMETHEUS_BUILT, else the cached build (built if cold)."""
+    named = os.environ.get("MODELROLLOUT_PROMETHEUS_BUILT")
+    if named:
+        path = Path(named)
+    else:
+        result = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
+                                check=False)  # fmt: skip
+        if result.returncode != 0:
+            raise ControlPlaneError(f"building prometheus failed:\n{result.stderr[-3000:]}")
+        path = Path(result.stdout.strip().splitlines()[-1])
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise ControlPlaneError(f"prometheus (built): no executable at {path}")
+    return path
 
 
 def render_config(jobs: list[ScrapeJob | PodsJob], scrape_interval: str) -> str:
@@ -297,8 +242,10 @@ class PrometheusPool:
         self._started: list[tuple[PrometheusServer, str]] = []
 
     def __call__(self, jobs: list[ScrapeJob | PodsJob], scrape_interval: str = "1s",
-                 network: Network | None = None) -> PrometheusServer:  # fmt: skip
-        server = PrometheusServer(jobs, scrape_interval=scrape_interval, network=network)
+                 network: Network | None = None, binary: Path | None = None,
+                 ) -> PrometheusServer:  # fmt: skip
+        server = PrometheusServer(jobs, scrape_interval=scrape_interval, network=network,
+                                  binary=binary)  # fmt: skip
         server.start()
         self._started.append((server, str(server.workdir)))
         return server
