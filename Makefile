@@ -54,7 +54,7 @@ test: lint controlplane helm traefik prometheus ## lint, then unit, integration 
 	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" \
 	MODELROLLOUT_HELM="$$(bash hack/build-helm.sh)" \
 	MODELROLLOUT_TRAEFIK="$$(bash hack/build-traefik.sh)" \
-	MODELROLLOUT_PROMETHEUS_BUILT="$$(bash hack/build-prometheus.sh)" $(PY) -m pytest $(TESTS)
+	MODELROLLOUT_PROMETHEUS_BUILT="$$(bash hack/build-prometheus.sh)" $(PY) -m pytest --durations=12 $(TESTS)
 
 demo: venv controlplane traefik prometheus ## the main job: real rollouts end to end on a local control plane and data plane
 	MODELROLLOUT_CONTROLPLANE="$$(bash hack/build-control-plane.sh)" \
