@@ -7,9 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelrollout.testing.processes import ControlPlaneError
-
-BUILD_SCRIPT = Path(__file__).resolve().parents[3] / "hack" / "build-helm.sh"
+from modelrollout.testing.processes import ControlPlaneError, built
 
 
 @dataclass(frozen=True)
@@ -21,19 +19,7 @@ class Helm:
     @classmethod
     def locate(cls, home: Path, kubeconfig: Path | None = None) -> Helm:
         """The helm named by MODELROLLOUT_HELM, else the cached build (built if cold)."""
-        named = os.environ.get("MODELROLLOUT_HELM")
-        if named:
-            path = Path(named)
-        else:
-            result = subprocess.run(
-                ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False
-            )
-            if result.returncode != 0:
-                raise ControlPlaneError(f"building helm failed:\n{result.stderr[-3000:]}")
-            path = Path(result.stdout.strip().splitlines()[-1])
-        if not os.access(path, os.X_OK):
-            raise ControlPlaneError(f"helm: no executable at {path}")
-        return cls(path, home, kubeconfig)
+        return cls(built("helm", "MODELROLLOUT_HELM", "build-helm.sh"), home, kubeconfig)
 
     def __call__(self, *args: str, check: bool = True,
                  timeout: float = 180) -> subprocess.CompletedProcess[str]:  # fmt: skip

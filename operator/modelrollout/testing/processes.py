@@ -50,6 +50,26 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+HACK = Path(__file__).resolve().parents[3] / "hack"
+
+
+def built(name: str, variable: str, script: str) -> Path:
+    """The executable `name`: the one the environment `variable` names, else the cached build of
+    hack/`script` (built if cold; the script prints its path on its last line)."""
+    named = os.environ.get(variable)
+    if named:
+        path = Path(named)
+    else:
+        result = subprocess.run(["bash", str(HACK / script)], capture_output=True, text=True,
+                                check=False)  # fmt: skip
+        if result.returncode != 0:
+            raise ControlPlaneError(f"building {name} failed:\n{result.stderr[-3000:]}")
+        path = Path(result.stdout.strip().splitlines()[-1])
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise ControlPlaneError(f"{name}: no executable at {path}")
+    return path
+
+
 def http_ok(
     url: str, *, context: ssl.SSLContext | None = None, expect: bytes | None = None
 ) -> bool:

@@ -10,13 +10,13 @@ import atexit
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelrollout.testing import processes
 from modelrollout.testing.netns import Network
 from modelrollout.testing.processes import (
     ControlPlaneError,
@@ -86,24 +86,11 @@ class PodsJob:
         }  # fmt: skip
 
 
-BUILD_SCRIPT = Path(__file__).resolve().parents[3] / "hack" / "build-prometheus.sh"
-
-
 def built() -> Path:
     """Prometheus built from its Go module, with the Kubernetes discovery: the one named by
     MODELROLLOUT_PROMETHEUS_BUILT, else the cached build (built if cold)."""
-    named = os.environ.get("MODELROLLOUT_PROMETHEUS_BUILT")
-    if named:
-        path = Path(named)
-    else:
-        result = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
-                                check=False)  # fmt: skip
-        if result.returncode != 0:
-            raise ControlPlaneError(f"building prometheus failed:\n{result.stderr[-3000:]}")
-        path = Path(result.stdout.strip().splitlines()[-1])
-    if not path.is_file() or not os.access(path, os.X_OK):
-        raise ControlPlaneError(f"prometheus (built): no executable at {path}")
-    return path
+    return processes.built("prometheus (built)", "MODELROLLOUT_PROMETHEUS_BUILT",
+                           "build-prometheus.sh")  # fmt: skip
 
 
 def render_config(jobs: list[ScrapeJob | PodsJob], scrape_interval: str) -> str:

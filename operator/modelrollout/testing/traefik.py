@@ -16,7 +16,6 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import urllib.error
@@ -26,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from modelrollout.testing.netns import Network
-from modelrollout.testing.processes import ControlPlaneError, ManagedProcess, StartStop, free_ports
+from modelrollout.testing.processes import ManagedProcess, StartStop, built, free_ports
 
-BUILD_SCRIPT = Path(__file__).resolve().parents[3] / "hack" / "build-traefik.sh"
 CONTROLLER = "traefik.io/gateway-controller"
 GATEWAY_CLASS = "traefik"
 GATEWAY = "public"
@@ -36,18 +34,7 @@ GATEWAY = "public"
 
 def locate() -> Path:
     """The traefik named by MODELROLLOUT_TRAEFIK, else the cached build (built if cold)."""
-    named = os.environ.get("MODELROLLOUT_TRAEFIK")
-    if named:
-        path = Path(named)
-    else:
-        result = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
-                                check=False)  # fmt: skip
-        if result.returncode != 0:
-            raise ControlPlaneError(f"building traefik failed:\n{result.stderr[-3000:]}")
-        path = Path(result.stdout.strip().splitlines()[-1])
-    if not path.is_file() or not os.access(path, os.X_OK):
-        raise ControlPlaneError(f"traefik: no executable at {path}")
-    return path
+    return built("traefik", "MODELROLLOUT_TRAEFIK", "build-traefik.sh")
 
 
 class Traefik(StartStop):
