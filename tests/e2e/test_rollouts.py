@@ -204,6 +204,7 @@ def test_a_canary_that_never_becomes_available_is_rolled_back(
     # Then it is rolled back after progressDeadline, with that reason, and never took traffic
     story.until("rolled back", lambda: story.phase() == "RolledBack")
     assert "progressDeadline 4s" in story.status()["message"]
+    assert "cannot be scheduled" in story.status()["message"]  # the scheduler's words
     assert story.route_weights()[1] == ("fraud-detector-canary", 0)
 
 

@@ -469,6 +469,7 @@ class ProcessNode(StartStop):
         self.rest = Rest(Connection.from_kubeconfig(kubeconfig), timeout=10)
         self.api_port = api_port or int(self.rest.connection.server.rsplit(":", 1)[1])
         self.workdir: Path | None = None
+        self.made: Path | None = None  # the work directory, remembered after stop for leftovers
         self.pods: dict[str, Pod] = {}
         self._ips = (f"10.88.{n // 250}.{n % 250 + 2}" for n in itertools.count())
         self._stopped = threading.Event()
@@ -499,7 +500,7 @@ class ProcessNode(StartStop):
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="modelrollout-node-"))
+        self.workdir = self.made = Path(tempfile.mkdtemp(prefix="modelrollout-node-"))
         self.pods_dir.mkdir()
         self._register()
         self._heartbeat()
@@ -527,8 +528,11 @@ class ProcessNode(StartStop):
         self.rest.close()
 
     def leftovers(self) -> list[str]:
-        """Every process this node ever started that still runs."""
-        return [f"pod process {p.pid} still running" for p in self.spawned if p.poll() is None]
+        """Every process this node ever started that still runs, and its directory."""
+        found = [f"pod process {p.pid} still running" for p in self.spawned if p.poll() is None]
+        if self.made is not None and self.made.exists():
+            found.append(f"directory {self.made} still exists")
+        return found
 
     def _register(self) -> None:
         node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name, "labels": {

@@ -97,6 +97,7 @@ class Network(StartStop):
     def __init__(self, *, tie_to_parent: bool = True) -> None:
         self.tie_to_parent = tie_to_parent
         self.workdir: Path | None = None
+        self.made: Path | None = None  # the work directory, remembered after stop for leftovers
         self.holder: ManagedProcess | None = None
         self.relays: list[Relay] = []
 
@@ -104,7 +105,7 @@ class Network(StartStop):
         unshare = shutil.which("unshare")
         if unshare is None:
             raise ControlPlaneError("unshare (util-linux) is not installed")
-        self.workdir = Path(tempfile.mkdtemp(prefix="modelrollout-netns-"))
+        self.workdir = self.made = Path(tempfile.mkdtemp(prefix="modelrollout-netns-"))
         ready = self.workdir / "ready"
         script = (
             f"ip link set lo up && ip route add local {POD_CIDR} dev lo"
@@ -186,8 +187,9 @@ class Network(StartStop):
         found = []
         if self.holder is not None and self.holder.exit_code() is None:
             found.append(f"netns holder ({self.holder.pid}) still running")
-        if self.workdir is not None and self.workdir.exists():
-            found.append(f"directory {self.workdir} still exists")
+        if self.made is not None and self.made.exists():
+            found.append(f"directory {self.made} still exists")
+        found += [f"relay {r.name} still listening" for r in self.relays]
         return found
 
     def log(self) -> str:

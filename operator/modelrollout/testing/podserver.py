@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ECHO, CRASH, JOB = "example/echo", "example/crash", "example/job"
+MODEL = "example/model"  # the model server of the test manifests (manifests.rollout): an echo
 
 
 def images() -> dict[str, Any]:
@@ -32,8 +33,8 @@ def images() -> dict[str, Any]:
     from modelrollout.testing.kubelet import Image  # noqa: PLC0415 (this file must start fast)
 
     run = (sys.executable, "-m", "modelrollout.testing.podserver")
-    return {ECHO: Image((*run, "serve")), CRASH: Image((*run, "crash")),
-            JOB: Image((*run, "job"))}  # fmt: skip
+    return {ECHO: Image((*run, "serve")), MODEL: Image((*run, "serve")),
+            CRASH: Image((*run, "crash")), JOB: Image((*run, "job"))}  # fmt: skip
 
 
 def _terminate_with(message: str, code: int) -> None:

@@ -7,6 +7,7 @@ testing/driver.py."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from modelrollout.k8s.owner import Owner
 from modelrollout.routers.registry import router_for
 from modelrollout.testing.cluster import LocalCluster, rest_of, wait_for
 from modelrollout.testing.exporter import ErrorRateExporter
+from modelrollout.testing.kubelet import PLACEMENT
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusServer
@@ -33,6 +35,8 @@ def model_rollout(
     prometheus: str, version: str, steps: list[dict[str, Any]] | None = None, **analysis: Any
 ) -> dict[str, Any]:
     m = rollout(NAME, version)
+    # the revisions' pods are processes on the process node (kubelet.py), serving HTTP
+    m["spec"]["template"]["spec"].update(copy.deepcopy(PLACEMENT))
     m["spec"].update(
         progressDeadline="60s",
         scaleDownDelay="2s",
