@@ -57,6 +57,12 @@ def story(cluster: LocalCluster, namespace: str, operator: OperatorProcess,
 
 
 @pytest.fixture
+def host(namespace: str) -> str:
+    """The hostname the test's routes serve (Traefik serves every test's Gateway at once)."""
+    return f"{namespace}.test"
+
+
+@pytest.fixture
 def pods_metrics(cluster: LocalCluster, prometheus: PrometheusPool) -> PrometheusServer:
     return prometheus([cluster.pods_job()], network=cluster.network, binary=built())
 
@@ -77,9 +83,8 @@ def within(count: int, total: int, weight: int) -> bool:
 
 
 def test_the_split_through_traefik_follows_the_route_at_two_weights(
-    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, namespace: str
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, host: str
 ) -> None:
-    host = f"{namespace}.test"
     steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]
     # Given v1 is stable on processes behind Traefik
     stable_behind_traefik(story, gateway, host, pods_metrics.url, steps)
@@ -98,16 +103,15 @@ def test_the_split_through_traefik_follows_the_route_at_two_weights(
 
 
 def test_a_header_match_sends_every_matching_request_to_the_canary(
-    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, namespace: str
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, host: str
 ) -> None:
-    host = f"{namespace}.test"
     steps = [{"setWeight": 0}, {"pause": {}}]
     stable_behind_traefik(story, gateway, host, pods_metrics.url, steps)
     story.apply(served("v2", host, pods_metrics.url, steps))
     story.until("the canary is up, paused at 0%", lambda: story.phase() == "Paused")
     # Given a rule, beside the operator's route, that sends `x-canary: yes` to the canary
     rule = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"name": "testers", "namespace": namespace},
+            "metadata": {"name": "testers"},
             "spec": {"parentRefs": [{"name": "public"}], "hostnames": [host], "rules": [{
                 "matches": [{"headers": [{"name": "x-canary", "value": "yes"}]}],
                 "backendRefs": [{"name": f"{NAME}-canary", "port": 80}]}]}}  # fmt: skip
@@ -125,9 +129,8 @@ def test_a_header_match_sends_every_matching_request_to_the_canary(
 
 
 def test_a_canary_that_crashes_at_start_is_rolled_back_on_its_deadline_naming_the_crash(
-    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, namespace: str
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, host: str
 ) -> None:
-    host = f"{namespace}.test"
     steps = [{"setWeight": 50}, {"analyze": {"duration": "3s"}}]
     stable_behind_traefik(story, gateway, host, pods_metrics.url, steps)
     # When v2's server exits as it starts
@@ -220,14 +223,13 @@ def test_a_job_succeeds_with_its_termination_message_and_a_failing_one_fails_wit
 
 
 def test_a_split_the_route_does_not_say_fails_the_sample_ratio_check(
-    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, namespace: str
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, host: str
 ) -> None:
-    host = f"{namespace}.test"
     steps = [{"setWeight": 50}, {"analyze": {"duration": "5m"}}]
     stable_behind_traefik(story, gateway, host, pods_metrics.url, steps)
     # Given a second HTTPRoute, not the operator's, that takes /predict for the stable only
     foreign = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-               "metadata": {"name": "legacy", "namespace": namespace},
+               "metadata": {"name": "legacy"},
                "spec": {"parentRefs": [{"name": "public"}], "hostnames": [host], "rules": [{
                    "matches": [{"path": {"type": "PathPrefix", "value": "/predict"}}],
                    "backendRefs": [{"name": f"{NAME}-stable", "port": 80}]}]}}  # fmt: skip
