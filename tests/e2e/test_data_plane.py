@@ -18,7 +18,7 @@ from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.podserver import CRASH, ECHO, JOB
 from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer, built
 from modelrollout.testing.stories import NAME, Story
-from modelrollout.testing.traefik import Traefik, send
+from modelrollout.testing.traefik import Traefik
 
 pytestmark = pytest.mark.cluster
 
@@ -72,8 +72,8 @@ def stable_behind_traefik(story: Story, gateway: Traefik, host: str, prometheus:
     """Given v1 is stable on processes, and Traefik routes `host` to it."""
     story.apply(served("v1", host, prometheus, steps))
     story.until("v1 is stable", lambda: story.phase() == "Promoted")
-    assert wait_for(lambda: send(gateway.url, host, 20) == {"v1": 20}, timeout=30), send(
-        gateway.url, host, 20)  # fmt: skip
+    assert wait_for(lambda: gateway.send(host, 20) == {"v1": 20}, timeout=30), gateway.send(
+        host, 20)  # fmt: skip
 
 
 def within(count: int, total: int, weight: int) -> bool:
@@ -95,7 +95,7 @@ def test_the_split_through_traefik_follows_the_route_at_two_weights(
                     and story.canary_weight() == w)  # fmt: skip
         time.sleep(1.0)  # Traefik applies the route a moment after the API server has it
         # Then over 5,000 requests the canary's share fits the weight (99.9% binomial interval)
-        counts = send(gateway.url, host, 5000)
+        counts = gateway.send(host, 5000)
         assert sum(counts.values()) == 5000, counts
         assert set(counts) <= {"v1", "v2"}, counts
         assert within(counts["v2"], 5000, weight), (weight, counts)
@@ -119,13 +119,13 @@ def test_a_header_match_sends_every_matching_request_to_the_canary(
 
     # When requests carry the header, and others do not
     def matching() -> bool:
-        return send(gateway.url, host, 50, headers={"x-canary": "yes"}) == {"v2": 50}
+        return gateway.send(host, 50, headers={"x-canary": "yes"}) == {"v2": 50}
 
     assert wait_for(matching, timeout=30), "Traefik never applied the header rule"
     # Then every matching request reaches the canary, and none of the others does
-    assert send(gateway.url, host, 1000, headers={"x-canary": "yes"}) == {"v2": 1000}
-    assert send(gateway.url, host, 1000, headers={"x-canary": "no"}) == {"v1": 1000}
-    assert send(gateway.url, host, 1000) == {"v1": 1000}
+    assert gateway.send(host, 1000, headers={"x-canary": "yes"}) == {"v2": 1000}
+    assert gateway.send(host, 1000, headers={"x-canary": "no"}) == {"v1": 1000}
+    assert gateway.send(host, 1000) == {"v1": 1000}
 
 
 def test_a_canary_that_crashes_at_start_is_rolled_back_on_its_deadline_naming_the_crash(
@@ -143,7 +143,7 @@ def test_a_canary_that_crashes_at_start_is_rolled_back_on_its_deadline_naming_th
     assert "exit code 3" in message, message
     assert "model weights not found" in message, message
     assert story.status().get("canaryWeight", 0) == 0
-    assert send(gateway.url, host, 100) == {"v1": 100}
+    assert gateway.send(host, 100) == {"v1": 100}
 
 
 def test_pods_are_processes_deleting_one_stops_it_and_scaling_changes_their_number(
@@ -246,7 +246,7 @@ def test_a_split_the_route_does_not_say_fails_the_sample_ratio_check(
 
     found = None
     while found is None and time.monotonic() < deadline:
-        send(gateway.url, host, 400, paths=("/predict", "/score"))
+        gateway.send(host, 400, paths=("/predict", "/score"))
         found = mismatch()
     # Then the sample-ratio check fails the evaluation: the canary got about 25%, not 50%
     assert found is not None, story.status().get("analysis")

@@ -52,6 +52,9 @@ def serve() -> None:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body are two writes: without this, Nagle's algorithm and the peer's delayed
+        # ACK hold every kept-alive answer ~40 ms
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             if self.path == "/metrics":

@@ -96,6 +96,10 @@ class Traefik(StartStop):
             found.append(f"directory {self.workdir} still exists")
         return found
 
+    def send(self, host: str, count: int, **options: Any) -> Counter[str]:
+        """`send` to this gateway, from inside its network namespace when it has one."""
+        return send(self.url, host, count, network=self.network, **options)
+
     def manifests(self, namespace: str) -> list[dict[str, Any]]:
         """The GatewayClass `traefik` and the Gateway `public` in `namespace`, listening on the
         entry point (Traefik matches a listener to the entry point with its port)."""
@@ -121,16 +125,21 @@ def send(
     paths: tuple[str, ...] = ("/",),
     headers: dict[str, str] | None = None,
     connections: int = 4,
+    network: Network | None = None,
 ) -> Counter[str]:
     """`count` GET requests to the gateway at `url` for `host`, over `connections` kept-alive
     connections, the paths taken in turn; how many each model version answered ("" for an
-    answer that was not a pod's, e.g. the gateway's 404 or 503, by status code)."""
+    answer that was not a pod's, e.g. the gateway's 404 or 503, by status code). Given the
+    gateway's `network`, the connections are made inside it (no relay between)."""
     address = url.removeprefix("http://")
+    ip, port = address.rsplit(":", 1)
     seen: Counter[str] = Counter()
     lock = threading.Lock()
 
     def worker(share: int, offset: int) -> None:
         connection = http.client.HTTPConnection(address, timeout=10)
+        if network is not None:
+            connection.sock = network.connect(ip, int(port), timeout=10)
         mine: Counter[str] = Counter()
         for i in range(share):
             connection.request("GET", paths[(offset + i) % len(paths)],
