@@ -9,6 +9,9 @@ command -v prometheus >/dev/null || need+=(prometheus)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # Argo CD runs health checks and actions in Lua 5.1 (gopher-lua); the tests run ours in the same.
 command -v lua5.1 >/dev/null || need+=(lua5.1)
+# The process node's pods run in a private network namespace (unshare, nsenter; ip sets its lo).
+command -v ip >/dev/null || need+=(iproute2)
+{ command -v unshare && command -v nsenter; } >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "system-deps: missing ${need[*]}; run as root or: apt-get install ${need[*]}" >&2
