@@ -174,9 +174,14 @@ class Pod:
             if self.deleting.is_set():
                 self._terminate()
                 return
-            for container in self.containers:
-                self._step(container)
-            self._write_status()
+            try:
+                for container in self.containers:
+                    self._step(container)
+                self._write_status()
+            except Exception as error:  # the pod's loop must go on, and say so
+                self.node.report(f"pod {self.namespace}/{self.name}: {error!r}; trying again")
+                time.sleep(1.0)
+                continue
             if all(c.done for c in self.containers):
                 return  # Succeeded or Failed: nothing more happens until it is deleted
             time.sleep(0.1)
@@ -203,7 +208,7 @@ class Pod:
         assert c.image is not None
         try:
             env = self.node.environment(self.manifest, c.spec, self.ip)
-        except ConfigError as error:
+        except (ConfigError, ApiError) as error:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(error)}}
             c.not_before = time.monotonic() + 1.0
             return
