@@ -135,6 +135,7 @@ class Container:
     ready: bool = False
     not_before: float = 0.0  # back-off
     probes: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # ok, failed, next
+    env: dict[str, str] = field(default_factory=dict)  # as resolved when this run started
     done: bool = False  # terminated and not to be restarted
 
     @property
@@ -213,6 +214,7 @@ class Pod:
             c.not_before = time.monotonic() + 1.0
             return
         env["TERMINATION_MESSAGE_PATH"] = str(self.termination_path(c))
+        c.env = env
         argv = self._argv(c, env)
         log = self.log_path(c)
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -473,14 +475,12 @@ class ProcessNode(StartStop):
         self._backoff = backoff
         self.rest = Rest(Connection.from_kubeconfig(kubeconfig), timeout=10)
         self.api_port = api_port or int(self.rest.connection.server.rsplit(":", 1)[1])
-        self.workdir: Path | None = None
-        self.made: Path | None = None  # the work directory, remembered after stop for leftovers
+        self.workdir: Path | None = None  # kept after stop, for leftovers
         self.pods: dict[str, Pod] = {}
         self._ips = (f"10.88.{n // 250}.{n % 250 + 2}" for n in itertools.count())
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self.services = ServiceRelays(self)
-        self.error: str | None = None
         self.spawned: list[subprocess.Popen[bytes]] = []
         self.reports: list[str] = []  # what went wrong with a pod, also in <workdir>/node.log
         self._ready_since = now()
@@ -494,7 +494,7 @@ class ProcessNode(StartStop):
     def report(self, text: str) -> None:
         """A pod's failure, with what its process said: kept, and written to node.log."""
         self.reports.append(text)
-        if self.workdir is not None:
+        if self.workdir is not None and self.workdir.exists():
             with (self.workdir / "node.log").open("a") as log:
                 log.write(f"{now()} {text}\n")
 
@@ -505,7 +505,7 @@ class ProcessNode(StartStop):
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.workdir = self.made = Path(tempfile.mkdtemp(prefix="modelrollout-node-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="modelrollout-node-"))
         self.pods_dir.mkdir()
         self._register()
         self._heartbeat()
@@ -529,14 +529,13 @@ class ProcessNode(StartStop):
         self.services.close()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
         self.rest.close()
 
     def leftovers(self) -> list[str]:
         """Every process this node ever started that still runs, and its directory."""
         found = [f"pod process {p.pid} still running" for p in self.spawned if p.poll() is None]
-        if self.made is not None and self.made.exists():
-            found.append(f"directory {self.made} still exists")
+        if self.workdir is not None and self.workdir.exists():
+            found.append(f"directory {self.workdir} still exists")
         return found
 
     def _register(self) -> None:
@@ -588,8 +587,8 @@ class ProcessNode(StartStop):
                     self._heartbeat()
                     beat = time.monotonic()
                 self._sync()
-            except (ApiError, OSError) as error:
-                self.error = str(error)  # the API server is going away, or a blip: next pass
+            except (ApiError, OSError):
+                continue  # the API server is going away, or a blip: the next pass
 
     def _sync(self) -> None:
         listed = self.rest.request(
@@ -709,12 +708,12 @@ class ProcessNode(StartStop):
                                      timeout).close()  # fmt: skip
                 return True
             if "exec" in probe:
-                env = self.environment(pod.manifest, c.spec, pod.ip)
+                # the running process's env: resolving it again would read the API each period
                 done = subprocess.run(self.network.argv(list(probe["exec"]["command"])),
-                                      env=env, capture_output=True, timeout=timeout,
+                                      env=c.env, capture_output=True, timeout=timeout,
                                       check=False)  # fmt: skip
                 return done.returncode == 0
-        except (OSError, http.client.HTTPException, subprocess.TimeoutExpired, ConfigError):
+        except (OSError, http.client.HTTPException, subprocess.TimeoutExpired):
             return False
         return False
 

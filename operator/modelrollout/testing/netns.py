@@ -23,7 +23,6 @@ import shutil
 import socket
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -96,8 +95,7 @@ class Network(StartStop):
 
     def __init__(self, *, tie_to_parent: bool = True) -> None:
         self.tie_to_parent = tie_to_parent
-        self.workdir: Path | None = None
-        self.made: Path | None = None  # the work directory, remembered after stop for leftovers
+        self.workdir: Path | None = None  # kept after stop, for leftovers
         self.holder: ManagedProcess | None = None
         self.relays: list[Relay] = []
 
@@ -105,7 +103,7 @@ class Network(StartStop):
         unshare = shutil.which("unshare")
         if unshare is None:
             raise ControlPlaneError("unshare (util-linux) is not installed")
-        self.workdir = self.made = Path(tempfile.mkdtemp(prefix="modelrollout-netns-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="modelrollout-netns-"))
         ready = self.workdir / "ready"
         script = (
             f"ip link set lo up && ip route add local {POD_CIDR} dev lo"
@@ -181,14 +179,13 @@ class Network(StartStop):
             self.holder.stop()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
 
     def leftovers(self) -> list[str]:
         found = []
         if self.holder is not None and self.holder.exit_code() is None:
             found.append(f"netns holder ({self.holder.pid}) still running")
-        if self.made is not None and self.made.exists():
-            found.append(f"directory {self.made} still exists")
+        if self.workdir is not None and self.workdir.exists():
+            found.append(f"directory {self.workdir} still exists")
         found += [f"relay {r.name} still listening" for r in self.relays]
         return found
 
@@ -196,15 +193,4 @@ class Network(StartStop):
         return tail(self.workdir / "netns.log") if self.workdir else ""
 
 
-def wait_port(network: Network, host: str, port: int, timeout: float) -> bool:
-    """True once something inside accepts connections at `host:port`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            network.connect(host, port, timeout=0.5).close()
-            return True
-        time.sleep(0.1)
-    return False
-
-
-__all__ = ["POD_CIDR", "SERVICE_CIDR", "Network", "Relay", "wait_port"]
+__all__ = ["POD_CIDR", "SERVICE_CIDR", "Network", "Relay"]
