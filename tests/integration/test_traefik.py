@@ -23,11 +23,6 @@ from modelrollout.testing.traefik import CONTROLLER, GATEWAY, GATEWAY_CLASS, Tra
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("modelrollout_crd")]
 
 
-@pytest.fixture
-def traefik(gateway: Traefik) -> Traefik:
-    return gateway
-
-
 def _condition(body: dict[str, Any] | None, kind: str) -> str | None:
     conditions = ((body or {}).get("status") or {}).get("conditions") or []
     return next((c["status"] for c in conditions if c["type"] == kind), None)
@@ -39,10 +34,10 @@ def _get(cluster: LocalCluster, *what: str) -> dict[str, Any] | None:
 
 
 def test_traefik_accepts_its_gateway_class_and_programs_the_gateway(
-    cluster: LocalCluster, namespace: str, traefik: Traefik
+    cluster: LocalCluster, namespace: str, gateway: Traefik
 ) -> None:
     # When the GatewayClass and the Gateway on Traefik's entry point are applied
-    cluster.kubectl("apply", "-f", "-", stdin=traefik.manifest_json(namespace))
+    cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(namespace))
     # Then Traefik accepts the class and programs the Gateway
     assert wait_for(lambda: _condition(_get(cluster, "gatewayclass", GATEWAY_CLASS),
                                        "Accepted") == "True", timeout=60)  # fmt: skip
@@ -57,10 +52,10 @@ def test_traefik_accepts_its_gateway_class_and_programs_the_gateway(
 
 
 def test_the_route_the_router_writes_is_accepted_by_traefik(
-    cluster: LocalCluster, namespace: str, traefik: Traefik, kube: client.ApiClient
+    cluster: LocalCluster, namespace: str, gateway: Traefik, kube: client.ApiClient
 ) -> None:
     # Given Traefik's Gateway in the namespace, and a rollout whose route names it
-    cluster.kubectl("apply", "-f", "-", stdin=traefik.manifest_json(namespace))
+    cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(namespace))
     manifest = rollout()
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
     stored = _get(cluster, "mro", "fraud-detector", "-n", namespace) or {}

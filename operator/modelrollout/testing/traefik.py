@@ -18,14 +18,12 @@ import os
 import shutil
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from modelrollout.testing.netns import Network
-from modelrollout.testing.processes import ManagedProcess, StartStop, built, free_ports
+from modelrollout.testing.processes import ManagedProcess, StartStop, built, free_ports, http_ok
 
 CONTROLLER = "traefik.io/gateway-controller"
 GATEWAY_CLASS = "traefik"
@@ -74,11 +72,7 @@ class Traefik(StartStop):
         self.process.wait_until(self._pinged, "answering its ping", timeout=60)
 
     def _pinged(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.ping_port}/ping", timeout=2):
-                return True
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_ok(f"http://127.0.0.1:{self.ping_port}/ping")
 
     def stop(self) -> None:
         if self.process is not None:
