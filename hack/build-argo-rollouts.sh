@@ -8,18 +8,11 @@ set -euo pipefail
 # shellcheck source=cache.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cache.sh"
 out="$root/tools/argo-rollouts-v${ARGO_ROLLOUTS_VERSION}_${gover}"
-cached "$out" "$out"
-start=$(date +%s)
-echo "[build-argo-rollouts] v$ARGO_ROLLOUTS_VERSION" >&2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$out/bin" "$out/crds"
+begin_build build-argo-rollouts "$out" "$out" "v$ARGO_ROLLOUTS_VERSION"
+mkdir -p "$out/crds"
 dir=$(wrapper_module "$work" github.com/argoproj/argo-rollouts "v$ARGO_ROLLOUTS_VERSION" \
   github.com/argoproj/argo-rollouts/cmd/rollouts-controller)
 (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$out/bin/rollouts-controller" \
   github.com/argoproj/argo-rollouts/cmd/rollouts-controller)
 cp "$dir"/manifests/crds/*.yaml "$out/crds/"
-chmod -R u+w "$out"
-touch "$out/.complete"
-echo "[build-argo-rollouts] done in $(( $(date +%s) - start )) s" >&2
-echo "$out"
+finish_build build-argo-rollouts "$out" "$out"

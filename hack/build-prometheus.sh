@@ -9,19 +9,11 @@ set -euo pipefail
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cache.sh"
 
 out="$root/tools/prometheus-${PROMETHEUS_MODULE_VERSION}_${gover}"
-cached "$out" "$out/bin/prometheus"
-start=$(date +%s)
-echo "[build-prometheus] $PROMETHEUS_MODULE_VERSION" >&2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$out/bin"
+begin_build build-prometheus "$out" "$out/bin/prometheus" "$PROMETHEUS_MODULE_VERSION"
 wrapper_module "$work" github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" \
   github.com/prometheus/prometheus/cmd/prometheus >/dev/null
 version="github.com/prometheus/common/version"
 (cd "$work" && go build -trimpath \
   -ldflags "-s -w -X $version.Version=$PROMETHEUS_MODULE_VERSION -X $version.Branch=modelrollout" \
   -o "$out/bin/prometheus" github.com/prometheus/prometheus/cmd/prometheus)
-chmod -R u+w "$out"
-touch "$out/.complete"
-echo "[build-prometheus] done in $(( $(date +%s) - start )) s" >&2
-echo "$out/bin/prometheus"
+finish_build build-prometheus "$out" "$out/bin/prometheus"

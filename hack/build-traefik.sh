@@ -8,19 +8,11 @@ set -euo pipefail
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cache.sh"
 
 out="$root/tools/traefik-v${TRAEFIK_VERSION}_${gover}"
-cached "$out" "$out/bin/traefik"
-start=$(date +%s)
-echo "[build-traefik] v$TRAEFIK_VERSION" >&2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$out/bin"
+begin_build build-traefik "$out" "$out/bin/traefik" "v$TRAEFIK_VERSION"
 wrapper_module "$work" github.com/traefik/traefik/v3 "v$TRAEFIK_VERSION" \
   github.com/traefik/traefik/v3/cmd/traefik >/dev/null
 version="github.com/traefik/traefik/v3/pkg/version"
 (cd "$work" && go build -trimpath \
   -ldflags "-s -w -X $version.Version=v$TRAEFIK_VERSION -X $version.Codename=modelrollout" \
   -o "$out/bin/traefik" github.com/traefik/traefik/v3/cmd/traefik)
-chmod -R u+w "$out"
-touch "$out/.complete"
-echo "[build-traefik] done in $(( $(date +%s) - start )) s" >&2
-echo "$out/bin/traefik"
+finish_build build-traefik "$out" "$out/bin/traefik"

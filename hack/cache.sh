@@ -40,3 +40,22 @@ wrapper_module() {
   (cd "$work" && go mod tidy >&2)
   echo "$dir"
 }
+
+# begin_build NAME OUT SHOWN WHAT: if OUT is a finished build, print SHOWN and exit; else say what
+# is built, start the clock, make OUT/bin and `work`, a temporary directory removed on exit.
+begin_build() {
+  cached "$2" "$3"
+  start=$(date +%s)
+  echo "[$1] $4" >&2
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  mkdir -p "$2/bin"
+}
+
+# finish_build NAME OUT SHOWN: mark OUT as a finished build, say how long it took, print SHOWN.
+finish_build() {
+  chmod -R u+w "$2"
+  touch "$2/.complete"
+  echo "[$1] done in $(( $(date +%s) - start )) s" >&2
+  echo "$3"
+}
