@@ -194,7 +194,7 @@ def test_a_missing_verb_is_reported_clearly(
 
     def reported() -> bool:
         # the message that said it: a tick's own status write clears it for a moment before its
-        # refused write puts it back (docs/operator.md), so a second read may miss it
+        # refused write puts it back, so a second read may miss it
         said.append(str(story.status().get("message", "")))
         return "permission denied" in said[-1]
 
