@@ -1,4 +1,6 @@
-"""End-to-end fixtures: the operator as a process, and model telemetry Prometheus scrapes."""
+"""End-to-end fixtures: the operator as a process, model telemetry Prometheus scrapes, and the
+story on the real data plane (`story`: Traefik serves the test's Gateway; a module that needs no
+gateway overrides it with its own)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import pytest
 from modelrollout.testing.cluster import LocalCluster
 from modelrollout.testing.exporter import ErrorRateExporter
 from modelrollout.testing.operator import OperatorProcess
-from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer, ScrapeJob
+from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer, ScrapeJob, built
+from modelrollout.testing.stories import Story
+from modelrollout.testing.traefik import Traefik
 
 PERIOD_SECONDS = "5"
 
@@ -35,3 +39,21 @@ def operator(cluster: LocalCluster, modelrollout_crd: None) -> Iterator[Operator
     running.start()
     yield running
     running.close()
+
+
+@pytest.fixture
+def story(cluster: LocalCluster, namespace: str, operator: OperatorProcess,
+          gateway: Traefik) -> Story:  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(namespace))
+    return Story(cluster, namespace, operator)
+
+
+@pytest.fixture
+def host(namespace: str) -> str:
+    """The hostname the test's routes serve (Traefik serves every test's Gateway at once)."""
+    return f"{namespace}.test"
+
+
+@pytest.fixture
+def pods_metrics(cluster: LocalCluster, prometheus: PrometheusPool) -> PrometheusServer:
+    return prometheus([cluster.pods_job()], network=cluster.network, binary=built())

@@ -5,7 +5,6 @@ Every split here is counted from the answers of the pods themselves."""
 from __future__ import annotations
 
 import json
-import math
 import time
 from typing import Any
 
@@ -13,73 +12,12 @@ import pytest
 
 from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.kubelet import PLACEMENT
-from modelrollout.testing.manifests import rollout
-from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.podserver import CRASH, ECHO, JOB
-from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer, built
-from modelrollout.testing.stories import NAME, Story
+from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.stories import NAME, Story, served, stable_behind_traefik, within
 from modelrollout.testing.traefik import Traefik
 
 pytestmark = pytest.mark.cluster
-
-Z_999 = 3.2905  # two-sided 99.9% normal quantile
-
-
-def served(version: str, host: str, prometheus: str, steps: list[dict[str, Any]],
-           image: str = ECHO) -> dict[str, Any]:  # fmt: skip
-    """A ModelRollout whose pods run `image` on the process node, routed for `host`."""
-    m = rollout(NAME, version)
-    spec = m["spec"]
-    spec["template"] = {
-        "metadata": {"labels": {"app": NAME},
-                     "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"}},
-        "spec": {**PLACEMENT, "terminationGracePeriodSeconds": 2, "containers": [{
-            "name": "server", "image": f"{image}:1",
-            "ports": [{"name": "http", "containerPort": 8080}],
-            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"},
-                               "periodSeconds": 1, "timeoutSeconds": 5}}]},
-    }  # fmt: skip
-    spec["traffic"]["gatewayAPI"]["hostnames"] = [host]
-    spec.update(progressDeadline="20s", scaleDownDelay="2s", strategy={"steps": steps})
-    spec["analysis"] = {"interval": "1s", "prometheus": {"address": prometheus},
-                        "consecutiveErrorLimit": 3, "signals": [{
-        "name": "errors", "threshold": {"max": 0.01, "query": (
-            'sum(rate(model_requests_total{version="{{ canary.version }}",code=~"5.."}[5s]))'
-            " or vector(0)")}}]}  # fmt: skip
-    return m
-
-
-@pytest.fixture
-def story(cluster: LocalCluster, namespace: str, operator: OperatorProcess,
-          gateway: Traefik) -> Story:  # fmt: skip
-    cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(namespace))
-    return Story(cluster, namespace, operator)
-
-
-@pytest.fixture
-def host(namespace: str) -> str:
-    """The hostname the test's routes serve (Traefik serves every test's Gateway at once)."""
-    return f"{namespace}.test"
-
-
-@pytest.fixture
-def pods_metrics(cluster: LocalCluster, prometheus: PrometheusPool) -> PrometheusServer:
-    return prometheus([cluster.pods_job()], network=cluster.network, binary=built())
-
-
-def stable_behind_traefik(story: Story, gateway: Traefik, host: str, prometheus: str,
-                          steps: list[dict[str, Any]]) -> None:  # fmt: skip
-    """Given v1 is stable on processes, and Traefik routes `host` to it."""
-    story.apply(served("v1", host, prometheus, steps))
-    story.until("v1 is stable", lambda: story.phase() == "Promoted")
-    assert wait_for(lambda: gateway.send(host, 20) == {"v1": 20}, timeout=30), gateway.send(
-        host, 20)  # fmt: skip
-
-
-def within(count: int, total: int, weight: int) -> bool:
-    """`count` of `total` fits `weight`% within a 99.9% binomial interval."""
-    p = weight / 100
-    return abs(count - total * p) <= Z_999 * math.sqrt(total * p * (1 - p))
 
 
 def test_the_split_through_traefik_follows_the_route_at_two_weights(

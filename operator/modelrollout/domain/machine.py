@@ -9,8 +9,12 @@ Lifecycle (api.md): the first revision becomes stable at once. A new revision st
 steps run: setWeight counts once the weight is observed on the route, analyze waits its duration,
 pause waits its duration or for a human. Signals are judged whenever the canary has traffic. After
 the last step the canary is promoted: it is scaled to full size, takes 100%, becomes stable, and
-the old revision is removed after scaleDownDelay. A rollback puts the weight to 0 at once and
-scales the canary to 0; the same revision is not retried unless a human says `retry`.
+the old revision is removed after scaleDownDelay. With a `bake`, promotion goes through the
+phase Baking first: the canary takes all the traffic but the holdback while the old revision
+stays at full size and the signals go on; a failure there is a rollback like any other (reason
+BakeFailed), with nothing to scale up first, and only a clean bake makes the canary stable. A
+rollback puts the weight to 0 at once and scales the canary to 0; the same revision is not
+retried unless a human says `retry` (re-applying its spec, as a GitOps resync does, is not).
 """
 
 from __future__ import annotations
@@ -185,7 +189,7 @@ def _progress(t: _Tick, s: ModelRolloutStatus, canary: RevisionRef,
         s = ended[0]
     if s.phase == "Paused":
         return s
-    return _run_steps(t, s)
+    return _bake(t, s) if s.phase == "Baking" else _run_steps(t, s)
 
 
 def _faulted(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
@@ -216,12 +220,15 @@ def _judged(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
     """Fold this tick's signal results, if any, into the counters; roll back or pause on them."""
     if t.seen.results is None or t.spec.analysis is None:
         return s, False
-    at_gate = _promoting(t.spec, s) and not _approved(t.spec, s) and s.canary_weight < 100
+    at_gate = (_promoting(t.spec, s) and not _approved(t.spec, s) and s.canary_weight < 100
+               and s.phase != "Baking")  # fmt: skip
     judgement = tally(_counters(s), t.seen.results, t.spec.analysis, inconclusive_counts=at_gate)
     s = _with_results(s, judgement.counters, t.seen.results, t.now)
     if judgement.outcome is Outcome.ROLLBACK:
         return _rollback(s, t.now, judgement.reason, t.emit), True
-    if judgement.outcome is Outcome.PAUSE and s.phase != "Paused":
+    # A bake does not ask a human about thin evidence: the canary passed its gate, and the bake
+    # only looks for a failure; it ends on its duration with a clean measurement.
+    if judgement.outcome is Outcome.PAUSE and s.phase == "Progressing":
         t.emit("Warning", "Paused", judgement.reason)
         return _pause(s, "Inconclusive", judgement.reason, t.now), True
     return s, False
@@ -253,8 +260,15 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
     return _promote(t, s)
 
 
+def promoted_weight(spec: ModelRolloutSpec) -> int:
+    """The canary's share once promoted: 100, or 100 minus the bake's holdback while baking."""
+    holdback = spec.bake.holdback if spec.bake is not None else None
+    return 100 - (holdback.percent if holdback is not None else 0)
+
+
 def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
-    """Past the last step: full-size canary, then 100% to it, then it becomes stable."""
+    """Past the last step: full-size canary, then 100% to it (or all but the bake's holdback),
+    then the bake when there is one; then it becomes stable."""
     canary, old = s.canary, s.stable
     if canary is None or old is None or not _measured(t.spec, s):
         return s  # never promote on a failed or missing measurement
@@ -265,13 +279,44 @@ def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         reason = f"waiting for evidence before promoting: {unproven}"
         return with_condition(s, "Progressing", "True", reason="WaitingForEvidence",
                                message=reason, now=t.now)  # fmt: skip
-    s = s.edit(canary_weight=100, weight_since=t.now)
-    if not t.seen.canary_available or t.seen.weight != 100:
+    weight = promoted_weight(t.spec)
+    if s.canary_weight != weight:
+        s = s.edit(canary_weight=weight, weight_since=t.now)
+    if not t.seen.canary_available or t.seen.weight != weight:
         return with_condition(s, "Progressing", "True", reason="Promoting", now=t.now)
+    steps = len(t.spec.strategy.steps)
+    if t.spec.bake is None:
+        return _stable_now(t, s, f"all {steps} steps passed")
+    held = f"with {100 - weight}% " if weight < 100 else ""
+    t.emit("Normal", "Baking", f"revision {canary.revision} ({canary.version}) takes {weight}% "
+           f"for its bake of {t.spec.bake.duration}; {old.version} stays warm {held}to take "
+           "the traffic back at once")  # fmt: skip
+    s = s.edit(phase="Baking", step_started_at=t.now)
+    return with_condition(s, "Progressing", "True", reason="Baking",
+                          message=f"bake of {t.spec.bake.duration}", now=t.now)  # fmt: skip
+
+
+def _bake(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
+    """The bake ends after its duration, on a clean measurement of a canary still Available."""
+    bake = t.spec.bake
+    if bake is not None:
+        if _in_step(t, s) < parse_duration(bake.duration) or not _measured(t.spec, s):
+            return s
+        if not t.seen.canary_available:
+            return s  # past progressDeadline, _stalled rolls it back
+    steps = len(t.spec.strategy.steps)
+    baked = f" and a bake of {bake.duration}" if bake is not None else ""
+    return _stable_now(t, s, f"all {steps} steps passed{baked}")
+
+
+def _stable_now(t: _Tick, s: ModelRolloutStatus, why: str) -> ModelRolloutStatus:
+    """The canary becomes stable; the old revision is scaled down after scaleDownDelay."""
+    canary, old = s.canary, s.stable
+    if canary is None or old is None:
+        return s
     delay = timedelta(seconds=parse_duration(t.spec.scale_down_delay))
     old_goes = ScaleDown(revision=old.revision, after=timestamp(t.seen.now + delay))
-    steps = len(t.spec.strategy.steps)
-    s = _end_canary(s, t.now, "Promoted", f"all {steps} steps passed")
+    s = _end_canary(s, t.now, "Promoted", why)
     s = s.edit(stable=canary, scale_down=[*s.scale_down, old_goes])
     t.emit("Normal", "Promoted", f"revision {canary.revision} ({canary.version}) is stable")
     s = with_condition(s, "Progressing", "False", reason="Promoted", now=t.now)
@@ -297,15 +342,26 @@ def _apply_command(t: _Tick, s: ModelRolloutStatus,
     if command.kind == "resume" and s.phase == "Paused":
         t.emit("Normal", "Resumed", f"resumed by {who}")
         return _resume(s), False
+    if command.kind in ("promote", "promote-full"):
+        return _promoted_by(t, s, command)
+    return s, False
+
+
+def _promoted_by(t: _Tick, s: ModelRolloutStatus,
+                 command: Command) -> tuple[ModelRolloutStatus, bool]:  # fmt: skip
+    """`promote` ends the current step, or the bake; `promote --full` skips the remaining steps
+    and the evidence gate, not the bake."""
+    who, now = _by(command), t.now
+    if s.phase == "Baking":
+        t.emit("Normal", "BakeEnded", f"{who} ended the bake")
+        return _stable_now(t, s, f"the bake ended by {who}"), True
     if command.kind == "promote":
         step = s.current_step or 0
         t.emit("Normal", "PromotedStep", f"{who} ended step {step}")
         return _resume(s).edit(current_step=step + 1, step_started_at=now), False
-    if command.kind == "promote-full":
-        t.emit("Normal", "PromotedFull", f"{who} skipped the remaining steps and the evidence gate")
-        past = len(t.spec.strategy.steps) + 1  # past the last step: approved by a human
-        return _resume(s).edit(current_step=past, step_started_at=now), False
-    return s, False
+    t.emit("Normal", "PromotedFull", f"{who} skipped the remaining steps and the evidence gate")
+    past = len(t.spec.strategy.steps) + 1  # past the last step: approved by a human
+    return _resume(s).edit(current_step=past, step_started_at=now), False
 
 
 def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> ModelRolloutStatus:
@@ -333,12 +389,18 @@ def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> Mode
 
 
 def _rollback(s: ModelRolloutStatus, now: str, reason: str, emit: Emit) -> ModelRolloutStatus:
+    """Traffic back to stable at once; the canary is remembered as rejected (status.canary in
+    phase RolledBack) until the spec changes or a human says `retry`. In a bake the conditions
+    say BakeFailed: the revision had passed its steps and failed after."""
+    why = "RolledBack"
+    if s.phase == "Baking":
+        why, reason = "BakeFailed", f"bake failed: {reason}"
     emit("Warning", "RolledBack", reason)
     if s.canary is not None:
         s = _record(s, s.canary, "RolledBack", now, reason)
     s = s.edit(phase="RolledBack", canary_weight=0, pause=None, message=reason)
-    s = with_condition(s, "Progressing", "False", reason="RolledBack", message=reason, now=now)
-    return with_condition(s, "Degraded", "True", reason="RolledBack", message=reason, now=now)
+    s = with_condition(s, "Progressing", "False", reason=why, message=reason, now=now)
+    return with_condition(s, "Degraded", "True", reason=why, message=reason, now=now)
 
 
 def machine_message(s: ModelRolloutStatus) -> str | None:
@@ -534,6 +596,8 @@ def next_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) 
         started = _parse(status.step_started_at) if status.step_started_at else now
         times.append(started + timedelta(seconds=parse_duration(spec.progress_deadline)))
         steps, index = spec.strategy.steps, status.current_step or 0
+        if status.phase == "Baking" and spec.bake is not None:
+            times.append(started + timedelta(seconds=parse_duration(spec.bake.duration)))
         if status.phase == "Progressing" and index < len(steps):
             step = steps[index]
             length = (step.analyze.duration if step.analyze is not None
@@ -592,6 +656,7 @@ __all__ = [
     "next_due",
     "planned_seconds",
     "plans",
+    "promoted_weight",
     "timestamp",
     "with_condition",
 ]

@@ -227,4 +227,11 @@ INVALID: list[Invalid] = [
     Invalid("a sample ratio check with a rate",
             _set("spec.analysis.sampleRatio", {"requests": "rate(model_requests_total[1m])"}),
             "spec.analysis.sampleRatio.requests"),
+    Invalid("a malformed bake duration", _set("spec.bake", {"duration": "2 hours"}),
+            "spec.bake.duration"),
+    Invalid("a bake without a duration", _set("spec.bake", {"holdback": {"percent": 5}}),
+            "spec.bake.duration"),
+    Invalid("a holdback above half the traffic",
+            _set("spec.bake", {"duration": "1h", "holdback": {"percent": 60}}),
+            "spec.bake.holdback.percent"),
 ]  # fmt: skip

@@ -4,6 +4,8 @@ tens of milliseconds):
 - `serve`: an HTTP server on $POD_IP:$PORT (8080) that answers every GET with the pod's name and
   model version as JSON and an `X-Served-By` header, and counts what it served on /metrics as
   `model_requests_total{model, version, code}` (what the sample-ratio check reads), for Prometheus;
+  with $FAIL_DIR set, it answers 500 to every request while a file named after its version is
+  there (a test degrades a model that is already serving, without a new revision);
 - `crash`: a model server that fails while loading its model, says why and exits 3;
 - `job`: a batch step that sleeps `--seconds`, writes `--message` to its termination message and
   exits with `--exit`; with `--url`, it GETs that URL first and its message is the answer's body.
@@ -47,7 +49,8 @@ def _terminate_with(message: str, code: int) -> None:
 def serve() -> None:
     pod, version = os.environ.get("HOSTNAME", "?"), os.environ.get("MODEL_VERSION", "")
     model = os.environ.get("MODEL_NAME", "")
-    served = [0]
+    switch = Path(os.environ["FAIL_DIR"], version) if os.environ.get("FAIL_DIR") else None
+    served = {"200": 0, "500": 0}
     lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -58,20 +61,25 @@ def serve() -> None:
 
         def do_GET(self) -> None:
             if self.path == "/metrics":
-                labels = f'model="{model}",version="{version}",code="200"'
                 with lock:
-                    line = f"model_requests_total{{{labels}}} {served[0]}\n"
-                self._send(line, "text/plain; version=0.0.4")
+                    lines = [
+                        f'model_requests_total{{model="{model}",version="{version}",'
+                        f'code="{code}"}} {count}\n'
+                        for code, count in served.items()
+                    ]
+                self._send("".join(lines), "text/plain; version=0.0.4")
                 return
+            code = 200
             if self.path not in ("/healthz", "/ready"):
+                code = 500 if switch is not None and switch.exists() else 200
                 with lock:
-                    served[0] += 1
+                    served[str(code)] += 1
             self._send(json.dumps({"pod": pod, "version": version, "path": self.path}),
-                       "application/json")  # fmt: skip
+                       "application/json", code)  # fmt: skip
 
-        def _send(self, body: str, kind: str) -> None:
+        def _send(self, body: str, kind: str, code: int = 200) -> None:
             data = body.encode()
-            self.send_response(200)
+            self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Served-By", pod)

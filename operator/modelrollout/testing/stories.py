@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import subprocess
 import sys
 from typing import Any
@@ -25,7 +26,9 @@ from modelrollout.testing.exporter import ErrorRateExporter
 from modelrollout.testing.kubelet import PLACEMENT
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
+from modelrollout.testing.podserver import ECHO
 from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.traefik import Traefik
 
 NAME = "fraud-detector"
 CANARY_AT_50 = (canary_service(NAME), 50)
@@ -153,3 +156,49 @@ class Story:
 
     def stable_version(self) -> str | None:
         return (self.status().get("stable") or {}).get("version")
+
+
+# --- on the real data plane: pods as processes, routed by Traefik --------------------------------
+
+Z_999 = 3.2905  # two-sided 99.9% normal quantile
+
+
+def served(version: str, host: str, prometheus: str, steps: list[dict[str, Any]],
+           image: str = ECHO, *, env: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """A ModelRollout whose pods run `image` on the process node, routed for `host`, with
+    `env` in its container; its signal is the canary's share of HTTP 5xx answers."""
+    m = rollout(NAME, version)
+    spec = m["spec"]
+    spec["template"] = {
+        "metadata": {"labels": {"app": NAME},
+                     "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"}},
+        "spec": {**PLACEMENT, "terminationGracePeriodSeconds": 2, "containers": [{
+            "name": "server", "image": f"{image}:1",
+            "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"},
+                               "periodSeconds": 1, "timeoutSeconds": 5}}]},
+    }  # fmt: skip
+    spec["traffic"]["gatewayAPI"]["hostnames"] = [host]
+    spec.update(progressDeadline="20s", scaleDownDelay="2s", strategy={"steps": steps})
+    spec["analysis"] = {"interval": "1s", "prometheus": {"address": prometheus},
+                        "consecutiveErrorLimit": 3, "signals": [{
+        "name": "errors", "threshold": {"max": 0.01, "query": (
+            'sum(rate(model_requests_total{version="{{ canary.version }}",code=~"5.."}[5s]))'
+            " or vector(0)")}}]}  # fmt: skip
+    return m
+
+
+def stable_behind_traefik(story: Story, gateway: Traefik, host: str, prometheus: str,
+                          steps: list[dict[str, Any]], **options: Any) -> None:  # fmt: skip
+    """Given v1 is stable on processes, and Traefik routes `host` to it."""
+    story.apply(served("v1", host, prometheus, steps, **options))
+    story.until("v1 is stable", lambda: story.phase() == "Promoted")
+    assert wait_for(lambda: gateway.send(host, 20) == {"v1": 20}, timeout=30), gateway.send(
+        host, 20)  # fmt: skip
+
+
+def within(count: int, total: int, weight: int) -> bool:
+    """`count` of `total` fits `weight`% within a 99.9% binomial interval."""
+    p = weight / 100
+    return abs(count - total * p) <= Z_999 * math.sqrt(total * p * (1 - p))

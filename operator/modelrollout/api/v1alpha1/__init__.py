@@ -6,8 +6,9 @@ the check the models make in the operator, with one message.
 
 One module per concern: rules.py (patterns, base model, rules), workload.py (model, pod template,
 Services), traffic.py (routers), strategy.py (steps), queries.py (PromQL templates and
-selectors), signals.py (one model per signal kind), analysis.py, notifications.py, spec.py (the
-whole spec) and status.py (status and the phase and verdict vocabularies). Import from here.
+selectors), signals.py (one model per signal kind), analysis.py, lifecycle.py (the bake),
+notifications.py, spec.py (the whole spec) and status.py (status and the phase and verdict
+vocabularies). Import from here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ from modelrollout.api.v1alpha1.analysis import (
 )
 from modelrollout.api.v1alpha1.analysis import (
     SecretRef as SecretRef,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
+    MAX_HOLDBACK_PERCENT as MAX_HOLDBACK_PERCENT,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
+    Bake as Bake,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
+    Holdback as Holdback,
 )
 from modelrollout.api.v1alpha1.notifications import (
     WEBHOOK_EVENT_OF_REASON as WEBHOOK_EVENT_OF_REASON,

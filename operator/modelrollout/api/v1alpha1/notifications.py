@@ -9,7 +9,7 @@ from pydantic import Field
 
 from modelrollout.api.v1alpha1.rules import Model
 
-WebhookEvent = Literal["Promoted", "RolledBack", "Paused", "Progressing"]
+WebhookEvent = Literal["Promoted", "RolledBack", "Paused", "Progressing", "Baking"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
 # The Event reasons the operator posts that a webhook hears, and as which event (docs/api.md).
 WEBHOOK_EVENT_OF_REASON: dict[str, WebhookEvent] = {
@@ -17,6 +17,7 @@ WEBHOOK_EVENT_OF_REASON: dict[str, WebhookEvent] = {
     "Promoted": "Promoted",
     "RolledBack": "RolledBack",
     "Paused": "Paused",
+    "Baking": "Baking",
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from modelrollout.api.v1alpha1.analysis import Analysis
+from modelrollout.api.v1alpha1.lifecycle import Bake
 from modelrollout.api.v1alpha1.notifications import Notifications
 from modelrollout.api.v1alpha1.rules import DURATION_PATTERN, Rule, Ruled, ruled
 from modelrollout.api.v1alpha1.strategy import Strategy
@@ -43,4 +44,5 @@ class ModelRolloutSpec(Ruled):
     scale_down_delay: str = Field(default="30s", pattern=DURATION_PATTERN, max_length=32)
     strategy: Strategy
     analysis: Analysis | None = None
+    bake: Bake | None = None
     notifications: Notifications | None = None

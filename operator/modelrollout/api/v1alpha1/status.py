@@ -9,13 +9,15 @@ from typing import Literal, TypedDict, Unpack, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-Phase = Literal["Pending", "Progressing", "Paused", "Promoted", "RolledBack"]
+Phase = Literal["Pending", "Progressing", "Paused", "Baking", "Promoted", "RolledBack"]
 Verdict = Literal["Pass", "Fail", "Inconclusive", "NoData", "Error"]
 # Each vocabulary once; the metrics, the CLI and the docs use these.
 PHASES: tuple[Phase, ...] = get_args(Phase)
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 INITIAL_PHASE: Phase = PHASES[0]
-IN_FLIGHT: tuple[Phase, ...] = ("Progressing", "Paused")  # a canary takes traffic, or may
+# A canary takes traffic, or may; while Baking, the new revision takes it all (or all but the
+# holdback) and is still watched, with the previous one warm.
+IN_FLIGHT: tuple[Phase, ...] = ("Progressing", "Paused", "Baking")
 AT_REST: tuple[Phase, ...] = ("Promoted", "RolledBack")  # no canary moving: a pipeline may go on
 UNHEALTHY_PHASES: tuple[Phase, ...] = ("RolledBack",)
 
