@@ -79,7 +79,11 @@ def test_a_failure_in_the_bake_sends_everything_back_at_once_and_says_bake_faile
     world = desired_world(r.spec, status)
     assert world is not None
     assert world.weight == 0
-    assert world.replicas == {V1.revision: 4, V2.revision: 0}
+    # v1 was at full size all along; v2 keeps its pods for scaleDownDelay, then goes
+    assert world.replicas == {V1.revision: 4, V2.revision: 4}
+    later = desired_world(r.spec, r.tick(V2, after=31))
+    assert later is not None
+    assert later.replicas == {V1.revision: 4, V2.revision: 0}
     degraded = next(c for c in status.conditions if c.type == "Degraded")
     assert (degraded.status, degraded.reason) == ("True", "BakeFailed")
     assert status.message is not None

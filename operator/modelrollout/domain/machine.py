@@ -196,7 +196,7 @@ def _faulted(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]
     """The operator cannot watch this canary (its ticks keep failing): roll it back."""
     if t.seen.fault is None:
         return s, False
-    return _rollback(s, t.now, t.seen.fault, t.emit), True
+    return _rollback(t, s, t.seen.fault), True
 
 
 def _stalled(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
@@ -210,7 +210,7 @@ def _stalled(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]
         reason = f"canary not Available within progressDeadline {t.spec.progress_deadline}"
         if t.seen.canary_trouble:
             reason += f": {t.seen.canary_trouble}"
-        return _rollback(s, t.now, reason, t.emit), True
+        return _rollback(t, s, reason), True
     if _promoting(t.spec, s):
         return s, False  # promotion waits for the full-size canary itself
     return with_condition(s, "Progressing", "True", reason="WaitingForCanary", now=t.now), True
@@ -225,7 +225,7 @@ def _judged(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
     judgement = tally(_counters(s), t.seen.results, t.spec.analysis, inconclusive_counts=at_gate)
     s = _with_results(s, judgement.counters, t.seen.results, t.now)
     if judgement.outcome is Outcome.ROLLBACK:
-        return _rollback(s, t.now, judgement.reason, t.emit), True
+        return _rollback(t, s, judgement.reason), True
     # A bake does not ask a human about thin evidence: the canary passed its gate, and the bake
     # only looks for a failure; it ends on its duration with a clean measurement.
     if judgement.outcome is Outcome.PAUSE and s.phase == "Progressing":
@@ -335,7 +335,7 @@ def _apply_command(t: _Tick, s: ModelRolloutStatus,
     """Apply a human's command; the bool says whether this tick ends with it."""
     who, now = _by(command), t.now
     if command.kind == "abort":
-        return _rollback(s, now, f"aborted by {who}", t.emit), True
+        return _rollback(t, s, f"aborted by {who}"), True
     if command.kind == "pause":
         t.emit("Normal", "Paused", f"paused by {who}")
         return _pause(s, "Manual", f"paused by {who}", now), True
@@ -388,16 +388,25 @@ def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> Mode
     return with_condition(s, "Degraded", "False", reason="CanaryStarted", now=now)
 
 
-def _rollback(s: ModelRolloutStatus, now: str, reason: str, emit: Emit) -> ModelRolloutStatus:
+def _rollback(t: _Tick, s: ModelRolloutStatus, reason: str) -> ModelRolloutStatus:
     """Traffic back to stable at once; the canary is remembered as rejected (status.canary in
-    phase RolledBack) until the spec changes or a human says `retry`. In a bake the conditions
-    say BakeFailed: the revision had passed its steps and failed after."""
-    why = "RolledBack"
+    phase RolledBack) until the spec changes or a human says `retry`. Its pods stay at their size
+    for scaleDownDelay: a gateway applies the route a moment after it is written, and requests
+    still sent to the canary then would find no pod (Argo Rollouts' abortScaleDownDelaySeconds).
+    In a bake the conditions say BakeFailed: the revision had passed its steps and failed after."""
+    now, why = t.now, "RolledBack"
     if s.phase == "Baking":
         why, reason = "BakeFailed", f"bake failed: {reason}"
-    emit("Warning", "RolledBack", reason)
+    t.emit("Warning", "RolledBack", reason)
     if s.canary is not None:
         s = _record(s, s.canary, "RolledBack", now, reason)
+        world = desired_world(t.spec, s)
+        size = world.replicas.get(s.canary.revision, 0) if world is not None else 0
+        delay = timedelta(seconds=parse_duration(t.spec.scale_down_delay))
+        kept = ScaleDown(revision=s.canary.revision, after=timestamp(t.seen.now + delay),
+                         replicas=size)  # fmt: skip
+        others = [d for d in s.scale_down if d.revision != s.canary.revision]
+        s = s.edit(scale_down=[*others, kept] if size else others)
     s = s.edit(phase="RolledBack", canary_weight=0, pause=None, message=reason)
     s = with_condition(s, "Progressing", "False", reason=why, message=reason, now=now)
     return with_condition(s, "Degraded", "True", reason=why, message=reason, now=now)
@@ -628,13 +637,15 @@ def canary_replicas(total: int, weight: int) -> int:
 def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World | None:
     if status.stable is None:
         return None
-    replicas = {d.revision: spec.replicas for d in status.scale_down}
+    replicas = {
+        d.revision: spec.replicas if d.replicas is None else d.replicas for d in status.scale_down
+    }
     replicas[status.stable.revision] = spec.replicas
     canary = status.canary
     if canary is None or status.phase == "Promoted":
         return World(replicas, status.stable.revision, None, 0)
     if status.phase == "RolledBack":
-        replicas[canary.revision] = 0
+        replicas.setdefault(canary.revision, 0)  # kept for scaleDownDelay, then 0
         return World(replicas, status.stable.revision, canary.revision, 0)
     full = _promoting(spec, status)
     replicas[canary.revision] = (

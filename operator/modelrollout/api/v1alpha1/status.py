@@ -115,10 +115,13 @@ class Condition(Reported):
 
 
 class ScaleDown(Reported):
-    """A replaced revision kept serving until `after` (scaleDownDelay), then removed."""
+    """A revision that lost its traffic, kept until `after` (scaleDownDelay): a replaced stable
+    at full size (`replicas` absent), then removed; a rolled-back canary at its `replicas`, then
+    scaled to 0."""
 
     revision: str
     after: str
+    replicas: int | None = None
 
 
 class HistoryEntry(Reported):

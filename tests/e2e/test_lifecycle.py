@@ -1,0 +1,131 @@
+"""A model's life after its steps, on the real data plane: the revisions' pods are processes,
+Traefik routes the requests, Prometheus scrapes the pods it discovers, and every split is counted
+from the answers of the pods themselves."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.stories import NAME, Story, served, within
+from modelrollout.testing.traefik import Traefik
+
+pytestmark = pytest.mark.cluster
+
+STEPS = [{"setWeight": 50}, {"analyze": {"duration": "3s"}}]
+INTERVAL_SECONDS = 1  # the signals' interval in `served`
+
+
+def baked(version: str, host: str, prometheus: str, switches: Path) -> dict[str, Any]:
+    """A rollout with a bake of 20 s and a holdback of 10%, whose pods answer 500 while a file
+    named after their version is in `switches`."""
+    m = served(version, host, prometheus, STEPS, env={"FAIL_DIR": str(switches)})
+    m["spec"]["bake"] = {"duration": "20s", "holdback": {"percent": 10}}
+    return m
+
+
+@contextmanager
+def users(gateway: Traefik, host: str) -> Iterator[Counter[str]]:
+    """Requests through the gateway all along, as users would send them; what answered them."""
+    stop = threading.Event()
+    answered: Counter[str] = Counter()
+
+    def send() -> None:
+        while not stop.is_set():
+            answered.update(gateway.send(host, 40))
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    try:
+        yield answered
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def _ready(story: Story, revision: str) -> tuple[int, int]:
+    """(spec.replicas, readyReplicas) of a revision's Deployment."""
+    deployment = next(d for d in story.deployments()
+                      if d["spec"]["template"]["metadata"]["labels"]["modelrollout.io/revision"]
+                      == revision)  # fmt: skip
+    return deployment["spec"]["replicas"], deployment["status"].get("readyReplicas", 0)
+
+
+def _seconds(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_a_model_that_degrades_in_its_bake_goes_back_at_once_and_stays_rejected_until_retry(
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, host: str, tmp_path: Path
+) -> None:
+    switches = tmp_path / "fail"
+    switches.mkdir()
+    # Given v1 is stable on processes behind Traefik
+    story.apply(baked("v1", host, pods_metrics.url, switches))
+    story.until("v1 is stable", lambda: story.phase() == "Promoted")
+    story.until("Traefik routes to v1", lambda: gateway.send(host, 20) == {"v1": 20}, timeout=30)
+    v1 = story.status()["stable"]["revision"]
+    with users(gateway, host) as answered:
+        # When v2 passes its steps, Then it bakes: 90% of the requests reach it, 10% stay on v1,
+        # and v1 stays at full size
+        v2 = baked("v2", host, pods_metrics.url, switches)
+        story.apply(v2)
+        story.until("v2 bakes", lambda: story.phase() == "Baking", timeout=120)
+        time.sleep(1.0)  # Traefik applies the route a moment after the API server has it
+        split = gateway.send(host, 2000)
+        assert split["v1"] + split["v2"] == 2000, split
+        assert within(split["v2"], 2000, 90), split
+        full = v2["spec"]["replicas"]
+        assert _ready(story, v1) == (full, full)
+        # When v2 starts failing every request in its bake
+        (switches / "v2").touch()
+        failed_at = time.monotonic()
+        story.until("v2 is rolled back", lambda: story.phase() == "RolledBack", timeout=60)
+        decided = time.monotonic() - failed_at
+        # Then every request goes to v1 as soon as the gateway has the route, counted at the pods
+        story.until("v1 answers all", lambda: gateway.send(host, 50) == {"v1": 50}, timeout=10)
+        back = time.monotonic() - failed_at
+        split = gateway.send(host, 1000)
+    assert split == {"v1": 1000}, split
+    # And no request found no pod: v1 was warm, and v2 kept its pods until the route had moved
+    assert set(answered) == {"v1", "v2"}, answered
+    status = story.status()
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "BakeFailed"), degraded
+    assert status["message"].startswith("bake failed: signal errors"), status["message"]
+    # And the rollback came in the tick of the failing verdict: within one interval of it
+    verdict = next(s for s in status["analysis"]["signals"] if s["name"] == "errors")
+    assert verdict["verdict"] == "Fail", verdict
+    rolled_back = status["history"][-1]
+    assert rolled_back["outcome"] == "RolledBack", rolled_back
+    gap = (_seconds(rolled_back["finishedAt"]) - _seconds(verdict["at"])).total_seconds()
+    assert 0 <= gap <= INTERVAL_SECONDS, (verdict, rolled_back)
+    print(f"\nv2 failing → rolled back seen after {decided:.1f} s, all on v1 after {back:.1f} s; "
+          f"users' requests meanwhile: {dict(answered)}")
+    # When the same spec is applied again, as a GitOps resync does, and the object is touched
+    story.apply(v2)
+    story.cluster.kubectl("annotate", "mro", NAME, "-n", story.namespace, "resync=1")
+    time.sleep(5)  # ten of the operator's ticks
+    # Then v2 is not promoted again, and nothing of the traffic goes to it
+    status = story.status()
+    assert (status["phase"], status["stable"]["version"]) == ("RolledBack", "v1"), status
+    assert gateway.send(host, 500) == {"v1": 500}
+    # When v2 is fixed and a human says `retry`, Then it starts again, bakes, and is promoted
+    (switches / "v2").unlink()
+    story.command("retry")
+    with users(gateway, host):
+        story.until("v2 bakes again", lambda: story.phase() == "Baking", timeout=120)
+        story.until("v2 is promoted", lambda: story.phase() == "Promoted", timeout=60)
+    assert story.stable_version() == "v2"
+    # And after the bake v1 is removed, and every request reaches v2
+    story.until("v1 is removed", lambda: len(story.deployments()) == 1, timeout=30)
+    assert gateway.send(host, 500) == {"v2": 500}
