@@ -109,8 +109,10 @@ def test_a_model_that_degrades_in_its_bake_goes_back_at_once_and_stays_rejected_
     assert rolled_back["outcome"] == "RolledBack", rolled_back
     gap = (_seconds(rolled_back["finishedAt"]) - _seconds(verdict["at"])).total_seconds()
     assert 0 <= gap <= INTERVAL_SECONDS, (verdict, rolled_back)
-    print(f"\nv2 failing → rolled back seen after {decided:.1f} s, all on v1 after {back:.1f} s; "
-          f"users' requests meanwhile: {dict(answered)}")
+    print(
+        f"\nv2 failing → rolled back seen after {decided:.1f} s, all on v1 after {back:.1f} s; "
+        f"users' requests meanwhile: {dict(answered)}"
+    )
     # When the same spec is applied again, as a GitOps resync does, and the object is touched
     story.apply(v2)
     story.cluster.kubectl("annotate", "mro", NAME, "-n", story.namespace, "resync=1")

@@ -398,14 +398,15 @@ def _rollback(t: _Tick, s: ModelRolloutStatus, reason: str) -> ModelRolloutStatu
     if s.phase == "Baking":
         why, reason = "BakeFailed", f"bake failed: {reason}"
     t.emit("Warning", "RolledBack", reason)
-    if s.canary is not None:
-        s = _record(s, s.canary, "RolledBack", now, reason)
+    canary = s.canary
+    if canary is not None:
+        s = _record(s, canary, "RolledBack", now, reason)
         world = desired_world(t.spec, s)
-        size = world.replicas.get(s.canary.revision, 0) if world is not None else 0
+        size = world.replicas.get(canary.revision, 0) if world is not None else 0
         delay = timedelta(seconds=parse_duration(t.spec.scale_down_delay))
-        kept = ScaleDown(revision=s.canary.revision, after=timestamp(t.seen.now + delay),
+        kept = ScaleDown(revision=canary.revision, after=timestamp(t.seen.now + delay),
                          replicas=size)  # fmt: skip
-        others = [d for d in s.scale_down if d.revision != s.canary.revision]
+        others = [d for d in s.scale_down if d.revision != canary.revision]
         s = s.edit(scale_down=[*others, kept] if size else others)
     s = s.edit(phase="RolledBack", canary_weight=0, pause=None, message=reason)
     s = with_condition(s, "Progressing", "False", reason=why, message=reason, now=now)
