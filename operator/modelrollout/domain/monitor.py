@@ -132,11 +132,11 @@ def kpi_look(statistic: Numeric, above: Numeric, successes: Numeric, total: Nume
 
 __all__ = [
     "BASELINE_CONFIDENCE",
+    "baseline_ready",
     "confirmed",
     "cusum",
     "cusum_threshold",
     "fallen",
-    "baseline_ready",
     "healthy_floor",
     "kpi_look",
     "log_likelihood_ratio",
