@@ -80,7 +80,9 @@ def test_a_model_that_degrades_in_its_bake_goes_back_at_once_and_stays_rejected_
         v2 = baked("v2", host, pods_metrics.url, switches)
         story.apply(v2)
         story.until("v2 bakes", lambda: story.phase() == "Baking", timeout=120)
-        time.sleep(1.0)  # Traefik applies the route a moment after the API server has it
+        # Traefik applies the route a moment after the API server has it (at 50%, v1 would
+        # answer about 100 of 200; at 10%, about 20)
+        story.until("Traefik has the bake's route", lambda: gateway.send(host, 200)["v1"] < 50)
         split = gateway.send(host, 2000)
         assert split["v1"] + split["v2"] == 2000, split
         assert within(split["v2"], 2000, 90), split

@@ -39,6 +39,8 @@ The permissions the operator needs, each for a reason (docs/install.md lists the
 - httproutes: the route's weights are watched and written (get, list, watch, create, update).
 - configmaps: drift references (get). secrets: Prometheus credentials (get).
 - events: every decision is posted as an Event (create).
+- jobs: a retraining's Job, created by its name and read for its outcome (create, get); pods:
+  why a canary's pods are not ready, and a retraining Job's termination message (list).
 - customresourcedefinitions: kopf lists and watches CRDs to find the ModelRollout resource and
   notice it being installed or removed (list, watch; cluster-scoped, read-only, so a ClusterRole
   even in namespaced mode).
@@ -62,10 +64,14 @@ The permissions the operator needs, each for a reason (docs/install.md lists the
 - apiGroups: [""]
   resources: [configmaps, secrets]
   verbs: [get]
-# once, when a canary misses its progressDeadline: why its pods are not ready
+# once, when a canary misses its progressDeadline: why its pods are not ready; a retraining
+# Job's termination message
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, create]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

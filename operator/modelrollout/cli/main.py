@@ -32,7 +32,10 @@ ACTIONS: dict[str, str] = {
     "pause": "hold the rollout where it is",
     "resume": "continue a paused rollout",
     "retry": "start a rolled-back revision again",
+    "approve": "let the retraining that waits for a human run",
+    "reject": "end the retraining that waits for a human",
 }
+DECISIONS = ("approve", "reject")
 # Exit codes of `status`, so that it can gate a pipeline step.
 HEALTHY, UNHEALTHY, TIMED_OUT = 0, 1, 2
 
@@ -94,6 +97,12 @@ def verdict(body: dict[str, Any]) -> int:
     degraded = any(c.get("type") == "Degraded" and c.get("status") == "True"
                    for c in status.get("conditions") or [])  # fmt: skip
     return UNHEALTHY if status.get("phase") in UNHEALTHY_PHASES or degraded else HEALTHY
+
+
+def _waits(body: dict[str, Any]) -> bool:
+    """Whether a retraining waits for a human's approve or reject."""
+    current = ((body.get("status") or {}).get("retraining") or {}).get("current") or {}
+    return bool(current.get("state") == "WaitingForApproval")
 
 
 def _done(body: dict[str, Any]) -> bool:
@@ -203,6 +212,10 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "status":
         return _status(cli, args)
     else:
+        if args.command in DECISIONS and not _waits(cli.get(args.name)):
+            print(f"error: nothing waits for approval on {cli.namespace}/{args.name}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
         kind = "promote-full" if args.command == "promote" and args.full else args.command
         user = cli.act(args.name, cast(CommandKind, kind))
         print(f"{kind} requested for {cli.namespace}/{args.name} as {user}")

@@ -93,6 +93,8 @@ class Outbox:
         except Exception:
             log.exception("%s/%s: could not post the Event %s", owner.namespace, owner.name,
                           event.reason)  # fmt: skip
+        if not event.notify:  # an alarm whose actions say `notify: false`: the Event only
+            return
         body = payload(owner.namespace, owner.name, event.reason, event.message, letter.version)
         try:
             notify(letter.notifications, body)

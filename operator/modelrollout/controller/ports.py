@@ -44,6 +44,14 @@ class Cluster(Protocol):
     def secret_data(self, namespace: str, name: str) -> dict[str, str]:
         """A Secret's data, decoded."""
 
+    def create_job(self, owner: Owner, job: Manifest) -> None:
+        """Create a Job the rollout owns; one of the same name that exists already is left as
+        it is (its name is the retraining's: creating it twice is one Job)."""
+
+    def job_outcome(self, namespace: str, name: str) -> tuple[str, str] | None:
+        """A Job's state ("Running", "Succeeded" or "Failed") and its words (the termination
+        message of its last pod, or its condition's message); None when there is no such Job."""
+
     def forget(self, namespace: str, name: str) -> None:
         """The rollout is gone: drop what was remembered for it."""
 

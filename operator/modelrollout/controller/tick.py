@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelrollout.analysis import monitor as monitoring
 from modelrollout.analysis.counting import Context, MeasurementError
 from modelrollout.analysis.evaluate import (
     Evaluation,
@@ -45,10 +46,12 @@ from modelrollout.controller.ports import (
     RouterFor,
     SourceFor,
 )
+from modelrollout.domain import watch
 from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
 from modelrollout.domain.machine import (
     Command,
     Event,
+    EventType,
     Observations,
     World,
     advance,
@@ -62,8 +65,9 @@ from modelrollout.domain.machine import (
     with_condition,
 )
 from modelrollout.domain.revision import deployment_name, revision_of
+from modelrollout.domain.signals import error as signal_error
 from modelrollout.k8s.owner import Desired, Owner
-from modelrollout.workloads.builders import build_deployment, build_service
+from modelrollout.workloads.builders import build_deployment, build_job, build_service
 
 log = logging.getLogger(__name__)
 FORBIDDEN = "permission denied, the operator's role lacks a rule (see the chart's RBAC)"
@@ -213,12 +217,19 @@ class Ticker:
             m.moved = False
             return 0.0
         in_flight = status.canary is not None and status.phase in IN_FLIGHT
-        bound = self.poll if in_flight else self.resync
+        # a retraining's Job is read every poll while it runs (its outcome is no watch event)
+        busy = watch.job_due(status, now) is not None or (
+            status.retraining is not None and status.retraining.current is not None
+            and status.retraining.current.state == "Running")  # fmt: skip
+        bound = self.poll if in_flight or busy else self.resync
         spec = self.memory(rollout.owner.namespace, rollout.owner.name).spec
         if spec is None:
             return bound
-        due = next_due(spec, status, now)
-        return bound if due is None else max(0.0, min(bound, (due - now).total_seconds()))
+        times = [t for t in (next_due(spec, status, now), watch.next_look(spec, status, now),
+                             _retry_at(status)) if t is not None]  # fmt: skip
+        if not times:
+            return bound
+        return max(0.0, min(bound, (min(times) - now).total_seconds()))
 
     def tick(self, rollout: Rollout, now: datetime | None = None) -> ModelRolloutStatus | None:
         """One tick on a snapshot: the status written, or None when nothing was (a refusal, or
@@ -290,8 +301,10 @@ class Ticker:
             metrics.record(owner.namespace, owner.name, seen.results)
         m.stage = "decide"
         step = advance(spec, status, seen)
+        lived, events = self._after_promotion(m, rollout, spec, read=status, decided=step.status,
+                                              seen=seen)  # fmt: skip
         at = timestamp(moment)
-        new_status = _route(_accepted(_without_fault(step.status, at), at), refused_route, at)
+        new_status = _route(_accepted(_without_fault(lived, at), at), refused_route, at)
         new_status = new_status.edit(observed_generation=rollout.generation)
         # Status first, on the version read: a tick that acted on a stale read (a second ticker,
         # an operator restarting over a dying one) gets a conflict and changes nothing. Nothing
@@ -305,10 +318,11 @@ class Ticker:
                       steps=len(spec.strategy.steps),
                       stable=new_status.stable.version if new_status.stable else "",
                       canary=new_status.canary.version if new_status.canary else "")  # fmt: skip
-        metrics.decided(owner.namespace, owner.name, step.events)
+        events = [*step.events, *events]
+        metrics.decided(owner.namespace, owner.name, events)
         m.stage = "notify"
         version = (new_status.canary or new_status.stable or desired).version
-        for event in step.events:
+        for event in events:
             self._send(owner, event, spec, version)
         world = desired_world(spec, new_status)
         m.stage = "converge"
@@ -318,6 +332,86 @@ class Ticker:
                 self._send(owner, Event("Warning", "Corrected", said), spec, version)
             m.moved = world.weight != seen.weight
         return new_status
+
+    # -- after promotion ---------------------------------------------------------------------------
+
+    def _after_promotion(self, m: _Memory, rollout: Rollout, spec: ModelRolloutSpec, *,
+                         read: ModelRolloutStatus, decided: ModelRolloutStatus,
+                         seen: Observations) -> tuple[ModelRolloutStatus, list[Event]]:  # fmt: skip
+        """The retraining's Job, a human's approve or reject, and a look of the monitor, folded
+        into the status the machine decided; with the Events of both."""
+        moment, owner = seen.now, rollout.owner
+        events: list[Event] = []
+
+        def say(kind: EventType, reason: str, message: str, notify: bool) -> None:
+            events.append(Event(kind, reason, message, notify))
+
+        m.stage = "retraining"
+        job = self._retraining_job(owner, spec, read, moment)
+        m.stage = "monitor"
+        look = self._look(rollout, spec, read, moment)
+        m.stage = "decide"
+        lived = watch.job_seen(spec, decided, job, moment, say)
+        command = seen.command
+        if command is not None and command.id != read.last_command:
+            lived = watch.decide(lived, command, moment, say)
+        if look is not None:
+            lived, triggers = watch.watch(spec, lived, look, say)
+            lived = watch.retrain(spec, lived, triggers, moment, job_name=owner.name, emit=say)
+        return lived, events
+
+    def _retraining_job(self, owner: Owner, spec: ModelRolloutSpec, status: ModelRolloutStatus,
+                        now: datetime) -> watch.JobSeen | None:  # fmt: skip
+        """Create the current retraining's Job when it is due, or read how it is going. The API
+        server's refusal (forbidden, a quota, an invalid template) is the retraining's Error,
+        in its words, never the tick's fault."""
+        due = watch.job_due(status, now)
+        current = status.retraining.current if status.retraining else None
+        if due is None or current is None:
+            return None
+        try:
+            if due == "create":
+                self.cluster.create_job(owner, build_job(owner, spec, current))
+                return watch.JobSeen("Created")
+            outcome = self.cluster.job_outcome(owner.namespace, current.job)
+        except (ClusterError, ValueError) as error:
+            if isinstance(error, ClusterError) and error.terminating:
+                raise
+            said = _readable(error) if isinstance(error, ClusterError) else str(error)
+            if due == "read":
+                log.warning("%s/%s: %s", owner.namespace, owner.name, said)
+                return None  # read again next tick
+            return watch.JobSeen("Error", said)
+        if outcome is None:
+            return watch.JobSeen("Absent")
+        return watch.JobSeen(*outcome)
+
+    def _look(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus,
+              now: datetime) -> watch.Look | None:  # fmt: skip
+        """One look of the monitor at the stable revision, when it is due."""
+        monitor, analysis = spec.monitor, spec.analysis
+        if monitor is None or analysis is None or not watch.monitor_due(spec, status, now):
+            return None
+        m, stable = watch.current(status, now), status.stable
+        if m is None or stable is None:
+            return None
+        at = timestamp(now)
+        try:
+            credentials = self._credentials(rollout.owner, spec)
+            source = self.sources(analysis.prometheus, credentials)
+            values = _template_values(rollout.owner, spec, monitor.interval,
+                                      status.edit(canary=stable))  # fmt: skip
+            context = Context(values=values, canary_version=stable.version,
+                              stable_version=stable.version, canary_since=now, now=now,
+                              weight=100, weight_since=None, at=at)  # fmt: skip
+            load = partial(self._reference, rollout.owner.namespace)
+            return monitoring.look(
+                source, context, prometheus=analysis.prometheus, monitor=monitor, m=m, load=load
+            )
+        except Exception as error:  # every signal says what went wrong
+            said = str(error) if isinstance(error, MeasurementError) else unexpected(error)
+            errors = {s.name: signal_error(s.name, s.kind, said, at) for s in monitor.signals}
+            return watch.Look(now=now, results=errors, counts={})
 
     def _send(self, owner: Owner, event: Event, spec: ModelRolloutSpec | None,
               version: str) -> None:  # fmt: skip
@@ -567,6 +661,12 @@ def _readable(error: BaseException) -> str:
     if isinstance(error, RuntimeError) and str(error):
         return str(error).splitlines()[0][:300]
     return unexpected(error)
+
+
+def _retry_at(status: ModelRolloutStatus) -> datetime | None:
+    r = status.retraining
+    c = r.current if r is not None else None
+    return datetime.fromisoformat(c.retry_at) if c is not None and c.retry_at else None
 
 
 def _parse_time(text: str | None, default: datetime) -> datetime:

@@ -46,7 +46,9 @@ from modelrollout.domain.signals import Plan
 HISTORY_LENGTH = 10
 EventType = Literal["Normal", "Warning"]
 Emit = Callable[[EventType, str, str], None]
-CommandKind = Literal["promote", "promote-full", "abort", "pause", "resume", "retry"]
+CommandKind = Literal[
+    "promote", "promote-full", "abort", "pause", "resume", "retry", "approve", "reject"
+]
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Event:
     type: EventType
     reason: str
     message: str
+    notify: bool = True  # the notifications hear it too (an alarm's action may say not)
 
 
 @dataclass(frozen=True)
@@ -658,6 +661,7 @@ def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World |
 __all__ = [
     "Command",
     "Event",
+    "EventType",
     "Observations",
     "Step",
     "World",

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 _APPLY_QUERY = {"fieldManager": FIELD_MANAGER, "force": "true"}
 _CORE = ("", "v1")
 _APPS = ("apps", "v1")
+_BATCH = ("batch", "v1")
 
 
 def failure(error: ApiError, doing: str) -> ClusterError:
@@ -156,7 +157,44 @@ class KubeCluster:
         except (ValueError, binascii.Error, UnicodeDecodeError) as error:
             raise ClusterError(f"{where}: {error}") from error
 
+    def job_outcome(self, namespace: str, name: str) -> tuple[str, str] | None:
+        job = self._unless((404,), f"reading Job {namespace}/{name}", "GET",
+                           path(*_BATCH, "jobs", namespace, name))  # fmt: skip
+        if job is None:
+            return None
+        conditions = {c.get("type"): c for c in (job.get("status") or {}).get("conditions") or []
+                      if c.get("status") == "True"}  # fmt: skip
+        state = "Succeeded" if "Complete" in conditions else \
+            "Failed" if "Failed" in conditions else "Running"  # fmt: skip
+        if state == "Running":
+            return state, ""
+        said = self._termination_message(namespace, name)
+        condition = conditions.get("Complete") or conditions.get("Failed") or {}
+        return state, said or str(condition.get("message") or condition.get("reason") or "")
+
+    def _termination_message(self, namespace: str, job: str) -> str:
+        """The termination message of the Job's latest pod that has one."""
+        listed = self._send(f"listing the pods of Job {namespace}/{job}", "GET",
+                            path(*_CORE, "pods", namespace),
+                            query={"labelSelector": f"job-name={job}"})  # fmt: skip
+
+        def created(pod: Manifest) -> str:
+            return str((pod.get("metadata") or {}).get("creationTimestamp") or "")
+
+        pods = sorted(listed.get("items") or [], key=created)
+        for pod in reversed(pods):
+            for container in (pod.get("status") or {}).get("containerStatuses") or []:
+                ended = (container.get("state") or {}).get("terminated") or {}
+                if ended.get("message"):
+                    return str(ended["message"]).strip()
+        return ""
+
     # -- writing ---------------------------------------------------------------------------------
+
+    def create_job(self, owner: Owner, job: Manifest) -> None:
+        name = job["metadata"]["name"]
+        self._unless((409,), f"creating Job {owner.namespace}/{name}", "POST",
+                     path(*_BATCH, "jobs", owner.namespace), job)  # fmt: skip
 
     def write_status(self, owner: Owner, resource_version: str,
                      status: dict[str, Any]) -> str | None:  # fmt: skip

@@ -69,6 +69,7 @@ class FakeCluster:
         self.corrections: list[str] = []  # what the next converge says it put back
         self.forgotten: list[Key] = []  # rollouts the ticker said were gone
         self.trouble: dict[Key, str] = {}  # (namespace, revision): why its pods are not ready
+        self.jobs: dict[Key, Manifest] = {}  # created Jobs; a test sets their "outcome"
         self._versions = itertools.count(1)
 
     def add(self, body: Manifest, namespace: str = "ml") -> Manifest:
@@ -143,6 +144,18 @@ class FakeCluster:
         if data is None:
             raise ClusterError(f"Secret {namespace}/{name}: not found", 404)
         return data
+
+    def create_job(self, owner: Owner, job: Manifest) -> None:
+        self.faults.check("create_job")
+        self.jobs.setdefault((owner.namespace, job["metadata"]["name"]), copy.deepcopy(job))
+
+    def job_outcome(self, namespace: str, name: str) -> tuple[str, str] | None:
+        self.faults.check("job_outcome")
+        job = self.jobs.get((namespace, name))
+        if job is None:
+            return None
+        state, message = job.get("outcome", ("Running", ""))
+        return str(state), str(message)
 
     def forget(self, namespace: str, name: str) -> None:
         self.forgotten.append((namespace, name))

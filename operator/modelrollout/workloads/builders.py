@@ -1,12 +1,12 @@
-"""Pure builders of the objects a ModelRollout owns: one Deployment per live revision and the
-stable and canary Services. Adapters apply them with server-side apply, so building the same
-object twice is a no-op on the cluster."""
+"""Pure builders of the objects a ModelRollout owns: one Deployment per live revision, the
+stable and canary Services, and a retraining's Job. Adapters apply them with server-side apply
+(a Job is created by its name), so building the same object twice is a no-op on the cluster."""
 
 from __future__ import annotations
 
 import copy
 
-from modelrollout.api.v1alpha1 import ModelRolloutSpec
+from modelrollout.api.v1alpha1 import ModelRolloutSpec, Retraining
 from modelrollout.domain.revision import (
     MODEL_LABEL,
     REVISION_LABEL,
@@ -84,3 +84,47 @@ def build_service(owner: Owner, spec: ModelRolloutSpec, role: str, revision: str
             ],
         },
     }
+
+
+RETRAINING_LABEL = "modelrollout.io/retraining"
+
+
+def build_job(owner: Owner, spec: ModelRolloutSpec, retraining: Retraining) -> Manifest:
+    """A retraining's Job: the user's template (spec.monitor.onAlarm[].retrain.job), named
+    NAME-retrain-N, owned by the rollout, with env in every container that says what triggered
+    it (MODELROLLOUT_TRIGGER_*) and which model it retrains (MODEL_NAME, MODEL_VERSION)."""
+    action = next(
+        (a.retrain for a in (spec.monitor.actions(retraining.trigger.signal) if spec.monitor
+                             else []) if a.retrain is not None), None)  # fmt: skip
+    if action is None:
+        raise ValueError(f"no retrain action for signal {retraining.trigger.signal}")
+    template = action.job.template.model_dump(mode="json", by_alias=True, exclude_none=True)
+    t = retraining.trigger
+    values = {
+        "MODELROLLOUT_ROLLOUT": owner.name,
+        "MODELROLLOUT_NAMESPACE": owner.namespace,
+        "MODELROLLOUT_RETRAINING": str(retraining.id),
+        "MODELROLLOUT_TRIGGER_SIGNAL": t.signal,
+        "MODELROLLOUT_TRIGGER_VALUE": "" if t.value is None else repr(t.value),
+        "MODELROLLOUT_TRIGGER_BOUND": "" if t.bound is None else repr(t.bound),
+        "MODELROLLOUT_TRIGGER_MESSAGE": t.message,
+        "MODELROLLOUT_TRIGGER_WINDOW": t.window,
+        "MODELROLLOUT_TRIGGER_REFERENCE": t.reference,
+        "MODEL_NAME": t.model,
+        "MODEL_VERSION": t.version,
+    }
+    env = [{"name": k, "value": v} for k, v in values.items()]
+    job_spec = copy.deepcopy(template["spec"])
+    pod = job_spec["template"]
+    pod_spec = pod["spec"]
+    pod_spec.setdefault("restartPolicy", "Never")
+    pod_spec["containers"] = [_with_env(c, env) for c in pod_spec.get("containers", [])]
+    labels = {RETRAINING_LABEL: str(retraining.id)}
+    pod_meta = pod.get("metadata", {})
+    pod["metadata"] = {**pod_meta, "labels": {**pod_meta.get("labels", {}), **labels}}
+    metadata = owner.metadata(retraining.job, {**template.get("metadata", {}).get("labels", {}),
+                                               **labels})  # fmt: skip
+    annotations = template.get("metadata", {}).get("annotations")
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}

@@ -29,10 +29,37 @@ from modelrollout.api.v1alpha1.lifecycle import (
     MAX_HOLDBACK_PERCENT as MAX_HOLDBACK_PERCENT,
 )
 from modelrollout.api.v1alpha1.lifecycle import (
+    AlarmAction as AlarmAction,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
     Bake as Bake,
 )
 from modelrollout.api.v1alpha1.lifecycle import (
+    FalseAlarms as FalseAlarms,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
     Holdback as Holdback,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
+    JobSpec as JobSpec,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
+    JobTemplate as JobTemplate,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
+    KpiSignal as KpiSignal,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
+    Monitor as Monitor,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
+    MonitorSignal as MonitorSignal,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
+    Retrain as Retrain,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
+    RetrainJob as RetrainJob,
 )
 from modelrollout.api.v1alpha1.notifications import (
     WEBHOOK_EVENT_OF_REASON as WEBHOOK_EVENT_OF_REASON,
@@ -152,10 +179,19 @@ from modelrollout.api.v1alpha1.status import (
     PHASES as PHASES,
 )
 from modelrollout.api.v1alpha1.status import (
+    RETRAINING_OPEN as RETRAINING_OPEN,
+)
+from modelrollout.api.v1alpha1.status import (
+    RETRAINING_STATES as RETRAINING_STATES,
+)
+from modelrollout.api.v1alpha1.status import (
     UNHEALTHY_PHASES as UNHEALTHY_PHASES,
 )
 from modelrollout.api.v1alpha1.status import (
     VERDICTS as VERDICTS,
+)
+from modelrollout.api.v1alpha1.status import (
+    Alarm as Alarm,
 )
 from modelrollout.api.v1alpha1.status import (
     AnalysisStatus as AnalysisStatus,
@@ -167,6 +203,9 @@ from modelrollout.api.v1alpha1.status import (
     Counters as Counters,
 )
 from modelrollout.api.v1alpha1.status import (
+    Detector as Detector,
+)
+from modelrollout.api.v1alpha1.status import (
     HistoryEntry as HistoryEntry,
 )
 from modelrollout.api.v1alpha1.status import (
@@ -174,6 +213,9 @@ from modelrollout.api.v1alpha1.status import (
 )
 from modelrollout.api.v1alpha1.status import (
     ModelRolloutStatus as ModelRolloutStatus,
+)
+from modelrollout.api.v1alpha1.status import (
+    MonitorStatus as MonitorStatus,
 )
 from modelrollout.api.v1alpha1.status import (
     PauseState as PauseState,
@@ -186,6 +228,15 @@ from modelrollout.api.v1alpha1.status import (
 )
 from modelrollout.api.v1alpha1.status import (
     Reported as Reported,
+)
+from modelrollout.api.v1alpha1.status import (
+    Retraining as Retraining,
+)
+from modelrollout.api.v1alpha1.status import (
+    RetrainingState as RetrainingState,
+)
+from modelrollout.api.v1alpha1.status import (
+    RetrainingStatus as RetrainingStatus,
 )
 from modelrollout.api.v1alpha1.status import (
     RevisionRef as RevisionRef,
@@ -201,6 +252,9 @@ from modelrollout.api.v1alpha1.status import (
 )
 from modelrollout.api.v1alpha1.status import (
     StatusEdit as StatusEdit,
+)
+from modelrollout.api.v1alpha1.status import (
+    Trigger as Trigger,
 )
 from modelrollout.api.v1alpha1.status import (
     Verdict as Verdict,

@@ -9,7 +9,9 @@ from pydantic import Field
 
 from modelrollout.api.v1alpha1.rules import Model
 
-WebhookEvent = Literal["Promoted", "RolledBack", "Paused", "Progressing", "Baking"]
+WebhookEvent = Literal[
+    "Promoted", "RolledBack", "Paused", "Progressing", "Baking", "Alarm", "Retraining"
+]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
 # The Event reasons the operator posts that a webhook hears, and as which event (docs/api.md).
 WEBHOOK_EVENT_OF_REASON: dict[str, WebhookEvent] = {
@@ -18,6 +20,11 @@ WEBHOOK_EVENT_OF_REASON: dict[str, WebhookEvent] = {
     "RolledBack": "RolledBack",
     "Paused": "Paused",
     "Baking": "Baking",
+    "MonitorAlarm": "Alarm",
+    "ApprovalRequired": "Retraining",
+    "RetrainingRequested": "Retraining",
+    "RetrainingSucceeded": "Retraining",
+    "RetrainingFailed": "Retraining",
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from modelrollout.api.v1alpha1.analysis import Analysis
-from modelrollout.api.v1alpha1.lifecycle import Bake
+from modelrollout.api.v1alpha1.lifecycle import Bake, Monitor
 from modelrollout.api.v1alpha1.notifications import Notifications
 from modelrollout.api.v1alpha1.rules import DURATION_PATTERN, Rule, Ruled, ruled
 from modelrollout.api.v1alpha1.strategy import Strategy
@@ -32,6 +32,9 @@ class ModelRolloutSpec(Ruled):
     RULES = (
         Rule(_SELECTOR_MATCHES_TEMPLATE, _selector_matches,
              "selector.matchLabels must match template.metadata.labels", ".selector"),
+        Rule("!has(self.monitor) || has(self.analysis)",
+             lambda m: m.monitor is None or m.analysis is not None,
+             "monitor needs analysis.prometheus: where its signals are measured", ".monitor"),
     )  # fmt: skip
     model_config = ConfigDict(json_schema_extra=ruled(*RULES))
     replicas: int = Field(default=1, ge=1, le=1000)
@@ -45,4 +48,5 @@ class ModelRolloutSpec(Ruled):
     strategy: Strategy
     analysis: Analysis | None = None
     bake: Bake | None = None
+    monitor: Monitor | None = None
     notifications: Notifications | None = None

@@ -133,6 +133,91 @@ class HistoryEntry(Reported):
     reason: str = ""
 
 
+class Detector(Reported):
+    """One monitor signal's memory between looks: hysteresis and quiet time for every kind; for a
+    kpi, its baseline, floor, CUSUM and how far its labels have been counted."""
+
+    name: str
+    above: int = 0  # alarming looks in a row
+    quiet_until: str | None = None  # after an alarm, no other until then
+    statistic: float | None = None  # kpi: the CUSUM
+    threshold: float | None = None  # kpi: h = ln(looks in the budget)
+    baseline_successes: float = 0.0
+    baseline_total: float = 0.0
+    floor: float | None = None  # kpi: the worst rate still healthy (the baseline's bound)
+    counted_to: str | None = None  # kpi: labels are counted up to here
+
+    @field_validator("statistic", "threshold", "floor")
+    @classmethod
+    def _finite(cls, number: float | None) -> float | None:
+        return number if number is None or math.isfinite(number) else None
+
+
+class Alarm(Reported):
+    signal: str
+    at: str
+    message: str
+
+
+class MonitorStatus(Reported):
+    """The watch over the stable revision `revision`, since `since` (docs/lifecycle.md)."""
+
+    revision: str
+    since: str
+    last_evaluated_at: str | None = None
+    signals: list[SignalResult] = Field(default_factory=list)
+    detectors: list[Detector] = Field(default_factory=list)
+    alarms: list[Alarm] = Field(default_factory=list, max_length=10)
+    # What the budget gives each signal: its mean time between false alarms, at least.
+    budget_per_signal: str | None = None
+
+
+RetrainingState = Literal[
+    "WaitingForApproval", "Pending", "Running", "Succeeded", "Failed", "Rejected", "Error"
+]
+RETRAINING_STATES: tuple[RetrainingState, ...] = get_args(RetrainingState)
+RETRAINING_OPEN: tuple[RetrainingState, ...] = ("WaitingForApproval", "Pending", "Running", "Error")
+
+
+class Trigger(Reported):
+    """What asked for a retraining: the alarm's signal and numbers, and what was watched."""
+
+    signal: str
+    value: float | None = None
+    bound: float | None = None
+    message: str = ""
+    window: str = ""
+    model: str = ""
+    version: str = ""
+    reference: str = ""
+
+    @field_validator("value", "bound")
+    @classmethod
+    def _finite(cls, number: float | None) -> float | None:
+        return number if number is None or math.isfinite(number) else None
+
+
+class Retraining(Reported):
+    """One retraining: its Job `NAME-retrain-N`, why, and how it went."""
+
+    id: int
+    job: str
+    trigger: Trigger
+    state: RetrainingState
+    requested_at: str
+    message: str = ""
+    decided_by: str | None = None
+    retry_at: str | None = None  # Error: the Job is created again then
+    finished_at: str | None = None
+
+
+class RetrainingStatus(Reported):
+    current: Retraining | None = None
+    history: list[Retraining] = Field(default_factory=list, max_length=10)
+    next_allowed_at: str | None = None  # the cooldown: no new retraining before
+    count: int = 0
+
+
 class StatusEdit(TypedDict, total=False):
     """The fields of ModelRolloutStatus as keyword arguments, so that every edit of a status is
     type-checked (a test keeps the two in step)."""
@@ -153,6 +238,8 @@ class StatusEdit(TypedDict, total=False):
     scale_down: list[ScaleDown]
     last_command: str | None
     message: str | None
+    monitor: MonitorStatus | None
+    retraining: RetrainingStatus | None
 
 
 class ModelRolloutStatus(Reported):
@@ -172,6 +259,8 @@ class ModelRolloutStatus(Reported):
     scale_down: list[ScaleDown] = Field(default_factory=list)
     last_command: str | None = None
     message: str | None = None
+    monitor: MonitorStatus | None = None
+    retraining: RetrainingStatus | None = None
 
     def edit(self, **changes: Unpack[StatusEdit]) -> ModelRolloutStatus:
         """A copy with `changes`, each checked against the field's type."""
