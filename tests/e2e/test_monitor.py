@@ -283,3 +283,28 @@ def test_with_approval_required_nothing_runs_until_approve_and_reject_ends_it(
     assert approved["decidedBy"] == user
     assert any(user in m for m in watched.events("Approved"))
     assert [j["metadata"]["name"] for j in watched.jobs()] == [f"{NAME}-retrain-2"]
+
+
+def test_a_job_the_quota_refuses_is_an_error_in_the_api_servers_words_then_retried(
+    watched: Watched,
+) -> None:
+    story = watched.story
+    # Given a quota that allows no Job in the namespace
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-jobs"},
+             "spec": {"hard": {"count/jobs.batch": "0"}}}  # fmt: skip
+    story.apply(quota)
+    watched.apply(cooldown="5s")
+    # When the inputs drift, Then the retraining is an Error with the API server's words
+    watched.drift()
+    story.until("the retraining errs", lambda: _last(watched.retraining()).get("state")
+                == "Error", timeout=60)  # fmt: skip
+    failed = _last(watched.retraining())
+    assert "exceeded quota" in failed["message"], failed
+    assert failed["retryAt"]
+    assert any("exceeded quota" in m for m in watched.events("RetrainingFailed"))
+    assert watched.jobs() == []
+    # When the quota is lifted, Then after the cooldown the same retraining creates its Job
+    story.cluster.kubectl("delete", "resourcequota", "no-jobs", "-n", story.namespace)
+    story.until("the retraining succeeds", lambda: _last(watched.retraining()).get("state")
+                == "Succeeded", timeout=60)  # fmt: skip
+    assert [j["metadata"]["name"] for j in watched.jobs()] == [f"{NAME}-retrain-1"]

@@ -122,6 +122,24 @@ def _delete(path: str) -> Callable[[Manifest], None]:
     return change
 
 
+MONITOR: Manifest = {
+    "interval": "5m",
+    "signals": [{"name": "errors", "threshold": {"query": "errors", "max": 0.01}}],
+    "onAlarm": [{"signals": ["errors"], "retrain": {"job": {"template": {"spec": {"template": {
+        "spec": {"containers": [{"name": "train", "image": "example/train:1"}]}}}}}}}],
+}  # fmt: skip
+
+
+def _monitored(change: Callable[[Manifest], None]) -> Callable[[Manifest], None]:
+    """`change` applied to a rollout that has a valid monitor."""
+
+    def both(m: Manifest) -> None:
+        _spec(m)["monitor"] = copy.deepcopy(MONITOR)
+        change(m)
+
+    return both
+
+
 def _duplicate_signal(m: Manifest) -> None:
     signals = _spec(m)["analysis"]["signals"]
     signals.append(copy.deepcopy(signals[0]))
@@ -234,4 +252,39 @@ INVALID: list[Invalid] = [
     Invalid("a holdback above half the traffic",
             _set("spec.bake", {"duration": "1h", "holdback": {"percent": 60}}),
             "spec.bake.holdback.percent"),
+    Invalid("a monitor without analysis.prometheus", _monitored(_delete("spec.analysis")),
+            "spec.monitor"),
+    Invalid("a malformed monitor interval", _monitored(_set("spec.monitor.interval", "often")),
+            "spec.monitor.interval"),
+    Invalid("a malformed false-alarm budget",
+            _monitored(_set("spec.monitor.falseAlarms", {"meanTimeBetween": "30 days"})),
+            "spec.monitor.falseAlarms.meanTimeBetween"),
+    Invalid("a monitor drift against the stable arm",
+            _monitored(_set("spec.monitor.signals.0", {"name": "d", "drift": {
+                "histogram": "h_bucket", "against": "stable"}})),
+            "spec.monitor.signals[0].drift.against"),
+    Invalid("a kpi without its drop",
+            _monitored(_set("spec.monitor.signals.0", {"name": "acc", "kpi": {
+                "successes": "ok_total", "total": "all_total"}})),
+            "spec.monitor.signals[0].kpi.drop"),
+    Invalid("an alarm action naming no monitor signal",
+            _monitored(_set("spec.monitor.onAlarm.0.signals", ["nope"])), "spec.monitor.onAlarm"),
+    Invalid("a retraining Job with no container",
+            _monitored(_set("spec.monitor.onAlarm.0.retrain.job.template.spec.template.spec",
+                            {"containers": []})),
+            "spec.monitor.onAlarm[0].retrain.job.template.spec.template.spec.containers"),
+    Invalid("a retraining Job that restarts Always",
+            _monitored(_set("spec.monitor.onAlarm.0.retrain.job.template.spec.template.spec."
+                            "restartPolicy", "Always")),
+            "spec.monitor.onAlarm[0].retrain.job.template.spec.template.spec.restartPolicy"),
+    Invalid("a retraining Job container without an image",
+            _monitored(_delete("spec.monitor.onAlarm.0.retrain.job.template.spec.template.spec."
+                               "containers.0.image")),
+            "spec.monitor.onAlarm[0].retrain.job.template.spec.template.spec.containers[0].image"),
+    Invalid("a malformed retraining cooldown",
+            _monitored(_set("spec.monitor.onAlarm.0.retrain.cooldown", "a day")),
+            "spec.monitor.onAlarm[0].retrain.cooldown"),
+    Invalid("an approval neither none nor required",
+            _monitored(_set("spec.monitor.onAlarm.0.retrain.approval", "maybe")),
+            "spec.monitor.onAlarm[0].retrain.approval"),
 ]  # fmt: skip
