@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
+import urllib.request
+from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.exporter import ErrorRateExporter
 from modelrollout.testing.operator import OperatorProcess
+from modelrollout.testing.processes import free_ports
 from modelrollout.testing.prometheus import PrometheusServer
 from modelrollout.testing.stories import CANARY_AT_50, NAME, Story, model_rollout
 from modelrollout.testing.vocabulary import aborted_at_once
@@ -73,12 +79,15 @@ def test_a_threshold_breach_rolls_back(
     status = story.status()
     assert "error-rate: 0.2 above max 0.01" in status["message"]
     assert status["stable"]["version"] == "v1"
-    # And no traffic goes to the canary, whose pods are scaled to zero
+    # And no traffic goes to the canary, whose pods are scaled to zero after scaleDownDelay
     story.until(
         "the route is all stable", lambda: story.route_weights()[1] == ("fraud-detector-canary", 0)
     )
-    canary = story.get("deploy", f"fraud-detector-{status['canary']['revision']}") or {}
-    assert canary["spec"]["replicas"] == 0
+    deployment = f"fraud-detector-{status['canary']['revision']}"
+    story.until(
+        "the canary has no pods",
+        lambda: (story.get("deploy", deployment) or {})["spec"]["replicas"] == 0,
+    )
     # And the webhook was told, with the same reason
     assert [(r["event"], r["version"]) for r in receiver.received] == [("RolledBack", "v3")]
     assert "error-rate: 0.2 above max 0.01" in receiver.received[0]["message"]
@@ -236,3 +245,91 @@ def test_what_another_writer_changes_is_put_back_and_said(
     said = " | ".join(corrections())
     assert f"Deployment {canary} was deleted" in said
     assert "carried canary weight 90" in said
+
+
+def _tick_seconds(story: Story) -> tuple[float, float]:
+    """(sum, count) of the operator's tick durations so far."""
+    text = urllib.request.urlopen(story.operator.metrics_url, timeout=10).read().decode()  # noqa: S310
+    name = "modelrollout_reconcile_duration_seconds"
+    found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    return found[f"{name}_sum"], found[f"{name}_count"]
+
+
+def _rolled_out(story: Story, metrics: PrometheusServer, version: str,
+                notifications: dict[str, Any]) -> tuple[float, float]:  # fmt: skip
+    """Roll `version` out to promotion; (seconds it took, mean tick seconds meanwhile)."""
+    m = model_rollout(metrics.url, version)
+    m["spec"]["notifications"] = notifications
+    before, started = _tick_seconds(story), time.monotonic()
+    story.apply(m)
+    story.until(f"{version} is promoted", lambda: story.stable_version() == version, timeout=120)
+    took = time.monotonic() - started
+    after = _tick_seconds(story)
+    return took, (after[0] - before[0]) / max(1.0, after[1] - before[1])
+
+
+def test_a_receiver_failing_three_times_then_recovering_gets_every_event_once_in_order(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    receiver = Receiver(failing=3, retry_after="1")
+    try:
+        for version, rate in (("v1", 0.001), ("v2", 0.001), ("v3", 0.2)):
+            telemetry.error_rate.labels(version=version).set(rate)
+        hooks = {"webhooks": [{"url": receiver.url, "format": "cloudEvents"}]}
+        # Given v1 stable, v2 promoted and v3 rolled back, told to a receiver that refuses the
+        # first three POSTs
+        for version in ("v1", "v2", "v3"):
+            m = model_rollout(metrics.url, version)
+            m["spec"]["notifications"] = hooks
+            story.apply(m)
+            done = "RolledBack" if version == "v3" else "Promoted"
+            story.until(f"{version} ends {done}", lambda d=done, v=version: story.phase() == d
+                        and (story.status().get("history") or [{}])[-1].get("version") in (v, None)
+                        and (v != "v2" or story.stable_version() == "v2"), timeout=120)  # fmt: skip
+        # Then every event arrives once, in order, after the refusals
+        story.until("the outbox is empty", lambda: not (
+            story.status().get("notifications") or {}).get("pending"), timeout=60)  # fmt: skip
+        assert receiver.refused == 3
+        got = [(e["sequence"], e["id"], e["data"]["event"]) for e in receiver.received]
+        sequences = [int(s) for s, _, _ in got]
+        assert sequences == list(range(1, len(got) + 1)), got
+        assert len({i for _, i, _ in got}) == len(got), got
+        assert [e for _, _, e in got] == ["Progressing", "Promoted", "Progressing", "RolledBack"]
+        sink = story.status()["notifications"]["sinks"][0]
+        assert (sink["delivered"], sink["failures"]) == (len(got), 0)
+    finally:
+        receiver.close()
+
+
+def test_a_receiver_down_for_a_whole_rollout_delays_no_decision(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    for version in ("v1", "v2", "v3"):
+        telemetry.error_rate.labels(version=version).set(0.001)
+    healthy = Receiver()
+    # a receiver that takes connections and never answers: every POST waits out its timeout
+    (port,) = free_ports(1)
+    hanging = socket.socket()
+    hanging.bind(("127.0.0.1", port))
+    hanging.listen(64)
+    try:
+        story.apply(model_rollout(metrics.url, "v1"))
+        story.stable("v1")
+        up = _rolled_out(story, metrics, "v2", {"webhooks": [{"url": healthy.url}]})
+        down = _rolled_out(story, metrics, "v3",
+                           {"webhooks": [{"url": f"http://127.0.0.1:{port}/hook"}]})  # fmt: skip
+        print(
+            f"\nreceiver up: promoted in {up[0]:.1f} s, mean tick {up[1] * 1000:.1f} ms; "
+            f"receiver down: promoted in {down[0]:.1f} s, mean tick {down[1] * 1000:.1f} ms"
+        )
+        assert healthy.received, "the healthy receiver heard nothing"
+        assert down[0] < up[0] * 1.5 + 5, (up, down)
+        assert down[1] < up[1] * 2 + 0.05, (up, down)
+        # And the receiver's failure is in status, in the sender's words (a 5 s timeout each)
+        story.until("the failure is recorded", lambda: (story.status().get("notifications") or {})
+                    .get("sinks", [{}])[0].get("failures", 0) >= 1, timeout=30)  # fmt: skip
+        sink = story.status()["notifications"]["sinks"][0]
+        assert "Timeout" in sink["lastError"] or "timed out" in sink["lastError"], sink
+    finally:
+        healthy.close()
+        hanging.close()

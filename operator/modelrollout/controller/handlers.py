@@ -22,6 +22,7 @@ from modelrollout.analysis.series import Credentials
 from modelrollout.api.settings import MAX_WORKERS, METRICS_PORT
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION, PrometheusSource
 from modelrollout.controller import metrics
+from modelrollout.controller.delivery import Sender
 from modelrollout.controller.notify import Outbox
 from modelrollout.controller.scheduler import Scheduler
 from modelrollout.controller.tick import Ticker
@@ -62,7 +63,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.store = Store()
     cluster = KubeCluster(memo.api, memo.store)
     memo.outbox = Outbox(_post)
-    memo.ticker = Ticker(cluster, partial(router_for, cluster), _prometheus, memo.outbox)
+    memo.sender = Sender(cluster.secret_data)
+    memo.sender.start()
+    memo.ticker = Ticker(cluster, partial(router_for, cluster), _prometheus, memo.outbox,
+                         deliveries=memo.sender)  # fmt: skip
     memo.scheduler = Scheduler(partial(_work, memo.ticker), workers=WORKERS)
     memo.scheduler.lateness = metrics.LATENESS.observe
     memo.scheduler.start()
@@ -89,6 +93,7 @@ def _work(ticker: Ticker, key: Key) -> float | None:
 def stop(memo: kopf.Memo, **_: Any) -> None:
     memo.scheduler.stop()
     memo.outbox.stop()
+    memo.sender.stop()
     memo.api.close()
 
 

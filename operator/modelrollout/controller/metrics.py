@@ -141,6 +141,31 @@ def notification_failed(namespace: str, rollout: str) -> None:
     _labels(NOTIFICATION_FAILURES, (namespace, rollout)).inc()
 
 
+NOTIFICATIONS = Counter(
+    "modelrollout_notifications", "notification deliveries, by receiver, event and outcome",
+    [*_ROLLOUT, "sink", "event", "outcome"], registry=REGISTRY,
+)  # fmt: skip
+PENDING = Gauge("modelrollout_notifications_pending", "notices a receiver has not had yet",
+                [*_ROLLOUT, "sink"], registry=REGISTRY)  # fmt: skip
+DELIVERY_SECONDS = Histogram(
+    "modelrollout_notification_delivery_seconds", "from a decision to its delivery",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800), registry=REGISTRY,
+)  # fmt: skip
+
+
+def notified(namespace: str, rollout: str, sink: str, event: str, outcome: str) -> None:
+    _labels(NOTIFICATIONS, (namespace, rollout, sink, event, outcome)).inc()
+
+
+def pending(backlog: dict[tuple[str, str, str], int]) -> None:
+    for labels, count in backlog.items():
+        _labels(PENDING, labels).set(count)
+
+
+def delivery_latency(seconds: float) -> None:
+    DELIVERY_SECONDS.observe(seconds)
+
+
 def forget(namespace: str, rollout: str) -> None:
     """Remove every series of a rollout that is gone."""
     with _lock:

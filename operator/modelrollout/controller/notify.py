@@ -1,8 +1,9 @@
-"""Events and webhooks leave the tick: queued, and delivered by a thread of their own.
+"""Kubernetes Events leave the tick: queued, and posted by a thread of their own.
 
-Best effort today: a failed delivery is logged and counted (`modelrollout_notification_failures_
-total`), never retried, and never delays or changes a decision, which status already records.
-A full queue drops the oldest undelivered notification rather than grow without bound.
+Best effort: a failed post is logged and counted (`modelrollout_notification_failures_total`),
+never retried, and never delays or changes a decision, which status already records. A full
+queue drops the oldest unposted Event rather than grow without bound. Notifications to receivers
+are durable instead: status's outbox, delivered by controller/delivery.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from modelrollout.analysis.webhooks import notify, payload
 from modelrollout.api.v1alpha1 import Notifications
 from modelrollout.controller import metrics
 from modelrollout.domain.machine import Event
@@ -93,11 +93,4 @@ class Outbox:
         except Exception:
             log.exception("%s/%s: could not post the Event %s", owner.namespace, owner.name,
                           event.reason)  # fmt: skip
-        if not event.notify:  # an alarm whose actions say `notify: false`: the Event only
-            return
-        body = payload(owner.namespace, owner.name, event.reason, event.message, letter.version)
-        try:
-            notify(letter.notifications, body)
-        except Exception:
-            log.exception("%s/%s: notifying %s failed", owner.namespace, owner.name, event.reason)
             metrics.notification_failed(owner.namespace, owner.name)

@@ -9,8 +9,14 @@ from typing import Any, Protocol
 
 from modelrollout.analysis.counting import MetricsSource
 from modelrollout.analysis.series import Credentials
-from modelrollout.api.v1alpha1 import ModelRolloutSpec, Notifications, PrometheusSource
+from modelrollout.api.v1alpha1 import (
+    ModelRolloutSpec,
+    Notifications,
+    NotificationsStatus,
+    PrometheusSource,
+)
 from modelrollout.domain.machine import Event
+from modelrollout.domain.outbox import Progress
 from modelrollout.k8s.owner import ClusterError, Desired, Manifest, Owner
 from modelrollout.routers.base import Router, RouterError
 
@@ -56,6 +62,19 @@ class Cluster(Protocol):
         """The rollout is gone: drop what was remembered for it."""
 
 
+class Deliveries(Protocol):
+    """The sender of the durable outbox (controller/delivery.py)."""
+
+    def offer(self, owner: Owner, notifications: Notifications | None,
+              outbox: NotificationsStatus | None) -> None:  # fmt: skip
+        """What status holds now; never blocks on a receiver."""
+
+    def progress(self, owner: Owner) -> dict[str, Progress]:
+        """How far each receiver of the rollout got."""
+
+    def forget(self, namespace: str, name: str) -> None: ...
+
+
 class Notifier(Protocol):
     def send(self, owner: Owner, event: Event, notifications: Notifications | None,
              version: str) -> None:  # fmt: skip
@@ -69,6 +88,7 @@ SourceFor = Callable[[PrometheusSource, Credentials | None], MetricsSource]
 __all__ = [
     "Cluster",
     "ClusterError",
+    "Deliveries",
     "MetricsSource",
     "Notifier",
     "Router",

@@ -33,6 +33,7 @@ from modelrollout.api.v1alpha1 import (
     ConfigMapKeyRef,
     ModelRolloutSpec,
     ModelRolloutStatus,
+    NotificationsStatus,
     RevisionRef,
     SignalResult,
 )
@@ -40,13 +41,14 @@ from modelrollout.controller import metrics
 from modelrollout.controller.ports import (
     Cluster,
     ClusterError,
+    Deliveries,
     Notifier,
     Router,
     RouterError,
     RouterFor,
     SourceFor,
 )
-from modelrollout.domain import watch
+from modelrollout.domain import outbox, watch
 from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
 from modelrollout.domain.machine import (
     Command,
@@ -153,9 +155,11 @@ class Ticker:
     """Ticks rollouts over the ports it is given; remembers each rollout's faults."""
 
     def __init__(self, cluster: Cluster, routers: RouterFor, sources: SourceFor,
-                 notifier: Notifier, *, fault_limit: int = FAULT_LIMIT,
-                 poll: float = TICK_SECONDS, resync: float = RESYNC_SECONDS) -> None:  # fmt: skip
+                 notifier: Notifier, *, deliveries: Deliveries | None = None,
+                 fault_limit: int = FAULT_LIMIT, poll: float = TICK_SECONDS,
+                 resync: float = RESYNC_SECONDS) -> None:  # fmt: skip
         self.cluster = cluster
+        self.deliveries = deliveries
         self.routers = routers
         self.sources = sources
         self.notifier = notifier
@@ -170,6 +174,8 @@ class Ticker:
     def forget(self, namespace: str, name: str) -> None:
         self._memory.pop((namespace, name), None)
         self.cluster.forget(namespace, name)
+        if self.deliveries is not None:
+            self.deliveries.forget(namespace, name)
 
     def run(self, namespace: str, name: str, now: datetime | None = None) -> float | None:
         """Read the object and tick it: seconds until it is next due, None once it is gone or
@@ -217,10 +223,12 @@ class Ticker:
             m.moved = False
             return 0.0
         in_flight = status.canary is not None and status.phase in IN_FLIGHT
-        # a retraining's Job is read every poll while it runs (its outcome is no watch event)
+        # a retraining's Job is read every poll while it runs (its outcome is no watch event),
+        # and the sender's progress is recorded every poll while notices are pending
         busy = watch.job_due(status, now) is not None or (
             status.retraining is not None and status.retraining.current is not None
-            and status.retraining.current.state == "Running")  # fmt: skip
+            and status.retraining.current.state == "Running") or (
+            status.notifications is not None and bool(status.notifications.pending))  # fmt: skip
         bound = self.poll if in_flight or busy else self.resync
         spec = self.memory(rollout.owner.namespace, rollout.owner.name).spec
         if spec is None:
@@ -301,11 +309,14 @@ class Ticker:
             metrics.record(owner.namespace, owner.name, seen.results)
         m.stage = "decide"
         step = advance(spec, status, seen)
-        lived, events = self._after_promotion(m, rollout, spec, read=status, decided=step.status,
-                                              seen=seen)  # fmt: skip
+        lived, later = self._after_promotion(m, rollout, spec, read=status, decided=step.status,
+                                             seen=seen)  # fmt: skip
+        events = [*step.events, *later]
         at = timestamp(moment)
         new_status = _route(_accepted(_without_fault(lived, at), at), refused_route, at)
-        new_status = new_status.edit(observed_generation=rollout.generation)
+        version = (new_status.canary or new_status.stable or desired).version
+        told = self._outbox(owner, spec, new_status, events, at=at, version=version)
+        new_status = new_status.edit(observed_generation=rollout.generation, notifications=told)
         # Status first, on the version read: a tick that acted on a stale read (a second ticker,
         # an operator restarting over a dying one) gets a conflict and changes nothing. Nothing
         # is written when nothing changed.
@@ -313,15 +324,14 @@ class Ticker:
         if new_status != status and self._record(m, rollout, new_status) is None:
             return None
         m.owed = None
+        self._offer(owner, spec, new_status)
         metrics.state(owner.namespace, owner.name, phase=new_status.phase,
                       weight=new_status.canary_weight, step=new_status.current_step or 0,
                       steps=len(spec.strategy.steps),
                       stable=new_status.stable.version if new_status.stable else "",
                       canary=new_status.canary.version if new_status.canary else "")  # fmt: skip
-        events = [*step.events, *events]
         metrics.decided(owner.namespace, owner.name, events)
         m.stage = "notify"
-        version = (new_status.canary or new_status.stable or desired).version
         for event in events:
             self._send(owner, event, spec, version)
         world = desired_world(spec, new_status)
@@ -333,7 +343,29 @@ class Ticker:
             m.moved = world.weight != seen.weight
         return new_status
 
-    # -- after promotion ---------------------------------------------------------------------------
+    # -- notifications ---------------------------------------------------------------------------
+
+    def _outbox(self, owner: Owner, spec: ModelRolloutSpec, status: ModelRolloutStatus,
+                events: list[Event], *, at: str,
+                version: str) -> NotificationsStatus | None:  # fmt: skip
+        """Status's outbox with how far the sender got, and this tick's Events as notices."""
+        progress = self.deliveries.progress(owner) if self.deliveries is not None else {}
+        box = outbox.fold(status.notifications, spec.notifications, progress)
+        box = outbox.enqueue(box, events, uid=owner.uid, at=at, version=version,
+                             notifications=spec.notifications)  # fmt: skip
+        return outbox.fold(box, spec.notifications, progress)
+
+    def _offer(self, owner: Owner, spec: ModelRolloutSpec, status: ModelRolloutStatus) -> None:
+        """Hand what status now holds to the sender: written first, told after."""
+        if self.deliveries is None or status.notifications is None:
+            return
+        try:
+            self.deliveries.offer(owner, spec.notifications, status.notifications)
+        except Exception:
+            log.exception("%s/%s: could not hand notices to the sender", owner.namespace,
+                          owner.name)  # fmt: skip
+
+    # -- after promotion -------------------------------------------------------------------------
 
     def _after_promotion(self, m: _Memory, rollout: Rollout, spec: ModelRolloutSpec, *,
                          read: ModelRolloutStatus, decided: ModelRolloutStatus,
@@ -478,9 +510,13 @@ class Ticker:
                             fault=m.owed)  # fmt: skip
         step = advance(spec, status, seen)
         new_status = _faulty(step.status, message, now)
+        told = self._outbox(owner, spec, new_status, step.events, at=timestamp(now),
+                            version=desired.version)  # fmt: skip
+        new_status = new_status.edit(notifications=told)
         if self._record(m, rollout, new_status) is None:
             return
         m.owed = None
+        self._offer(owner, spec, new_status)
         for event in step.events:
             self._send(owner, event, spec, desired.version)
         world = desired_world(spec, new_status)

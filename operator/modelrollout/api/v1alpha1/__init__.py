@@ -71,10 +71,16 @@ from modelrollout.api.v1alpha1.notifications import (
     Notifications as Notifications,
 )
 from modelrollout.api.v1alpha1.notifications import (
+    SecretKeyRef as SecretKeyRef,
+)
+from modelrollout.api.v1alpha1.notifications import (
     Webhook as Webhook,
 )
 from modelrollout.api.v1alpha1.notifications import (
     WebhookEvent as WebhookEvent,
+)
+from modelrollout.api.v1alpha1.notifications import (
+    WebhookFormat as WebhookFormat,
 )
 from modelrollout.api.v1alpha1.queries import (
     MAX_QUERY_LENGTH as MAX_QUERY_LENGTH,
@@ -218,6 +224,12 @@ from modelrollout.api.v1alpha1.status import (
     MonitorStatus as MonitorStatus,
 )
 from modelrollout.api.v1alpha1.status import (
+    Notice as Notice,
+)
+from modelrollout.api.v1alpha1.status import (
+    NotificationsStatus as NotificationsStatus,
+)
+from modelrollout.api.v1alpha1.status import (
     PauseState as PauseState,
 )
 from modelrollout.api.v1alpha1.status import (
@@ -249,6 +261,9 @@ from modelrollout.api.v1alpha1.status import (
 )
 from modelrollout.api.v1alpha1.status import (
     SignalResult as SignalResult,
+)
+from modelrollout.api.v1alpha1.status import (
+    Sink as Sink,
 )
 from modelrollout.api.v1alpha1.status import (
     StatusEdit as StatusEdit,

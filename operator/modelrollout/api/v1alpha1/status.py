@@ -218,6 +218,39 @@ class RetrainingStatus(Reported):
     count: int = 0
 
 
+class Notice(Reported):
+    """One notification in the outbox: numbered per rollout (`seq`), with the id a receiver
+    drops duplicates by (`<uid>-<seq>`)."""
+
+    seq: int
+    id: str
+    reason: str
+    message: str
+    at: str
+    version: str = ""
+    severity: Literal["Normal", "Warning"] = "Normal"
+
+
+class Sink(Reported):
+    """A receiver's delivery: every notice up to `delivered` is delivered, in order."""
+
+    name: str
+    delivered: int = 0
+    failures: int = 0  # attempts in a row that failed
+    last_error: str | None = None
+    next_attempt_at: str | None = None
+
+
+class NotificationsStatus(Reported):
+    """The durable outbox: notices not yet delivered to every receiver, and each receiver's
+    place; `dropped` counts notices given up because the outbox was full."""
+
+    sequence: int = 0
+    pending: list[Notice] = Field(default_factory=list, max_length=100)
+    sinks: list[Sink] = Field(default_factory=list)
+    dropped: int = 0
+
+
 class StatusEdit(TypedDict, total=False):
     """The fields of ModelRolloutStatus as keyword arguments, so that every edit of a status is
     type-checked (a test keeps the two in step)."""
@@ -240,6 +273,7 @@ class StatusEdit(TypedDict, total=False):
     message: str | None
     monitor: MonitorStatus | None
     retraining: RetrainingStatus | None
+    notifications: NotificationsStatus | None
 
 
 class ModelRolloutStatus(Reported):
@@ -261,6 +295,7 @@ class ModelRolloutStatus(Reported):
     message: str | None = None
     monitor: MonitorStatus | None = None
     retraining: RetrainingStatus | None = None
+    notifications: NotificationsStatus | None = None
 
     def edit(self, **changes: Unpack[StatusEdit]) -> ModelRolloutStatus:
         """A copy with `changes`, each checked against the field's type."""
