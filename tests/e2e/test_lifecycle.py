@@ -4,6 +4,7 @@ from the answers of the pods themselves."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -133,3 +134,50 @@ def test_a_model_that_degrades_in_its_bake_goes_back_at_once_and_stays_rejected_
     # And after the bake v1 is removed, and every request reaches v2
     story.until("v1 is removed", lambda: len(story.deployments()) == 1, timeout=30)
     assert gateway.send(host, 500) == {"v2": 500}
+
+
+def test_a_hard_failure_with_no_warm_previous_falls_back_to_the_heuristic_revision(
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, host: str, tmp_path: Path
+) -> None:
+    switches = tmp_path / "fail"
+    switches.mkdir()
+    # Given v1, the first revision (nothing before it to go back to), watched for 5xx answers,
+    # with a heuristic fallback kept ready beside it
+    v1 = served("v1", host, pods_metrics.url, STEPS, env={"FAIL_DIR": str(switches)})
+    heuristic = json.loads(json.dumps(v1["spec"]["template"]))
+    v1["spec"]["fallback"] = {"version": "rules-v1", "template": heuristic}
+    v1["spec"]["monitor"] = {
+        "interval": "1s", "window": "3s", "confirm": 1, "cooldown": "1m",
+        "signals": [{"name": "errors", "threshold": {"max": 0.01, "query": (
+            'sum(rate(model_requests_total{version="{{ stable.version }}",code=~"5.."}[5s]))'
+            " or vector(0)")}}],
+        "onAlarm": [{"fallback": "previous"}],
+    }  # fmt: skip
+    story.apply(v1)
+    story.until("v1 is stable", lambda: story.phase() == "Promoted")
+    story.until("Traefik routes to v1", lambda: gateway.send(host, 20) == {"v1": 20}, timeout=30)
+    fallback = f"{NAME}-fallback"
+    story.until("the fallback is ready",
+                lambda: (story.get("deploy", fallback) or {}).get("status", {}).get(
+                    "readyReplicas") == 1)  # fmt: skip
+    with users(gateway, host) as answered:
+        story.until("the monitor passes", lambda: any(s["verdict"] == "Pass" for s in (
+            story.status().get("monitor") or {}).get("signals", [])), timeout=30)  # fmt: skip
+        # When v1 starts failing every request
+        (switches / "v1").touch()
+        failed_at = time.monotonic()
+        story.until("it falls back", lambda: story.status().get("fallback") is not None,
+                    timeout=30)  # fmt: skip
+        decided = time.monotonic() - failed_at
+        # Then every request is answered by the heuristic, counted at the pods
+        story.until("rules-v1 answers all",
+                    lambda: gateway.send(host, 50) == {"rules-v1": 50}, timeout=15)  # fmt: skip
+        back = time.monotonic() - failed_at
+        split = gateway.send(host, 1000)
+    assert split == {"rules-v1": 1000}, split
+    assert set(answered) <= {"v1", "rules-v1"}, answered  # no request found no pod
+    status = story.status()
+    alarm = status["monitor"]["alarms"][-1]
+    assert status["fallback"]["since"] == alarm["at"]  # decided in the tick of the alarm
+    assert "rules-v1" in status["message"]
+    print(f"\nv1 failing → fallen back after {decided:.1f} s, all on rules-v1 after {back:.1f} s")

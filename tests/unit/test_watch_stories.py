@@ -215,3 +215,58 @@ def test_a_kpi_that_falls_after_its_baseline_alarms() -> None:
             break
     assert "MonitorAlarm" in scene.reasons()
     assert scene.world.cluster.status()["retraining"]["current"]["trigger"]["signal"] == "accuracy"
+
+
+HEURISTIC = {"version": "rules-v1", "replicas": 1, "template": {
+    "metadata": {"labels": {"app": NAME}},
+    "spec": {"containers": [{"name": "rules", "image": "example/rules:1"}]}}}  # fmt: skip
+
+
+def falling_back(to: str) -> dict[str, Any]:
+    m = watched()
+    m["spec"]["monitor"].update(confirm=1, window="2m", onAlarm=[{"fallback": to}])
+    m["spec"]["fallback"] = HEURISTIC
+    m["spec"]["scaleDownDelay"] = "30m"
+    return m
+
+
+def test_a_hard_failure_with_no_warm_previous_falls_back_to_the_heuristic() -> None:
+    scene = Scene(falling_back("previous"))
+    # the fallback revision is kept at its size and ready beside the stable one
+    assert scene.world.cluster.deployments[(NS, f"{NAME}-fallback")].replicas == 1
+    scene.run(4)
+    scene.errors = 0.5
+    status = scene.tick()
+    assert status["fallback"]["reason"].startswith("errors:")
+    assert "FellBack" in scene.reasons()
+    assert "rules-v1" in status["message"]
+    # the stable Service now selects the fallback's pods; nothing else moved
+    assert status["stable"]["version"] == "v1"
+    # and the monitor rests while the stable serves nothing
+    before = status["monitor"]["lastEvaluatedAt"]
+    assert scene.run(5)["monitor"]["lastEvaluatedAt"] == before
+    # When a human says resume, Then the stable serves again
+    scene.command("resume", "carol")
+    status = scene.run(1)
+    assert status.get("fallback") is None
+    assert "FallbackEnded" in scene.reasons()
+
+
+def test_a_hard_failure_within_scale_down_delay_goes_back_to_the_warm_previous() -> None:
+    scene = Scene(falling_back("previous"))
+    v2 = falling_back("previous")
+    v2["spec"]["model"]["version"] = "v2"
+    v2["spec"]["strategy"]["steps"] = [{"setWeight": 50}]
+    del v2["spec"]["analysis"]["signals"]
+    scene.world.cluster.add(v2)
+    for _ in range(20):
+        if scene.tick(0.5).get("stable", {}).get("version") == "v2":
+            break
+    status = scene.world.cluster.status()
+    assert status["stable"]["version"] == "v2"
+    scene.run(3)  # past the monitor's first window on v2, within scaleDownDelay (30 min)
+    scene.errors = 0.5
+    status = scene.tick()
+    assert (status["phase"], status["stable"]["version"]) == ("RolledBack", "v1")
+    assert status["canary"]["version"] == "v2"  # remembered as rejected
+    assert status.get("fallback") is None

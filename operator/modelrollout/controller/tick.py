@@ -66,10 +66,15 @@ from modelrollout.domain.machine import (
     timestamp,
     with_condition,
 )
-from modelrollout.domain.revision import deployment_name, revision_of
+from modelrollout.domain.revision import FALLBACK_REVISION, deployment_name, revision_of
 from modelrollout.domain.signals import error as signal_error
 from modelrollout.k8s.owner import Desired, Owner
-from modelrollout.workloads.builders import build_deployment, build_job, build_service
+from modelrollout.workloads.builders import (
+    build_deployment,
+    build_fallback,
+    build_job,
+    build_service,
+)
 
 log = logging.getLogger(__name__)
 FORBIDDEN = "permission denied, the operator's role lacks a rule (see the chart's RBAC)"
@@ -335,6 +340,7 @@ class Ticker:
         for event in events:
             self._send(owner, event, spec, version)
         world = desired_world(spec, new_status)
+        world = watch.with_fallback(spec, new_status, world) if world is not None else None
         m.stage = "converge"
         if world is not None:
             world = router.shape(world)
@@ -384,11 +390,13 @@ class Ticker:
         look = self._look(rollout, spec, read, moment)
         m.stage = "decide"
         lived = watch.job_seen(spec, decided, job, moment, say)
-        command = seen.command
-        if command is not None and command.id != read.last_command:
+        command = seen.command if seen.command and seen.command.id != read.last_command else None
+        lived = watch.fallback_ends(lived, command, say)
+        if command is not None:
             lived = watch.decide(lived, command, moment, say)
         if look is not None:
             lived, triggers = watch.watch(spec, lived, look, say)
+            lived = watch.fall_back(spec, lived, triggers, moment, say)
             lived = watch.retrain(spec, lived, triggers, moment, job_name=owner.name, emit=say)
         return lived, events
 
@@ -521,6 +529,7 @@ class Ticker:
             self._send(owner, event, spec, desired.version)
         world = desired_world(spec, new_status)
         if world is not None and router is not None:
+            world = watch.with_fallback(spec, new_status, world)
             self._converge(owner, spec, desired.revision, router.shape(world), router)
 
     # -- observing -----------------------------------------------------------------------------
@@ -545,7 +554,10 @@ class Ticker:
             context = Context(
                 values=_template_values(rollout.owner, spec, analysis.interval, status),
                 canary_version=canary.version,
-                stable_version=stable.version,
+                # while fallen back, the new canary is judged against the fallback's pods
+                stable_version=spec.fallback.version
+                if status.fallback and spec.fallback
+                else stable.version,
                 canary_since=_parse_time(status.canary_since, now),
                 now=now,
                 weight=status.canary_weight,
@@ -581,6 +593,8 @@ class Ticker:
         """The world the status asks for; what was put back after another writer, in words."""
         deployments = [build_deployment(owner, spec, current, world.replicas[current])] \
             if current in world.replicas else []  # fmt: skip
+        if spec.fallback is not None:
+            deployments.append(build_fallback(owner, spec))
         desired = Desired(
             apply=[
                 *deployments,
@@ -588,7 +602,8 @@ class Ticker:
                 build_service(owner, spec, "canary", world.canary or world.stable),
             ],
             scale={deployment_name(owner.name, revision): replicas
-                   for revision, replicas in world.replicas.items() if revision != current},
+                   for revision, replicas in world.replicas.items()
+                   if revision not in (current, FALLBACK_REVISION)},
             keep=frozenset(world.replicas),
         )  # fmt: skip
         said = self.cluster.converge(owner, desired)

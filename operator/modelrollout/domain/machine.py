@@ -318,7 +318,8 @@ def _stable_now(t: _Tick, s: ModelRolloutStatus, why: str) -> ModelRolloutStatus
     if canary is None or old is None:
         return s
     delay = timedelta(seconds=parse_duration(t.spec.scale_down_delay))
-    old_goes = ScaleDown(revision=old.revision, after=timestamp(t.seen.now + delay))
+    old_goes = ScaleDown(revision=old.revision, after=timestamp(t.seen.now + delay),
+                         version=old.version)  # fmt: skip
     s = _end_canary(s, t.now, "Promoted", why)
     s = s.edit(stable=canary, scale_down=[*s.scale_down, old_goes])
     t.emit("Normal", "Promoted", f"revision {canary.revision} ({canary.version}) is stable")

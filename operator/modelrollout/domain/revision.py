@@ -27,6 +27,10 @@ def revision_of(spec: ModelRolloutSpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
+# The fallback (heuristic) revision's name among the revisions: never a hash (those are hex).
+FALLBACK_REVISION = "fallback"
+
+
 def deployment_name(rollout: str, revision: str) -> str:
     return f"{rollout}-{revision}"
 

@@ -11,7 +11,7 @@ operator restart resumes where it was.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from modelrollout.api.v1alpha1 import (
@@ -19,6 +19,8 @@ from modelrollout.api.v1alpha1 import (
     RETRAINING_OPEN,
     Alarm,
     Detector,
+    FallbackState,
+    HistoryEntry,
     KpiSignal,
     ModelRolloutSpec,
     ModelRolloutStatus,
@@ -28,13 +30,16 @@ from modelrollout.api.v1alpha1 import (
     Retraining,
     RetrainingState,
     RetrainingStatus,
+    RevisionRef,
+    ScaleDown,
     SignalResult,
     Trigger,
     Verdict,
 )
 from modelrollout.domain import monitor as detectors
 from modelrollout.domain.durations import parse_duration
-from modelrollout.domain.machine import Command, EventType, timestamp
+from modelrollout.domain.machine import Command, EventType, World, timestamp, with_condition
+from modelrollout.domain.revision import FALLBACK_REVISION
 from modelrollout.domain.signals import result
 
 ALARMS_KEPT = 10
@@ -54,9 +59,11 @@ def _later(now: datetime, duration: str) -> str:
 
 
 def watched(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> bool:
-    """The monitor watches the stable revision whenever no canary is in flight."""
+    """The monitor watches the stable revision whenever no canary is in flight and it serves
+    (not while the fallback does)."""
     in_flight = status.canary is not None and status.phase in IN_FLIGHT
-    return spec.monitor is not None and status.stable is not None and not in_flight
+    serving = status.fallback is None
+    return spec.monitor is not None and status.stable is not None and not in_flight and serving
 
 
 def current(status: ModelRolloutStatus, now: datetime) -> MonitorStatus | None:
@@ -288,6 +295,94 @@ def retraining_job(rollout: str, n: int) -> str:
     return rollout[: 63 - len(suffix)] + suffix
 
 
+def fall_back(spec: ModelRolloutSpec, status: ModelRolloutStatus, triggers: list[Trigger],
+              now: datetime, emit: Say) -> ModelRolloutStatus:  # fmt: skip
+    """The first trigger whose action falls back sends the traffic away from the stable revision
+    in this tick: to the previous revision while it is warm (the failed one is then remembered
+    as rejected, like a rollback), else to the fallback revision of `spec.fallback`."""
+    monitor, stable = spec.monitor, status.stable
+    if monitor is None or stable is None or status.fallback is not None:
+        return status
+    for trigger in triggers:
+        action = next((a for a in monitor.actions(trigger.signal) if a.fallback), None)
+        if action is None:
+            continue
+        why = f"{trigger.signal}: {trigger.message}"
+        previous = _warm_previous(status, now) if action.fallback == "previous" else None
+        if previous is not None:
+            return _back_to(spec, status, previous, now=now, why=why, emit=emit)
+        if spec.fallback is None:
+            said = (f"{why}; {action.fallback} is not warm and there is no spec.fallback: "
+                    "traffic stays on the stable revision")  # fmt: skip
+            emit("Warning", "FallbackUnavailable", said, True)
+            return status
+        emit("Warning", "FellBack", f"traffic to the fallback {spec.fallback.version} instead of "
+             f"{stable.version}: {why}", True)  # fmt: skip
+        state = FallbackState(since=timestamp(now), reason=why, stable=stable.revision)
+        return status.edit(fallback=state, message=f"fallen back to {spec.fallback.version}: "
+                           f"{why}")  # fmt: skip
+    return status
+
+
+def with_fallback(spec: ModelRolloutSpec, status: ModelRolloutStatus, world: World) -> World:
+    """The fallback revision kept at its size beside the others, and, while fallen back, in the
+    stable's place: the stable Service selects its pods (and a new canary is judged against it)."""
+    if spec.fallback is None:
+        return world
+    replicas = {**world.replicas, FALLBACK_REVISION: spec.fallback.replicas}
+    stable = FALLBACK_REVISION if status.fallback is not None else world.stable
+    return replace(world, replicas=replicas, stable=stable)
+
+
+def _warm_previous(status: ModelRolloutStatus, now: datetime) -> RevisionRef | None:
+    """The revision the stable replaced, while it is still at full size (scaleDownDelay)."""
+    for kept in reversed(status.scale_down):
+        if kept.replicas is not None or kept.version is None or _parse(kept.after) <= now:
+            continue
+        return RevisionRef(revision=kept.revision, version=kept.version)
+    return None
+
+
+def _back_to(spec: ModelRolloutSpec, status: ModelRolloutStatus, previous: RevisionRef, *,
+             now: datetime, why: str, emit: Say) -> ModelRolloutStatus:  # fmt: skip
+    """The previous revision is stable again; the failed one is rejected, as after a rollback."""
+    failed = status.stable
+    if failed is None:
+        return status
+    at = timestamp(now)
+    emit("Warning", "RolledBack", f"fallback to the previous {previous.version}: {why}", True)
+    kept = ScaleDown(revision=failed.revision, after=_later(now, spec.scale_down_delay),
+                     replicas=spec.replicas)  # fmt: skip
+    entry = HistoryEntry(version=failed.version, revision=failed.revision,
+                         outcome="RolledBack", started_at=at, finished_at=at,
+                         reason=f"after promotion: {why}")  # fmt: skip
+    scale = [d for d in status.scale_down if d.revision not in (previous.revision, failed.revision)]
+    message = f"fallback to the previous {previous.version}: {why}"
+    status = status.edit(stable=previous, canary=failed, phase="RolledBack", canary_weight=0,
+                         message=message, scale_down=[*scale, kept],
+                         history=[*status.history, entry][-10:])  # fmt: skip
+    return with_condition(status, "Degraded", "True", reason="FellBack", message=message, now=at)
+
+
+def fallback_ends(status: ModelRolloutStatus, command: Command | None,
+                  emit: Say) -> ModelRolloutStatus:  # fmt: skip
+    """The fallback ends when a new stable revision is promoted, or when a human says `resume`
+    (the stable is sound again)."""
+    state = status.fallback
+    if state is None:
+        return status
+    if status.stable is not None and status.stable.revision != state.stable:
+        emit("Normal", "FallbackEnded", f"{status.stable.version} is stable: the fallback ends",
+             True)  # fmt: skip
+        return status.edit(fallback=None, message=None)
+    if command is not None and command.kind == "resume" and status.phase != "Paused":
+        who = command.user or "a user"
+        emit("Normal", "FallbackEnded", f"{who} sent the traffic back to the stable revision",
+             True)  # fmt: skip
+        return status.edit(fallback=None, message=None)
+    return status
+
+
 def waiting(status: ModelRolloutStatus) -> Retraining | None:
     r = status.retraining
     if r is None or r.current is None or r.current.state != "WaitingForApproval":
@@ -393,6 +488,8 @@ __all__ = [
     "Look",
     "current",
     "decide",
+    "fall_back",
+    "fallback_ends",
     "job_due",
     "job_seen",
     "monitor_due",
@@ -402,4 +499,5 @@ __all__ = [
     "waiting",
     "watch",
     "watched",
+    "with_fallback",
 ]

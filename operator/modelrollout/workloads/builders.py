@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import copy
 
-from modelrollout.api.v1alpha1 import ModelRolloutSpec, Retraining
+from modelrollout.api.v1alpha1 import ModelRolloutSpec, PodTemplate, Retraining
 from modelrollout.domain.revision import (
+    FALLBACK_REVISION,
     MODEL_LABEL,
     REVISION_LABEL,
     VERSION_LABEL,
@@ -18,10 +19,10 @@ from modelrollout.domain.revision import (
 from modelrollout.k8s.owner import Manifest, Owner
 
 
-def _model_env(spec: ModelRolloutSpec) -> list[Manifest]:
+def _model_env(spec: ModelRolloutSpec, version: str) -> list[Manifest]:
     env = [
         {"name": "MODEL_NAME", "value": spec.model.name},
-        {"name": "MODEL_VERSION", "value": spec.model.version},
+        {"name": "MODEL_VERSION", "value": version},
     ]
     if spec.model.uri:
         env.append({"name": "MODEL_URI", "value": spec.model.uri})
@@ -39,16 +40,31 @@ def build_deployment(
 ) -> Manifest:
     """The Deployment of one revision: the user's template, with the model's identity injected
     (env MODEL_NAME, MODEL_VERSION, MODEL_URI and labels) and selected by its revision label."""
-    template = spec.template.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return _deployment(owner, spec, revision, replicas, template_model=spec.template,
+                       version=spec.model.version)  # fmt: skip
+
+
+def build_fallback(owner: Owner, spec: ModelRolloutSpec) -> Manifest:
+    """NAME-fallback: spec.fallback's template, kept at its replicas, with its own version."""
+    if spec.fallback is None:
+        raise ValueError("no spec.fallback")
+    f = spec.fallback
+    return _deployment(owner, spec, FALLBACK_REVISION, f.replicas, template_model=f.template,
+                       version=f.version)  # fmt: skip
+
+
+def _deployment(owner: Owner, spec: ModelRolloutSpec, revision: str, replicas: int, *,
+                template_model: PodTemplate, version: str) -> Manifest:  # fmt: skip
+    template = template_model.model_dump(mode="json", by_alias=True, exclude_none=True)
     identity = {
         REVISION_LABEL: revision,
         MODEL_LABEL: spec.model.name,
-        VERSION_LABEL: spec.model.version,
+        VERSION_LABEL: version,
     }
     metadata = template.get("metadata", {})
     labels = {**metadata.get("labels", {}), **identity}
     pod_spec = copy.deepcopy(template["spec"])
-    env = _model_env(spec)
+    env = _model_env(spec, version)
     for key in ("containers", "initContainers"):
         if key in pod_spec:
             pod_spec[key] = [_with_env(c, env) for c in pod_spec[key]]

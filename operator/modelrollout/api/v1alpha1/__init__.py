@@ -35,6 +35,9 @@ from modelrollout.api.v1alpha1.lifecycle import (
     Bake as Bake,
 )
 from modelrollout.api.v1alpha1.lifecycle import (
+    Fallback as Fallback,
+)
+from modelrollout.api.v1alpha1.lifecycle import (
     FalseAlarms as FalseAlarms,
 )
 from modelrollout.api.v1alpha1.lifecycle import (
@@ -210,6 +213,9 @@ from modelrollout.api.v1alpha1.status import (
 )
 from modelrollout.api.v1alpha1.status import (
     Detector as Detector,
+)
+from modelrollout.api.v1alpha1.status import (
+    FallbackState as FallbackState,
 )
 from modelrollout.api.v1alpha1.status import (
     HistoryEntry as HistoryEntry,

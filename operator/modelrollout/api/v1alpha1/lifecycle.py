@@ -14,6 +14,7 @@ from modelrollout.api.v1alpha1.queries import check_selector, selector_field
 from modelrollout.api.v1alpha1.rules import (
     DNS_LABEL_PATTERN,
     DURATION_PATTERN,
+    LABEL_VALUE_PATTERN,
     Model,
     Rule,
     Ruled,
@@ -21,7 +22,7 @@ from modelrollout.api.v1alpha1.rules import (
     ruled,
 )
 from modelrollout.api.v1alpha1.signals import DriftSignal, ThresholdSignal
-from modelrollout.api.v1alpha1.workload import PodTemplateMetadata
+from modelrollout.api.v1alpha1.workload import PodTemplate, PodTemplateMetadata
 
 MAX_HOLDBACK_PERCENT = 50
 
@@ -148,11 +149,24 @@ class Retrain(Model):
 
 class AlarmAction(Model):
     """What an alarm of `signals` (every monitor signal when empty) does: an Event and the
-    notifications (`notify`), and a retraining."""
+    notifications (`notify`), a retraining, and a fallback: to the `previous` revision while it
+    is still warm (within scaleDownDelay of its replacement; else the heuristic, if there is
+    one), or to the `heuristic` revision of `spec.fallback`."""
 
     signals: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=16)
     notify: bool = True
     retrain: Retrain | None = None
+    fallback: Literal["previous", "heuristic"] | None = None
+
+
+class Fallback(Model):
+    """A simpler model (a heuristic, rules, yesterday's scores) kept at `replicas` and ready
+    beside every revision, as Deployment NAME-fallback, to take the traffic when an alarm says
+    so; its pods carry model version `version`."""
+
+    version: str = Field(pattern=LABEL_VALUE_PATTERN, max_length=63)
+    replicas: int = Field(default=1, ge=1, le=100)
+    template: PodTemplate
 
 
 _NAMED = Rule(

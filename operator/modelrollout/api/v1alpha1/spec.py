@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from modelrollout.api.v1alpha1.analysis import Analysis
-from modelrollout.api.v1alpha1.lifecycle import Bake, Monitor
+from modelrollout.api.v1alpha1.lifecycle import Bake, Fallback, Monitor
 from modelrollout.api.v1alpha1.notifications import Notifications
 from modelrollout.api.v1alpha1.rules import DURATION_PATTERN, Rule, Ruled, ruled
 from modelrollout.api.v1alpha1.strategy import Strategy
@@ -35,6 +35,12 @@ class ModelRolloutSpec(Ruled):
         Rule("!has(self.monitor) || has(self.analysis)",
              lambda m: m.monitor is None or m.analysis is not None,
              "monitor needs analysis.prometheus: where its signals are measured", ".monitor"),
+        Rule("!has(self.monitor) || !has(self.monitor.onAlarm) || self.monitor.onAlarm.all(a, "
+             "!has(a.fallback) || a.fallback != 'heuristic' || has(self.fallback))",
+             lambda m: m.monitor is None or m.fallback is not None
+             or all(a.fallback != "heuristic" for a in m.monitor.on_alarm),
+             "monitor.onAlarm[].fallback: heuristic needs spec.fallback, the revision it falls "
+             "back to", ".monitor.onAlarm"),
     )  # fmt: skip
     model_config = ConfigDict(json_schema_extra=ruled(*RULES))
     replicas: int = Field(default=1, ge=1, le=1000)
@@ -49,4 +55,5 @@ class ModelRolloutSpec(Ruled):
     analysis: Analysis | None = None
     bake: Bake | None = None
     monitor: Monitor | None = None
+    fallback: Fallback | None = None
     notifications: Notifications | None = None

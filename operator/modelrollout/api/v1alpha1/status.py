@@ -122,6 +122,7 @@ class ScaleDown(Reported):
     revision: str
     after: str
     replicas: int | None = None
+    version: str | None = None  # a replaced stable's model version (a fallback may go back to it)
 
 
 class HistoryEntry(Reported):
@@ -251,6 +252,14 @@ class NotificationsStatus(Reported):
     dropped: int = 0
 
 
+class FallbackState(Reported):
+    """Traffic is on the fallback (heuristic) revision instead of `stable`, since `since`."""
+
+    since: str
+    reason: str
+    stable: str  # the stable revision that was replaced; a new one ends the fallback
+
+
 class StatusEdit(TypedDict, total=False):
     """The fields of ModelRolloutStatus as keyword arguments, so that every edit of a status is
     type-checked (a test keeps the two in step)."""
@@ -274,6 +283,7 @@ class StatusEdit(TypedDict, total=False):
     monitor: MonitorStatus | None
     retraining: RetrainingStatus | None
     notifications: NotificationsStatus | None
+    fallback: FallbackState | None
 
 
 class ModelRolloutStatus(Reported):
@@ -296,6 +306,7 @@ class ModelRolloutStatus(Reported):
     monitor: MonitorStatus | None = None
     retraining: RetrainingStatus | None = None
     notifications: NotificationsStatus | None = None
+    fallback: FallbackState | None = None
 
     def edit(self, **changes: Unpack[StatusEdit]) -> ModelRolloutStatus:
         """A copy with `changes`, each checked against the field's type."""
