@@ -284,6 +284,19 @@ INVALID: list[Invalid] = [
     Invalid("a malformed retraining cooldown",
             _monitored(_set("spec.monitor.onAlarm.0.retrain.cooldown", "a day")),
             "spec.monitor.onAlarm[0].retrain.cooldown"),
+    Invalid("a fallback to a heuristic there is none of",
+            _monitored(_set("spec.monitor.onAlarm.0.fallback", "heuristic")),
+            "spec.monitor.onAlarm"),
+    Invalid("a fallback version that cannot be a label value",
+            _set("spec.fallback", {"version": "rules/v1", "template": {
+                "spec": {"containers": [{"name": "r", "image": "rules:1"}]}}}),
+            "spec.fallback.version"),
+    Invalid("a webhook format nobody reads", _set("spec.notifications", {"webhooks": [
+                {"url": "http://hooks.example/x", "format": "xml"}]}),
+            "spec.notifications.webhooks[0].format"),
+    Invalid("a webhook URL that is not http", _set("spec.notifications", {"webhooks": [
+                {"url": "ftp://hooks.example/x"}]}),
+            "spec.notifications.webhooks[0].url"),
     Invalid("an approval neither none nor required",
             _monitored(_set("spec.monitor.onAlarm.0.retrain.approval", "maybe")),
             "spec.monitor.onAlarm[0].retrain.approval"),
