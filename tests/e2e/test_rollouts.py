@@ -6,16 +6,18 @@ import json
 import socket
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelrollout.cli import report
 from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.exporter import ErrorRateExporter
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.processes import free_ports
-from modelrollout.testing.prometheus import PrometheusServer
+from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer, ScrapeJob
 from modelrollout.testing.stories import CANARY_AT_50, NAME, Story, model_rollout
 from modelrollout.testing.vocabulary import aborted_at_once
 from modelrollout.testing.webhooks import Receiver
@@ -333,3 +335,40 @@ def test_a_receiver_down_for_a_whole_rollout_delays_no_decision(
     finally:
         healthy.close()
         hanging.close()
+
+
+def test_the_report_draws_a_real_rollout_from_its_status_and_prometheus(
+    story: Story, prometheus: PrometheusPool, telemetry: ErrorRateExporter, tmp_path: Path
+) -> None:
+    # Given a Prometheus that scrapes the models and the operator, as in production
+    target = story.operator.metrics_url.removeprefix("http://").removesuffix("/metrics")
+    server = prometheus(
+        [ScrapeJob("models", (telemetry.target,)), ScrapeJob("operator", (target,))]
+    )
+    telemetry.error_rate.labels(version="v1").set(0.001)
+    telemetry.error_rate.labels(version="v2").set(0.004)
+    # When v2 is rolled out and promoted
+    story.apply(model_rollout(server.url, "v1"))
+    story.stable("v1")
+    story.apply(model_rollout(server.url, "v2"))
+    story.until("v2 is promoted", lambda: story.stable_version() == "v2", timeout=120)
+    time.sleep(3)  # the last scrapes
+    # Then the data behind the picture is the rollout's: its weights, its signal and bound, and
+    # its decisions
+    body = story.get("modelrollout", NAME)
+    assert body is not None
+    data = report.gather(body, server.url, since=300)
+    weights = [v for _, v in data.weight]
+    assert 50.0 in weights, weights  # the canary's step (its 100% lasts less than a scrape)
+    assert weights[-1] == 0.0
+    assert any(abs(v - 0.004) < 1e-9 for _, v in data.signals["error-rate"]), data.signals
+    assert {v for _, v in data.bounds["error-rate"]} == {0.01}
+    assert [d.what for d in data.decisions][-1] == "v2 Promoted"
+    # And the command writes the picture and the summary
+    said = story.cli("report", NAME, "--prometheus", server.url, "--since", "5m",
+                     "--out", str(tmp_path))  # fmt: skip
+    assert "wrote" in said
+    assert (tmp_path / f"{NAME}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = (tmp_path / f"{NAME}.md").read_text()
+    assert "| v2 Promoted | operator |" in summary, summary
+    assert "| error-rate | 0.004 | 0.01 | 0 |" in summary, summary

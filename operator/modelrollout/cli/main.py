@@ -19,7 +19,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api.v1alpha1 import AT_REST, GROUP, PLURAL, UNHEALTHY_PHASES, VERSION
-from modelrollout.cli import reference
+from modelrollout.cli import reference, report
 from modelrollout.cli.view import render_status, render_table
 from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
 from modelrollout.domain.durations import parse_duration
@@ -174,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
                     "rest; exit 2 if it is not")  # fmt: skip
     st.add_argument("-o", "--output", choices=("json", "yaml"))
     reference.add_parser(sub, common)
+    report.add_parser(sub, common)
     for action, text in ACTIONS.items():
         a = sub.add_parser(action, help=text, parents=[common])
         a.add_argument("name")
@@ -211,6 +212,8 @@ def _run(args: argparse.Namespace) -> int:
         print(_show(cli.list(args.all_namespaces), args.output))
     elif args.command == "status":
         return _status(cli, args)
+    elif args.command == "report":
+        return report.run(cli.get(args.name), args)
     else:
         if args.command in DECISIONS and not _waits(cli.get(args.name)):
             print(f"error: nothing waits for approval on {cli.namespace}/{args.name}",
