@@ -51,6 +51,10 @@ elseif phase == "Progressing" then
   if status.canary == nil then
     hs.message = "Model version " .. version(status.stable) .. " is being made stable"
   end
+elseif phase == "Baking" then
+  hs.status = "Progressing"
+  hs.message = "Baking " .. version(status.canary) .. " at " .. (status.canaryWeight or 0) ..
+    "%, " .. version(status.stable) .. " kept warm"
 elseif phase == "Paused" then
   hs.status = "Suspended"
   local reason = "Paused"

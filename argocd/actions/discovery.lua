@@ -4,7 +4,7 @@ local phase = ""
 if obj.status ~= nil and obj.status.phase ~= nil then
   phase = obj.status.phase
 end
-local running = phase == "Progressing" or phase == "Paused"
+local running = phase == "Progressing" or phase == "Paused" or phase == "Baking"
 actions["promote"] = {["disabled"] = not running}
 actions["promote-full"] = {["disabled"] = not running}
 actions["abort"] = {["disabled"] = not running}

@@ -70,6 +70,8 @@ HEALTH = [
     ("Paused for evidence", {"phase": "Paused", "stable": V1, "canary": V2, "canaryWeight": 50,
                              "pause": {"reason": "Inconclusive", "message": "accuracy unproven"}},
      "Suspended", "Inconclusive: canary v2 at 50% (accuracy unproven)"),
+    ("Baking", {"phase": "Baking", "stable": V1, "canary": V2, "canaryWeight": 90},
+     "Progressing", "Baking v2 at 90%, v1 kept warm"),
     ("Promoted", {"phase": "Promoted", "stable": V2}, "Healthy", "Model version v2 is stable"),
     ("RolledBack", {"phase": "RolledBack", "stable": V1, "canary": V2,
                     "message": "signal amount-drift: jensenShannon 0.27 above max 0.1"},
@@ -115,6 +117,7 @@ action = GENERATOR.action
 OFFERED = {
     "Progressing": {"promote", "promote-full", "abort", "pause"},
     "Paused": {"promote", "promote-full", "abort", "resume"},
+    "Baking": {"promote", "promote-full", "abort"},
     "RolledBack": {"retry"},
     "Promoted": set(),
 }
