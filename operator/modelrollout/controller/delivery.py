@@ -39,6 +39,7 @@ class _Sink:
     failures: int = 0
     last_error: str | None = None
     next_attempt: float = 0.0  # monotonic
+    next_attempt_at: str | None = None  # the same, as status says it
     busy: bool = False
 
     def next(self) -> Notice | None:
@@ -90,14 +91,12 @@ class Sender:
         self._wake.set()
 
     def progress(self, owner: Owner) -> dict[str, Progress]:
-        now, wall = self._clock(), datetime.now(UTC)
         with self._lock:
             return {
                 sink.hook.sink: Progress(
                     delivered=sink.delivered, failures=sink.failures,
                     last_error=sink.last_error,
-                    next_attempt_at=timestamp(wall + timedelta(seconds=sink.next_attempt - now))
-                    if sink.failures else None,
+                    next_attempt_at=sink.next_attempt_at if sink.failures else None,
                 )
                 for key, sink in self._sinks.items()
                 if key[:2] == (owner.namespace, owner.name)
@@ -178,7 +177,9 @@ class Sender:
                     sink.failures += 1
                     sink.last_error = answer.error
                     delay = min(MAX_DELAY, self._first_delay * 2 ** (sink.failures - 1))
-                    sink.next_attempt = self._clock() + max(delay, answer.retry_after or 0.0)
+                    wait = max(delay, answer.retry_after or 0.0)
+                    sink.next_attempt = self._clock() + wait
+                    sink.next_attempt_at = timestamp(datetime.now(UTC) + timedelta(seconds=wait))
                     return
         finally:
             with self._lock:
