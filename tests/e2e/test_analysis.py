@@ -21,11 +21,10 @@ from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusPool, ScrapeJob
 from modelrollout.testing.stories import NAME, Story
-from modelrollout.testing.traffic import AMOUNT_EDGES, SimulatedTraffic, Truth
+from modelrollout.testing.traffic import AMOUNT_EDGES, AMOUNTS, ARM, SimulatedTraffic, Truth
 
 pytestmark = pytest.mark.cluster
 
-ARM = 'model="{{ model }}",version="{{ version }}"'
 ACCURACY = {
     "name": "accuracy",
     "compare": {
@@ -38,7 +37,7 @@ ACCURACY = {
 DRIFT = {
     "name": "amount-drift",
     "drift": {
-        "histogram": f'model_feature_value_bucket{{{ARM},feature="amount"}}',
+        "histogram": AMOUNTS,
         "statistic": "jensenShannon",
         "max": 0.1,
         "minSamples": 300,

@@ -24,15 +24,14 @@ from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.podserver import JOB
 from modelrollout.testing.prometheus import PrometheusPool, ScrapeJob
 from modelrollout.testing.stories import NAME, Story
-from modelrollout.testing.traffic import AMOUNT_EDGES, SimulatedTraffic, Truth
+from modelrollout.testing.traffic import AMOUNT_EDGES, AMOUNTS, SimulatedTraffic, Truth
 
 pytestmark = pytest.mark.cluster
 
-ARM = 'model="{{ model }}",version="{{ version }}"'
 TRAINING_DRIFT = {
     "name": "training-drift",
     "drift": {
-        "histogram": f'model_feature_value_bucket{{{ARM},feature="amount"}}',
+        "histogram": AMOUNTS,
         "against": "reference",
         "reference": {"name": "training-amounts", "key": "reference.json"},
         "max": 0.1,

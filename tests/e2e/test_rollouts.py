@@ -348,10 +348,7 @@ def test_the_report_draws_a_real_rollout_from_its_status_and_prometheus(
     telemetry.error_rate.labels(version="v1").set(0.001)
     telemetry.error_rate.labels(version="v2").set(0.004)
     # When v2 is rolled out and promoted
-    story.apply(model_rollout(server.url, "v1"))
-    story.stable("v1")
-    story.apply(model_rollout(server.url, "v2"))
-    story.until("v2 is promoted", lambda: story.stable_version() == "v2", timeout=120)
+    story.promoted(model_rollout(server.url, "v1"), model_rollout(server.url, "v2"))
     time.sleep(3)  # the last scrapes
     # Then the data behind the picture is the rollout's: its weights, its signal and bound, and
     # its decisions

@@ -143,6 +143,14 @@ class Story:
         self.apply(model_rollout(metrics.url, "v2", steps, **analysis))
         self.until("v2 takes 50%", lambda: CANARY_AT_50 in self.route_weights())
 
+    def promoted(self, v1: dict[str, Any], v2: dict[str, Any], timeout: float = 120) -> None:
+        """Given v1 stable, When v2 is applied, Then it is promoted."""
+        self.apply(v1)
+        self.stable(v1["spec"]["model"]["version"])
+        self.apply(v2)
+        version = v2["spec"]["model"]["version"]
+        self.until(f"{version} is promoted", lambda: self.stable_version() == version, timeout)
+
     def stable(self, version: str) -> None:
         """Given `version` is the stable revision (the first one is stable at once)."""
         self.until(f"{version} is stable", lambda: self.stable_version() == version)

@@ -34,6 +34,9 @@ from modelrollout.testing.cluster import rest_of
 from modelrollout.testing.processes import free_ports
 
 AMOUNT_EDGES = (10, 25, 50, 100, 250, 500, 1000, 2500)
+# The selectors of the simulated telemetry, one arm each (the `version` template variable).
+ARM = 'model="{{ model }}",version="{{ version }}"'
+AMOUNTS = f'model_feature_value_bucket{{{ARM},feature="amount"}}'
 
 
 def read_routing(api: client.ApiClient, namespace: str, name: str) -> dict[str, float]:

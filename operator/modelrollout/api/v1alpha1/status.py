@@ -22,6 +22,12 @@ AT_REST: tuple[Phase, ...] = ("Promoted", "RolledBack")  # no canary moving: a p
 UNHEALTHY_PHASES: tuple[Phase, ...] = ("RolledBack",)
 
 
+def finite_or_none(number: float | None) -> float | None:
+    """JSON has no Infinity or NaN, and the API server refuses a status that holds one: a number
+    that is not finite is absent (a message says what it was)."""
+    return number if number is None or math.isfinite(number) else None
+
+
 class Reported(BaseModel):
     """Status is written by the operator only; unknown fields are ignored, not refused."""
 
@@ -89,13 +95,8 @@ class SignalResult(Reported):
     at: str
     look: Look | None = None
 
-    @field_validator("value", "min", "max", "canary", "stable", "lower", "upper", "bound",
-                     "p_value")  # fmt: skip
-    @classmethod
-    def _finite(cls, number: float | None) -> float | None:
-        """JSON has no Infinity or NaN, and the API server refuses a status that holds one: a
-        number that is not finite is absent, and the message says what it was."""
-        return number if number is None or math.isfinite(number) else None
+    _finite = field_validator("value", "min", "max", "canary", "stable", "lower", "upper",
+                              "bound", "p_value")(finite_or_none)  # fmt: skip
 
 
 class AnalysisStatus(Reported):
@@ -148,10 +149,7 @@ class Detector(Reported):
     floor: float | None = None  # kpi: the worst rate still healthy (the baseline's bound)
     counted_to: str | None = None  # kpi: labels are counted up to here
 
-    @field_validator("statistic", "threshold", "floor")
-    @classmethod
-    def _finite(cls, number: float | None) -> float | None:
-        return number if number is None or math.isfinite(number) else None
+    _finite = field_validator("statistic", "threshold", "floor")(finite_or_none)
 
 
 class Alarm(Reported):
@@ -192,10 +190,7 @@ class Trigger(Reported):
     version: str = ""
     reference: str = ""
 
-    @field_validator("value", "bound")
-    @classmethod
-    def _finite(cls, number: float | None) -> float | None:
-        return number if number is None or math.isfinite(number) else None
+    _finite = field_validator("value", "bound")(finite_or_none)
 
 
 class Retraining(Reported):
