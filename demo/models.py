@@ -4,7 +4,9 @@
 model shipped with a serving bug: trained on log(amount), served on the raw amount. It is less
 accurate, and it fails on large amounts. `v4` is v2's model behind a new feature pipeline that
 converts amounts twice: every amount it sees is doubled. It answers, fast and without errors; only
-its inputs have moved.
+its inputs have moved. `rules-v1` is the fallback: a heuristic on the amount alone. After the
+world shifts (`World.shifted`: larger amounts, and foreign transactions no longer riskier), the
+retraining Job trains `v5` on recent labelled transactions (demo/retrain.py).
 """
 
 from __future__ import annotations
@@ -25,15 +27,29 @@ class Sample:
     y: NDArray[np.int_]  # the true label: 1 = fraud
 
 
-def draw(rng: np.random.Generator, n: int) -> Sample:
+@dataclass(frozen=True)
+class World:
+    """How transactions are drawn: the amounts' log-mean, and how risky being foreign is."""
+
+    amount_log_mean: float = 4.0
+    foreign_risk: float = 1.2
+
+    def shifted(self) -> World:
+        """After the shift: amounts e^0.8 times larger, and foreign no longer riskier (a new
+        payment partner): both the inputs and their relation to the labels have moved."""
+        return World(amount_log_mean=4.8, foreign_risk=-1.0)
+
+
+def draw(rng: np.random.Generator, n: int, world: World = World()) -> Sample:
     """Transactions whose fraud probability rises with amount, activity and foreignness."""
-    amount = rng.lognormal(4.0, 1.0, n)
+    amount = rng.lognormal(world.amount_log_mean, 1.0, n)
     transactions = rng.poisson(3.0, n).astype(float)
     age = rng.exponential(400.0, n)
     foreign = (rng.random(n) < 0.3).astype(float)
     logit = (
-        -3.0 + 0.9 * np.log(amount) - 2.4 + 0.35 * transactions - 0.004 * age + 1.2 * foreign
-        + 0.5 * foreign * np.log(amount) - 1.0
+        -3.0 + 0.9 * np.log(amount) - 2.4 + 0.35 * transactions - 0.004 * age
+        + world.foreign_risk * foreign + 0.5 * foreign * np.log(amount) - 1.0
+        - 0.9 * (world.amount_log_mean - 4.0)  # the base rate stays about the same
     )  # fmt: skip
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int_)
     return Sample(np.column_stack([amount, transactions, age, foreign]), y)
@@ -95,7 +111,8 @@ def train_all(seed: int = 7) -> dict[str, Model]:
     }
     v4 = train("v4", (0, 1, 2, 3), True, training)
     v4.input_scale = 2.0
-    return {**models, "v4": v4}
+    rules = train("rules-v1", (0,), False, training)
+    return {**models, "v4": v4, "rules-v1": rules}
 
 
 def accuracy(model: Model, sample: Sample) -> float:

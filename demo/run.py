@@ -9,9 +9,13 @@ send transactions to the gateway; the HTTPRoute the operator writes decides whic
 the true labels go back to the pod that answered. Then: v1 becomes stable; v2 (better) is
 promoted step by step once the evidence says it is at least as accurate; v3 (a serving bug) is
 rolled back on its error rate; v4 (fast, error-free, but its feature pipeline doubles every
-amount) is rolled back on input drift. The live
-`modelrollout status` view is printed as it goes; a timeline picture and a summary are written
-to out/.
+amount) is rolled back on input drift. Then the loop closes: the world shifts (larger amounts,
+and foreign transactions no longer riskier); the monitor watching v2 sees its inputs drift from
+its training data and its accuracy fall; a retraining Job (demo/retrain.py, a process on the
+process node) trains v5 on recent labels, registers it and sets the rollout's version with its
+own ServiceAccount; v5 goes through the canary and its bake and is promoted. Last, v5 fails hard
+and the traffic falls back to a heuristic within a few looks. The live `modelrollout status` view
+is printed as it goes; `modelrollout report`'s picture and summary are written to out/.
 """
 
 from __future__ import annotations
@@ -21,25 +25,26 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import yaml
 from kubernetes import client, config
 from models import accuracy, draw, save, train_all
+from server import AMOUNT_EDGES
 from traffic import GatewayTraffic
 
+from modelrollout.cli import report
 from modelrollout.cli.view import render_status
+from modelrollout.domain.reference import DEFAULT_KEY, config_map, encode, histogram_counts
 from modelrollout.testing.cluster import Binaries, LocalCluster, wait_for
 from modelrollout.testing.kubelet import Image
 from modelrollout.testing.operator import OperatorProcess
-from modelrollout.testing.prometheus import PrometheusServer, built
+from modelrollout.testing.prometheus import PrometheusServer, ScrapeJob, built
 from modelrollout.testing.traefik import Traefik, locate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,15 +53,15 @@ NAME, NAMESPACE = "fraud-detector", "default"
 MANIFEST = ROOT / "examples" / "demo" / "fraud-detector.yaml"
 HOST = "fraud.demo.internal"  # the route's hostname, in the manifest
 SERVER_IMAGE = "example.invalid/fraud"  # any tag: the process node runs demo/server.py for it
+RETRAIN_IMAGE = "example.invalid/retrain"  # demo/retrain.py
+REFERENCE = "fraud-training"  # the monitor's training reference (the retraining renews it)
 
 
 @dataclass
 class Recorder:
-    """Samples the rollout's status every second, for the timeline."""
+    """Reads the rollout as the demo goes."""
 
     objects: client.CustomObjectsApi
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    stopped: threading.Event = field(default_factory=threading.Event)
 
     def get(self) -> dict[str, Any]:
         body: dict[str, Any] = self.objects.get_namespaced_custom_object(
@@ -64,23 +69,15 @@ class Recorder:
         )
         return body
 
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                status = self.get().get("status") or {}
-            except client.exceptions.ApiException:
-                status = {}
-            signals = (status.get("analysis") or {}).get("signals") or []
-            self.rows.append(
-                {
-                    "t": time.monotonic(),
-                    "phase": status.get("phase"),
-                    "canary": (status.get("canary") or {}).get("version"),
-                    "weight": status.get("canaryWeight", 0),
-                    "signals": {s["name"]: s for s in signals},
-                }
-            )
-            self.stopped.wait(1.0)
+    def until(self, what: str, holds: Any, timeout: float) -> dict[str, Any]:
+        """The rollout once `holds(status)`; the demo stops saying what it waited for if not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.get()
+            if holds(body.get("status") or {}):
+                return body
+            time.sleep(1.0)
+        raise SystemExit(f"{what}: not within {timeout:.0f} s")
 
 
 def apply(cluster: LocalCluster, prometheus: str, version: str) -> None:
@@ -108,51 +105,9 @@ def watch(recorder: Recorder, version: str, outcome: str, timeout: float,
     raise SystemExit(f"{version} was not {outcome} within {timeout:.0f} s")
 
 
-def draw_timeline(rows: list[dict[str, Any]], spec: dict[str, Any], path: Path) -> None:
-    plt.switch_backend("Agg")  # files only, no display
-    t0 = rows[0]["t"]
-    ts = [r["t"] - t0 for r in rows]
-    signals = [s["name"] for s in spec["analysis"]["signals"]]
-    fig, axes = plt.subplots(
-        len(signals) + 1, 1, figsize=(11, 2.3 * (len(signals) + 1)), sharex=True
-    )
-    axes[0].step(ts, [r["weight"] for r in rows], where="post", color="tab:blue")
-    axes[0].set_ylabel("canary weight %")
-    axes[0].set_ylim(-5, 105)
-    last, heights = None, iter([95, 80, 65] * 10)
-    for t, r in zip(ts, rows, strict=True):
-        marker = (r["phase"], r["canary"])
-        if marker != last and r["phase"] in ("Progressing", "Promoted", "RolledBack"):
-            label = r["phase"] if r["phase"] != "Progressing" else f"canary {r['canary']}"
-            for ax in axes:
-                ax.axvline(t, color="grey", linewidth=0.6, linestyle=":")
-            axes[0].annotate(label, (t, next(heights)), fontsize=8, ha="left", va="top")
-        last = marker
-    for ax, name in zip(axes[1:], signals, strict=True):
-        points = [
-            (t, r["signals"][name]) for t, r in zip(ts, rows, strict=True) if name in r["signals"]
-        ]
-        xs = [t for t, s in points if s.get("value") is not None]
-        ys = [s["value"] for t, s in points if s.get("value") is not None]
-        ax.plot(xs, ys, ".-", color="tab:green", markersize=3)
-        fails = [(t, s["value"]) for t, s in points if s.get("verdict") == "Fail"]
-        if fails:
-            ax.plot(*zip(*fails, strict=True), "x", color="tab:red", markersize=8, label="Fail")
-            ax.legend(loc="upper right", fontsize=8)
-        latest = points[-1][1] if points else {}
-        for key in ("min", "max", "bound"):  # the limit each verdict was judged against
-            if latest.get(key) is not None:
-                ax.axhline(latest[key], color="tab:red", linestyle="--", linewidth=1)
-        ax.set_ylabel(name if latest.get("kind") != "compare" else f"{name}\nadvantage")
-    axes[-1].set_xlabel("seconds since v2 was applied")
-    fig.suptitle("modelrollout demo: v2 promoted, v3 rolled back on errors, v4 on input drift")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def summarise(offline: dict[str, float], history: list[dict[str, Any]], seconds: float,
-              traffic: GatewayTraffic) -> str:  # fmt: skip
+def summarise(offline: dict[str, float], body: dict[str, Any], seconds: float,
+              traffic: GatewayTraffic, loop: dict[str, float]) -> str:  # fmt: skip
+    status = body.get("status") or {}
     answered = ", ".join(
         f"{v} {n} (HTTP {code})" for (v, code), n in sorted(traffic.answered.items())
     )
@@ -168,12 +123,23 @@ def summarise(offline: dict[str, float], history: list[dict[str, Any]], seconds:
         f"({dict(traffic.failures) or 'none'}); label batches lost with their pod: "
         f"{traffic.labels_lost}.",
         "",
+        f"After the world shifted: the monitor's first alarm after {loop['alarm']:.0f} s, the "
+        f"retraining Job done after {loop['retrained']:.0f} s, v5 promoted after "
+        f"{loop['promoted']:.0f} s. After v5 failed hard: fallen back after {loop['fell']:.0f} s, "
+        f"the heuristic answering after {loop['answering']:.0f} s.",
+        "",
         "| version | outcome | started | finished | reason |",
         "|---|---|---|---|---|",
     ]
-    for h in history:
+    for h in status.get("history", []):
         cells = (h["version"], h["outcome"], h["startedAt"], h["finishedAt"], h.get("reason", ""))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| monitor alarm | at | message |", "|---|---|---|"]
+    for alarm in (status.get("monitor") or {}).get("alarms", []):
+        lines.append(f"| {alarm['signal']} | {alarm['at']} | {alarm['message']} |")
+    lines += ["", "| retraining | Job | state | message |", "|---|---|---|---|"]
+    for r in (status.get("retraining") or {}).get("history", []):
+        lines.append(f"| {r['id']} | {r['job']} | {r['state']} | {r['message']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -198,7 +164,7 @@ def wait_for_gateway(url: str, timeout: float = 60) -> None:
 def main() -> int:
     began = time.monotonic()
     OUT.mkdir(exist_ok=True)
-    print("training four fraud classifiers on synthetic data ...", flush=True)
+    print("training five fraud classifiers and a heuristic on synthetic data ...", flush=True)
     models = train_all()
     held_out = draw(np.random.default_rng(99), 20_000)
     offline = {v: accuracy(m, held_out) for v, m in models.items()}
@@ -206,39 +172,91 @@ def main() -> int:
     registry = Path(tempfile.mkdtemp(prefix="modelrollout-demo-models-"))
     for version, model in models.items():
         save(model, registry / f"{version}.json")
+    training = draw(np.random.default_rng(7), 20_000)  # train_all's sample: the first reference
     demo = Path(__file__).resolve().parent
-    images = {SERVER_IMAGE: Image((sys.executable, str(demo / "server.py")),
-                                  env={"MODEL_DIR": str(registry)}, workdir=demo)}  # fmt: skip
+    images = {
+        SERVER_IMAGE: Image((sys.executable, str(demo / "server.py")),
+                            env={"MODEL_DIR": str(registry)}, workdir=demo),
+        RETRAIN_IMAGE: Image((sys.executable, str(demo / "retrain.py")),
+                             env={"MODEL_DIR": str(registry)}, workdir=demo),
+    }  # fmt: skip
     try:
-        with (
-            LocalCluster(Binaries.locate(), images=images) as cluster,
-            Traefik(locate(), cluster.kubeconfig, cluster.network) as gateway,
-            PrometheusServer(
-                [cluster.pods_job("model-servers")], network=cluster.network, binary=built()
-            ) as prom,
-        ):
-            run(cluster, gateway, prom, offline, began)
+        with LocalCluster(Binaries.locate(), images=images) as cluster:
+            # The demo's Prometheus scrapes the operator too, as a cluster's would: the report
+            # reads the rollout's weights and signals from it.
+            operator = OperatorProcess(cluster.kubeconfig, tick_seconds=1.0,
+                                       env={"MODELROLLOUT_PERIOD_SECONDS": "5"})  # fmt: skip
+            cluster.network.reach(operator.metrics_port)
+            jobs = [cluster.pods_job("model-servers"),
+                    ScrapeJob("operator", (f"127.0.0.1:{operator.metrics_port}",))]  # fmt: skip
+            with (
+                Traefik(locate(), cluster.kubeconfig, cluster.network) as gateway,
+                PrometheusServer(jobs, network=cluster.network, binary=built()) as prom,
+            ):
+                run(Scene(cluster, gateway, prom, operator, registry), offline,
+                    training.x[:, 0], began)  # fmt: skip
     finally:
         shutil.rmtree(registry, ignore_errors=True)
     print(f"demo done in {time.monotonic() - began:.0f} s; everything it started is stopped")
     return 0
 
 
-def run(cluster: LocalCluster, gateway: Traefik, prom: PrometheusServer,
-        offline: dict[str, float], began: float) -> None:  # fmt: skip
+@dataclass(frozen=True)
+class Scene:
+    cluster: LocalCluster
+    gateway: Traefik
+    prom: PrometheusServer
+    operator: OperatorProcess
+    registry: Path
+
+
+def prepare(cluster: LocalCluster, amounts: Any) -> None:
+    """The training reference the monitor judges inputs against, and the retraining Job's own
+    identity: a ServiceAccount whose token may only read and patch this rollout and renew that
+    reference."""
+    reference = encode(histogram_counts(amounts, AMOUNT_EDGES), "training sample of v1-v4")
+    objects: list[dict[str, Any]] = [
+        config_map(REFERENCE, NAMESPACE, DEFAULT_KEY, reference),
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "retrainer"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "retrainer"}, "rules": [
+             {"apiGroups": ["modelrollout.io"], "resources": ["modelrollouts"],
+              "resourceNames": [NAME], "verbs": ["get", "patch"]},
+             {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [REFERENCE],
+              "verbs": ["get", "patch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "retrainer"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "retrainer"},
+         "subjects": [{"kind": "ServiceAccount", "name": "retrainer", "namespace": NAMESPACE}]},
+    ]  # fmt: skip
+    listed = {"apiVersion": "v1", "kind": "List", "items": objects}
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(listed))
+    token = cluster.kubectl("create", "token", "retrainer", "-n", NAMESPACE,
+                            "--duration", "2h").stdout.strip()  # fmt: skip
+    kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
+    ca = Path(kubeconfig["clusters"][0]["cluster"]["certificate-authority"]).read_text()
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "retrainer-token"},
+              "stringData": {"token": token, "ca.crt": ca}}  # fmt: skip
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(secret))
+
+
+def run(scene: Scene, offline: dict[str, float], amounts: Any, began: float) -> None:
+    cluster, gateway, prom, operator = scene.cluster, scene.gateway, scene.prom, scene.operator
     print(f"control plane, process node, Traefik and Prometheus up in "
           f"{time.monotonic() - began:.0f} s; prometheus at {prom.url}")  # fmt: skip
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(NAMESPACE))
     cluster.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
+    prepare(cluster, amounts)
     # The demo's Prometheus scrapes every second and its canaries live for seconds, not
     # minutes: compare the arms within 5-second periods (production default: 60 s).
-    operator = OperatorProcess(cluster.kubeconfig, tick_seconds=1.0,
-                               env={"MODELROLLOUT_PERIOD_SECONDS": "5"})  # fmt: skip
     operator.start()
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    traffic = GatewayTraffic(gateway.url, HOST, cluster.network)
+    traffic = GatewayTraffic(gateway.url, HOST, cluster.network,
+                             labelled=scene.registry / "labelled.jsonl")  # fmt: skip
     recorder = Recorder(client.CustomObjectsApi(api))
+    started = datetime.now(UTC)
+    loop: dict[str, float] = {}
     try:
         apply(cluster, prom.url, "v1")
         if not wait_for(
@@ -251,11 +269,11 @@ def run(cluster: LocalCluster, gateway: Traefik, prom: PrometheusServer,
               "transactions/s through Traefik. While the demo runs, so can you:\n"
               f"  curl -H 'Host: {HOST}' -d '{{\"features\": [120, 3, 400, 1]}}' "
               f"{gateway.url}/predict\n\nRolling out v2 ...\n", flush=True)  # fmt: skip
-        threading.Thread(target=recorder.run, daemon=True).start()
         apply(cluster, prom.url, "v2")
         promoted = watch(recorder, "v2", "Promoted", timeout=240)
         print(render_status(promoted) + "\n")
-        print("v2 is promoted. Rolling out v3, which has a serving bug ...\n", flush=True)
+        print("v2 is promoted after its bake. Rolling out v3, which has a serving bug ...\n",
+              flush=True)  # fmt: skip
         apply(cluster, prom.url, "v3")
         rolled_back = watch(recorder, "v3", "RolledBack", timeout=180)
         print(render_status(rolled_back) + "\n")
@@ -263,18 +281,58 @@ def run(cluster: LocalCluster, gateway: Traefik, prom: PrometheusServer,
               flush=True)  # fmt: skip
         apply(cluster, prom.url, "v4")
         rolled_back = watch(recorder, "v4", "RolledBack", timeout=180)
-        time.sleep(3)  # a few seconds of the aftermath for the timeline
         print(render_status(rolled_back) + "\n")
+        close_the_loop(recorder, traffic, scene.registry, loop)
+        time.sleep(3)  # a few seconds of the aftermath for the picture
+        final = recorder.get()
+        print(render_status(final) + "\n")
     finally:
-        recorder.stopped.set()
         traffic.stop()
         operator.close()
-    spec = yaml.safe_load(MANIFEST.read_text())["spec"]
-    draw_timeline(recorder.rows, spec, OUT / "demo-timeline.png")
+    time.sleep(2)  # the operator's last scrape
+    data = report.gather(final, prom.url, (datetime.now(UTC) - started).total_seconds() + 5)
+    report.draw(data, OUT / "demo-timeline.png")
+    (OUT / "demo-report.md").write_text(report.markdown(data, "demo-timeline.png"))
     summary = OUT / "demo-summary.md"
-    history = (rolled_back.get("status") or {}).get("history", [])
-    summary.write_text(summarise(offline, history, time.monotonic() - began, traffic))
-    print(f"timeline: {OUT / 'demo-timeline.png'}\nsummary:  {summary}")
+    summary.write_text(summarise(offline, final, time.monotonic() - began, traffic, loop))
+    print(f"timeline: {OUT / 'demo-timeline.png'} (modelrollout report: {OUT / 'demo-report.md'})"
+          f"\nsummary:  {summary}")  # fmt: skip
+
+
+def close_the_loop(recorder: Recorder, traffic: GatewayTraffic, registry: Path,
+                   loop: dict[str, float]) -> None:  # fmt: skip
+    """The world shifts; the monitor alarms; a retraining Job trains and sets v5; v5 is rolled
+    out and promoted; then v5 fails hard and the traffic falls back to the heuristic."""
+    print("v4 is rolled back; v2 serves, watched by the monitor. Now the world shifts: amounts "
+          "grow and foreign transactions are no longer riskier ...\n", flush=True)  # fmt: skip
+    traffic.shift()
+    shifted = time.monotonic()
+    body = recorder.until("the monitor's alarm", lambda st: (st.get("monitor") or {}).get(
+        "alarms"), 240)  # fmt: skip
+    loop["alarm"] = time.monotonic() - shifted
+    print(render_status(body) + "\n")
+    body = recorder.until("the retraining's outcome", lambda st: any(
+        r["state"] in ("Succeeded", "Failed") for r in (st.get("retraining") or {}).get(
+            "history", [])), 180)  # fmt: skip
+    loop["retrained"] = time.monotonic() - shifted
+    done = body["status"]["retraining"]["history"][-1]
+    print(f"retraining {done['id']}: Job {done['job']} {done['state']}: {done['message']}\n",
+          flush=True)  # fmt: skip
+    if done["state"] != "Succeeded":
+        raise SystemExit("the retraining failed")
+    promoted = watch(recorder, "v5", "Promoted", timeout=300)
+    loop["promoted"] = time.monotonic() - shifted
+    print(render_status(promoted) + "\n")
+    print("v5 is promoted. Now its model store goes away: every request fails ...\n", flush=True)
+    (registry / "broken-v5").touch()
+    broke = time.monotonic()
+    body = recorder.until("the fallback", lambda st: st.get("fallback") is not None, 120)
+    loop["fell"] = time.monotonic() - broke
+    before = traffic.answered[("rules-v1", 200)]
+    if not wait_for(lambda: traffic.answered[("rules-v1", 200)] > before + 100, 30):
+        raise SystemExit("the heuristic answered nothing after the fallback")
+    loop["answering"] = time.monotonic() - broke
+    print(render_status(body) + "\n")
 
 
 if __name__ == "__main__":

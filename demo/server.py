@@ -45,8 +45,13 @@ def main() -> None:
     ids = itertools.count(1)
     lock = threading.Lock()
 
+    broken = Path(os.environ["MODEL_DIR"]) / f"broken-{version}"  # the demo's hard failure
+
     def predict(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         started = time.perf_counter()
+        if broken.exists():
+            served.request("500")
+            return 500, {"error": "model store unreachable", "version": version, "pod": pod}
         # what this version's feature pipeline feeds its model
         x = np.array([body["features"]], dtype=float) * np.array([model.input_scale, 1, 1, 1])
         served.inputs({"amount": float(x[0, 0])})

@@ -14,17 +14,23 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from models import draw
+from models import World, draw
 
 from modelrollout.testing.netns import Network
 
 
 class GatewayTraffic:
     def __init__(self, gateway: str, host: str, network: Network, *, rate: int = 150,
-                 connections: int = 3, seed: int = 2026) -> None:  # fmt: skip
+                 connections: int = 3, seed: int = 2026,
+                 labelled: Path | None = None) -> None:  # fmt: skip
+        self.world, self.epoch = World(), 0
+        # the label-joining service also keeps the labelled transactions (features, label and
+        # the world's epoch): the retraining Job's stand-in for a feature store
+        self.labelled = labelled.open("a") if labelled is not None else None
         self.address = gateway.removeprefix("http://")
         self.host, self.network, self.rate = host, network, rate
         self.connections, self.seed = connections, seed
@@ -46,6 +52,12 @@ class GatewayTraffic:
         self._stopped.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        if self.labelled is not None:
+            self.labelled.close()
+
+    def shift(self) -> None:
+        """The world moves: from now on transactions are drawn from World.shifted()."""
+        self.world, self.epoch = self.world.shifted(), self.epoch + 1
 
     def _user(self, index: int) -> None:
         rng = np.random.default_rng(self.seed + index)
@@ -53,8 +65,13 @@ class GatewayTraffic:
         connection = http.client.HTTPConnection(self.address, timeout=10)
         due = time.monotonic()
         while not self._stopped.is_set():
-            sample = draw(rng, 1)
+            sample = draw(rng, 1, self.world)
             body = json.dumps({"features": sample.x[0].tolist()})
+            if self.labelled is not None:
+                with self._lock:
+                    row = {"features": sample.x[0].tolist(), "epoch": self.epoch,
+                           "label": int(sample.y[0])}  # fmt: skip
+                    self.labelled.write(json.dumps(row) + "\n")
             try:
                 connection.request("POST", "/predict", body=body, headers={
                     "Host": self.host, "Content-Type": "application/json"})  # fmt: skip
@@ -86,6 +103,8 @@ class GatewayTraffic:
         while not self._stopped.wait(0.5):
             with self._lock:
                 batches, self._labels = self._labels, defaultdict(list)
+                if self.labelled is not None:
+                    self.labelled.flush()
             for pod, labels in batches.items():
                 host, port = pod.rsplit(":", 1)
                 try:

@@ -163,12 +163,9 @@ def test_a_drifted_canary_is_rolled_back_on_drift(scene: Scene) -> None:
     assert rollout[("modelrollout_decisions_total", frozenset({("outcome", "CanaryStarted")}))] == 1
 
 
-def test_inputs_drifted_from_training_roll_back_against_a_frozen_reference(
-    scene: Scene, kube: client.ApiClient, tmp_path: Path
-) -> None:
-    # The reference: a training sample's amounts, frozen into a ConfigMap by `modelrollout
-    # reference`. Live amounts moved for every version (upstream, e^1 times larger): against the
-    # stable arm nothing changed, against training everything did.
+def frozen_training_reference(scene: Scene, kube: client.ApiClient, tmp_path: Path) -> None:
+    """ConfigMap training-amounts: a training sample's amounts, frozen by `modelrollout
+    reference`."""
     training = tmp_path / "training.csv"
     amounts = np.random.default_rng(11).lognormal(4.0, 1.0, 20_000)
     training.write_text("amount\n" + "".join(f"{a:.2f}\n" for a in amounts))
@@ -178,6 +175,14 @@ def test_inputs_drifted_from_training_roll_back_against_a_frozen_reference(
                  "--edges", edges, "-o", str(manifest)]) == 0  # fmt: skip
     config_map = yaml.safe_load(manifest.read_text())
     client.CoreV1Api(kube).create_namespaced_config_map(scene.story.namespace, config_map)
+
+
+def test_inputs_drifted_from_training_roll_back_against_a_frozen_reference(
+    scene: Scene, kube: client.ApiClient, tmp_path: Path
+) -> None:
+    # Live amounts moved for every version (upstream, e^1 times larger): against the stable arm
+    # nothing changed, against the training reference everything did.
+    frozen_training_reference(scene, kube, tmp_path)
     against_training = {
         "name": "training-drift",
         "drift": {**DRIFT["drift"], "against": "reference",
@@ -249,3 +254,21 @@ def test_a_drift_both_arms_share_never_rolls_back_an_identical_canary(scene: Sce
     assert "RolledBack" not in events
     result = scene.signal("accuracy")
     assert result["verdict"] != "Fail", result
+
+
+def test_a_canary_feeding_the_references_tails_is_rolled_back_on_outliers(
+    scene: Scene, kube: client.ApiClient, tmp_path: Path
+) -> None:
+    # Given the training reference, and a canary whose feature pipeline sends amounts e^2 times
+    # larger: several percent of them land above the reference's top bucket edge, where
+    # training put a few in ten thousand
+    frozen_training_reference(scene, kube, tmp_path)
+    outliers = {"name": "amount-outliers", "outliers": {
+        "histogram": AMOUNTS, "reference": {"name": "training-amounts", "key": "reference.json"},
+        "minSamples": 300}}  # fmt: skip
+    scene.run(Truth(amount_log_mean=6.0), [outliers])
+    # Then it is rolled back on outliers, with the share it saw and the reference's own
+    rolled_back_by(scene, "amount-outliers")
+    found = scene.signal("amount-outliers")
+    assert found["verdict"] == "Fail", found
+    assert found["value"] > 0.01 > found["stable"], found

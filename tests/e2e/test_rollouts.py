@@ -368,4 +368,4 @@ def test_the_report_draws_a_real_rollout_from_its_status_and_prometheus(
     assert (tmp_path / f"{NAME}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (tmp_path / f"{NAME}.md").read_text()
     assert "| v2 Promoted | operator |" in summary, summary
-    assert "| error-rate | 0.004 | 0.01 | 0 |" in summary, summary
+    assert "| error-rate | 0.004 | 0.01 | 0 |" in summary, summary  # value, bound, at Fail

@@ -84,15 +84,29 @@ class Scene:
         return self.world.cluster.jobs.get((NS, f"{NAME}-retrain-{n}"))
 
 
-def test_a_healthy_stable_is_watched_without_alarms_after_its_first_window() -> None:
-    scene = Scene(watched())
+def test_a_healthy_stable_is_watched_without_alarms_and_a_drift_waits_a_window() -> None:
+    drift = {
+        "name": "amounts",
+        "drift": {
+            "histogram": "h_bucket",
+            "against": "reference",
+            "reference": {"name": "ref", "key": "r.json"},
+        },
+    }
+    scene = Scene(
+        watched(signals=[{"name": "errors", "threshold": {"query": ERRORS, "max": 0.01}}, drift])
+    )
     status = scene.run(5)
-    verdict = status["monitor"]["signals"][0]
-    assert verdict["verdict"] == "Inconclusive"  # the first window after promotion
-    assert "first window" in verdict["message"]
+    errors, amounts = status["monitor"]["signals"]
+    assert errors["verdict"] == "Pass"  # a threshold has its own range: judged at once
+    assert amounts["verdict"] == "Inconclusive"  # a window of the new model's inputs first
+    assert "first window" in amounts["message"]
     status = scene.run(30)
+    assert status["monitor"]["signals"][1]["verdict"] != "Inconclusive" or (
+        "first window" not in status["monitor"]["signals"][1]["message"]
+    )
     assert status["monitor"]["signals"][0]["verdict"] == "Pass"
-    assert status["monitor"]["budgetPerSignal"] == "720h"
+    assert status["monitor"]["budgetPerSignal"] == "360h"  # 720h over two signals
     assert "MonitorAlarm" not in scene.reasons()
     assert scene.world.cluster.jobs == {}
 

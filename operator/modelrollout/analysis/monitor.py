@@ -38,6 +38,9 @@ def _as_signal(signal: MonitorSignal, alpha: float) -> Signal:
     if signal.drift is not None:
         drift = signal.drift.model_copy(update={"alpha": min(signal.drift.alpha, alpha)})
         return Signal(name=signal.name, drift=drift)
+    if signal.outliers is not None:
+        found = signal.outliers.model_copy(update={"alpha": min(signal.outliers.alpha, alpha)})
+        return Signal(name=signal.name, outliers=found)
     return Signal(name=signal.name, threshold=signal.threshold)
 
 
@@ -49,8 +52,9 @@ def look(source: MetricsSource, context: Context, *, prometheus: PrometheusSourc
     context = replace(context, canary_since=now - window, weight=100, weight_since=None,
                       period=None, plans={})  # fmt: skip
     results = {}
-    judged = [s for s in monitor.signals if s.kpi is None]
-    if judged and warmed_up(monitor, m, now):
+    warm = warmed_up(monitor, m, now)
+    judged = [s for s in monitor.signals if s.kpi is None and (warm or s.threshold is not None)]
+    if judged:
         budget = parse_duration(monitor.false_alarms.mean_time_between)
         alpha = detectors.look_alpha(budget, parse_duration(monitor.interval),
                                      len(monitor.signals))  # fmt: skip

@@ -184,7 +184,7 @@ def markdown(data: ReportData, picture: str) -> str:
         why = d.why.replace("|", "\\|")
         lines.append(f"| {d.at:%H:%M:%S} | {d.what} | {d.by} | {why} |")
     if data.signals:
-        lines += ["", "| signal | last value | last bound | Fail looks |", "|---|---|---|---|"]
+        lines += ["", "| signal | last value | last bound | samples at Fail |", "|---|---|---|---|"]
         for name in sorted(data.signals):
             last = data.signals[name][-1][1] if data.signals[name] else float("nan")
             bound = data.bounds.get(name) or [(0.0, float("nan"))]

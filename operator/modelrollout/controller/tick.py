@@ -396,6 +396,8 @@ class Ticker:
             lived = watch.decide(lived, command, moment, say)
         if look is not None:
             lived, triggers = watch.watch(spec, lived, look, say)
+            if lived.monitor is not None:  # the monitor's verdicts are exported like a canary's
+                metrics.record(owner.namespace, owner.name, lived.monitor.signals)
             lived = watch.fall_back(spec, lived, triggers, moment, say)
             lived = watch.retrain(spec, lived, triggers, moment, job_name=owner.name, emit=say)
         return lived, events

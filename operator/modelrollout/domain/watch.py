@@ -100,8 +100,9 @@ def next_look(spec: ModelRolloutSpec, status: ModelRolloutStatus,
 
 
 def warmed_up(monitor: Monitor, m: MonitorStatus, now: datetime) -> bool:
-    """A window-based signal judges only windows entirely after the watch began: a rollout's
-    mixed traffic does not count as the new model's (suppressed for one window)."""
+    """A window-based signal (drift, outliers) judges only windows entirely after the watch
+    began: a rollout's mixed traffic does not count as the new model's (suppressed for one
+    window). A threshold's query has its own range, and a hard failure is not waited for."""
     return (now - _parse(m.since)).total_seconds() >= parse_duration(monitor.window)
 
 
@@ -177,7 +178,7 @@ def _judge(monitor: Monitor, m: MonitorStatus, signal: MonitorSignal, *, detecto
             return given or result(signal.name, "kpi", "Error", at,
                                    message="not measured"), detector  # fmt: skip
         return _kpi(monitor, m, signal.name, signal.kpi, d=detector, counted=counted, at=at)
-    if not warmed_up(monitor, m, look.now):
+    if signal.threshold is None and not warmed_up(monitor, m, look.now):
         until = timestamp(_parse(m.since) + timedelta(seconds=parse_duration(monitor.window)))
         return result(signal.name, signal.kind, "Inconclusive", at,
                       message=f"first window after promotion, until {until}"), detector  # fmt: skip

@@ -677,6 +677,10 @@ class ProcessNode(StartStop):
             ports = service["spec"].get("ports") or []
             if not ip or ip == "None" or not ports:
                 continue
+            if (namespace, service["metadata"]["name"]) == ("default", "kubernetes"):
+                # KUBERNETES_SERVICE_* stay the API server's own address: its certificate
+                # names 127.0.0.1, not the Service's cluster IP
+                continue
             self.services.ensure(service)
             name = _env_name(service["metadata"]["name"])
             env[f"{name}_SERVICE_HOST"] = ip

@@ -284,6 +284,10 @@ INVALID: list[Invalid] = [
     Invalid("a malformed retraining cooldown",
             _monitored(_set("spec.monitor.onAlarm.0.retrain.cooldown", "a day")),
             "spec.monitor.onAlarm[0].retrain.cooldown"),
+    Invalid("outliers with a tail of a quarter or more",
+            _set("spec.analysis.signals.0", {"name": "o", "outliers": {
+                "histogram": "h_bucket", "reference": {"name": "r", "key": "k"}, "tail": 0.3}}),
+            "spec.analysis.signals[0].outliers.tail"),
     Invalid("a fallback to a heuristic there is none of",
             _monitored(_set("spec.monitor.onAlarm.0.fallback", "heuristic")),
             "spec.monitor.onAlarm"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from modelrollout.analysis.counting import Counting
-from modelrollout.analysis.kinds import compare, drift, fairness, threshold
+from modelrollout.analysis.kinds import compare, drift, fairness, outliers, threshold
 
 
 class Measure(Protocol):
@@ -21,4 +21,5 @@ MEASURES: dict[str, Measure] = {
     "compare": compare.measure,
     "drift": drift.measure,
     "fairness": fairness.measure,
+    "outliers": outliers.measure,
 }

@@ -164,6 +164,9 @@ from modelrollout.api.v1alpha1.signals import (
     FairnessSignal as FairnessSignal,
 )
 from modelrollout.api.v1alpha1.signals import (
+    OutliersSignal as OutliersSignal,
+)
+from modelrollout.api.v1alpha1.signals import (
     SampleRatio as SampleRatio,
 )
 from modelrollout.api.v1alpha1.signals import (

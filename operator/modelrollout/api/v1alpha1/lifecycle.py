@@ -21,7 +21,7 @@ from modelrollout.api.v1alpha1.rules import (
     exactly_one,
     ruled,
 )
-from modelrollout.api.v1alpha1.signals import DriftSignal, ThresholdSignal
+from modelrollout.api.v1alpha1.signals import DriftSignal, OutliersSignal, ThresholdSignal
 from modelrollout.api.v1alpha1.workload import PodTemplate, PodTemplateMetadata
 
 MAX_HOLDBACK_PERCENT = 50
@@ -76,16 +76,19 @@ class MonitorSignal(Ruled):
     """A signal of the watch: a threshold, a drift (against a frozen reference, or the same
     series an `offset` ago), or a KPI against its baseline (concept drift)."""
 
-    RULES = (exactly_one("a monitor signal", "threshold", "drift", "kpi"), _DRIFT_NOT_STABLE)
+    RULES = (exactly_one("a monitor signal", "threshold", "drift", "kpi", "outliers"),
+             _DRIFT_NOT_STABLE)  # fmt: skip
     model_config = ConfigDict(json_schema_extra=ruled(*RULES))
     name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=63)
     threshold: ThresholdSignal | None = None
     drift: DriftSignal | None = None
     kpi: KpiSignal | None = None
+    outliers: OutliersSignal | None = None
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("threshold", "drift", "kpi") if getattr(self, k) is not None)
+        kinds = ("threshold", "drift", "kpi", "outliers")
+        return next(k for k in kinds if getattr(self, k) is not None)
 
 
 class FalseAlarms(Model):

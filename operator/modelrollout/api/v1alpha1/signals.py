@@ -146,6 +146,22 @@ class DriftSignal(Ruled):
         return self.max if self.max is not None else DRIFT_DEFAULT_MAX[self.statistic]
 
 
+class OutliersSignal(Model):
+    """The share of observations in a frozen reference's tails (the buckets below which, or
+    above which, at most `tail` of the reference lies): Fail when it is above `maxRatio` times
+    the reference's own tail mass with confidence, Pass when below with confidence. A sudden rise
+    points at a broken upstream feature or a new population."""
+
+    histogram: str = selector_field()
+    reference: ConfigMapKeyRef
+    tail: float = Field(default=0.005, gt=0, lt=0.25)
+    max_ratio: float = Field(default=3.0, ge=1, le=1000)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    min_samples: int = Field(default=500, ge=0, le=100_000_000)
+
+    _selectors = field_validator("histogram")(check_selector)
+
+
 FairnessMetric = Literal[
     "demographicParityDifference", "disparateImpactRatio", "equalOpportunityDifference"
 ]
@@ -183,6 +199,7 @@ class Signal(Ruled):
     compare: CompareSignal | None = None
     drift: DriftSignal | None = None
     fairness: FairnessSignal | None = None
+    outliers: OutliersSignal | None = None
 
     @classmethod
     def kinds(cls) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from modelrollout.api.v1alpha1 import SignalResult
-from modelrollout.domain.kinds import compare, drift, fairness, threshold
+from modelrollout.domain.kinds import compare, drift, fairness, outliers, threshold
 from modelrollout.domain.signals import Plan
 
 
@@ -23,4 +23,5 @@ JUDGES: dict[str, Judge] = {
     "compare": compare.judge,
     "drift": drift.judge,
     "fairness": fairness.judge,
+    "outliers": outliers.judge,
 }
