@@ -96,8 +96,14 @@ def test_a_kind_registered_by_one_line_each_is_measured_and_judged(
 
 
 def test_the_one_of_rule_is_made_from_the_kinds_including_a_new_one() -> None:
-    assert PluggedSignal.kinds() == ("threshold", "compare", "drift", "fairness", "outliers",
-                                    "floor")
+    assert PluggedSignal.kinds() == (
+        "threshold",
+        "compare",
+        "drift",
+        "fairness",
+        "outliers",
+        "floor",
+    )
     with pytest.raises(ValidationError, match=r"a signal needs exactly one of .* or floor"):
         PluggedSignal.model_validate({"name": "auc"})
 
