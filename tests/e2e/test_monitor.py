@@ -75,7 +75,8 @@ class Watched:
         self.traffic = SimulatedTraffic(kube, story.namespace, NAME, {"v1": Truth()}, rate=600)
         self.server = prometheus([ScrapeJob("models", (self.traffic.target,))])
 
-    def apply(self, *, approval: str = "none", cooldown: str = "10m") -> None:
+    def apply(self, *, approval: str = "none", cooldown: str = "10m",
+              signals: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
         m = rollout(NAME, "v1")
         job = {
             "template": {
@@ -105,9 +106,10 @@ class Watched:
         m["spec"]["monitor"] = {
             "interval": "1s",
             "window": "5s",
+            "baseline": "5s",
             "confirm": 2,
             "cooldown": "3s",
-            "signals": [TRAINING_DRIFT],
+            "signals": signals or [TRAINING_DRIFT],
             "onAlarm": [{"retrain": {"approval": approval, "cooldown": cooldown, "job": job}}],
         }
         self.story.apply(m)
@@ -307,3 +309,24 @@ def test_a_job_the_quota_refuses_is_an_error_in_the_api_servers_words_then_retri
     story.until("the retraining succeeds", lambda: _last(watched.retraining()).get("state")
                 == "Succeeded", timeout=60)  # fmt: skip
     assert [j["metadata"]["name"] for j in watched.jobs()] == [f"{NAME}-retrain-1"]
+
+
+def test_inputs_drifting_from_the_models_own_first_window_alarm_without_a_reference(
+    watched: Watched,
+) -> None:
+    story = watched.story
+    # Given v1 watched against its own first window after promotion (no training reference)
+    own = {"name": "self-drift", "drift": {"histogram": AMOUNTS, "against": "baseline",
+                                           "max": 0.1, "minSamples": 300}}  # fmt: skip
+    watched.apply(signals=[own])
+    story.until("the monitor passes", lambda: any(
+        s["verdict"] == "Pass" for s in (story.status().get("monitor") or {}).get("signals", [])),
+        timeout=60)  # fmt: skip
+    # When the inputs move, Then the drift from the first window alarms and retrains
+    watched.drift()
+    story.until("an alarm of self-drift", lambda: any(
+        a["signal"] == "self-drift" for a in (story.status().get("monitor") or {}).get(
+            "alarms", [])), timeout=60)  # fmt: skip
+    alarm = story.status()["monitor"]["alarms"][-1]
+    assert "above max 0.1 with confidence" in alarm["message"], alarm
+    story.until("a retraining", lambda: watched.retraining().get("count") == 1, timeout=30)

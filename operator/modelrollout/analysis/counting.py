@@ -49,6 +49,8 @@ class Context:
     period: float | None = None
     # Each compare signal's place in the rollout's plan (machine.plans); none: no planned looks.
     plans: dict[str, signals.Plan] = field(default_factory=dict)
+    # The monitor's baseline window (its first after promotion), for a drift against: baseline.
+    baseline: tuple[datetime, datetime] | None = None
 
 
 class Counting:

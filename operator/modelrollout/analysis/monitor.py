@@ -31,7 +31,7 @@ from modelrollout.domain import signals
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.machine import timestamp
 from modelrollout.domain.templating import TemplateError
-from modelrollout.domain.watch import Counted, Look, warmed_up
+from modelrollout.domain.watch import Counted, Look, baseline_window, judged_from
 
 
 def _as_signal(signal: MonitorSignal, alpha: float) -> Signal:
@@ -50,16 +50,17 @@ def look(source: MetricsSource, context: Context, *, prometheus: PrometheusSourc
     now = context.now
     window = timedelta(seconds=parse_duration(monitor.window))
     context = replace(context, canary_since=now - window, weight=100, weight_since=None,
-                      period=None, plans={})  # fmt: skip
+                      period=None, plans={}, baseline=baseline_window(monitor, m))  # fmt: skip
     results = {}
-    warm = warmed_up(monitor, m, now)
-    judged = [s for s in monitor.signals if s.kpi is None and (warm or s.threshold is not None)]
+    judged = [s for s in monitor.signals if s.kpi is None and now >= judged_from(monitor, m, s)]
     if judged:
         budget = parse_duration(monitor.false_alarms.mean_time_between)
         alpha = detectors.look_alpha(budget, parse_duration(monitor.interval),
                                      len(monitor.signals))  # fmt: skip
-        analysis = Analysis(prometheus=prometheus, sample_ratio=SampleRatio(enabled=False),
-                            signals=[_as_signal(s, alpha) for s in judged])  # fmt: skip
+        # validated as the monitor's signals already (a canary's Analysis refuses `baseline`)
+        signals = [_as_signal(s, alpha) for s in judged]
+        analysis = Analysis.model_construct(prometheus=prometheus, signals=signals,
+                                            sample_ratio=SampleRatio(enabled=False))  # fmt: skip
         results = {r.name: r for r in Evaluation(source, context, load).run(analysis)}
     counts = {}
     for signal in monitor.signals:

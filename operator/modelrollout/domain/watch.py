@@ -99,11 +99,24 @@ def next_look(spec: ModelRolloutSpec, status: ModelRolloutStatus,
     return _parse(m.last_evaluated_at) + interval
 
 
-def warmed_up(monitor: Monitor, m: MonitorStatus, now: datetime) -> bool:
-    """A window-based signal (drift, outliers) judges only windows entirely after the watch
-    began: a rollout's mixed traffic does not count as the new model's (suppressed for one
-    window). A threshold's query has its own range, and a hard failure is not waited for."""
-    return (now - _parse(m.since)).total_seconds() >= parse_duration(monitor.window)
+def judged_from(monitor: Monitor, m: MonitorStatus, signal: MonitorSignal) -> datetime:
+    """When a signal is first judged. A window-based signal (drift, outliers) judges only windows
+    entirely after the watch began: a rollout's mixed traffic does not count as the new model's
+    (suppressed for one window); a drift against the baseline waits for the baseline too. A
+    threshold's query has its own range, and a hard failure is not waited for."""
+    since = _parse(m.since)
+    if signal.threshold is not None:
+        return since
+    wait = parse_duration(monitor.window)
+    if signal.drift is not None and signal.drift.against == "baseline":
+        wait += parse_duration(monitor.baseline)
+    return since + timedelta(seconds=wait)
+
+
+def baseline_window(monitor: Monitor, m: MonitorStatus) -> tuple[datetime, datetime]:
+    """The watched revision's first `baseline` after the watch began."""
+    since = _parse(m.since)
+    return since, since + timedelta(seconds=parse_duration(monitor.baseline))
 
 
 # --- one look ----------------------------------------------------------------------------------
@@ -178,10 +191,10 @@ def _judge(monitor: Monitor, m: MonitorStatus, signal: MonitorSignal, *, detecto
             return given or result(signal.name, "kpi", "Error", at,
                                    message="not measured"), detector  # fmt: skip
         return _kpi(monitor, m, signal.name, signal.kpi, d=detector, counted=counted, at=at)
-    if signal.threshold is None and not warmed_up(monitor, m, look.now):
-        until = timestamp(_parse(m.since) + timedelta(seconds=parse_duration(monitor.window)))
-        return result(signal.name, signal.kind, "Inconclusive", at,
-                      message=f"first window after promotion, until {until}"), detector  # fmt: skip
+    first = judged_from(monitor, m, signal)
+    if look.now < first:
+        said = f"first window after promotion, until {timestamp(first)}"
+        return result(signal.name, signal.kind, "Inconclusive", at, message=said), detector
     given = look.results.get(signal.name)
     return given or result(signal.name, signal.kind, "Error", at, message="not measured"), detector
 

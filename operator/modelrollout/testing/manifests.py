@@ -288,6 +288,10 @@ INVALID: list[Invalid] = [
             _set("spec.analysis.signals.0", {"name": "o", "outliers": {
                 "histogram": "h_bucket", "reference": {"name": "r", "key": "k"}, "tail": 0.3}}),
             "spec.analysis.signals[0].outliers.tail"),
+    Invalid("a canary's drift against the monitor's baseline",
+            _set("spec.analysis.signals.0", {"name": "d", "drift": {
+                "histogram": "h_bucket", "against": "baseline"}}),
+            "spec.analysis.signals"),
     Invalid("a fallback to a heuristic there is none of",
             _monitored(_set("spec.monitor.onAlarm.0.fallback", "heuristic")),
             "spec.monitor.onAlarm"),

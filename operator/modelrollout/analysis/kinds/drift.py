@@ -3,6 +3,8 @@ reference in a ConfigMap, or the same series `offset` back in time)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from modelrollout.analysis.counting import Counting, MeasurementError
 from modelrollout.api.v1alpha1 import ConfigMapKeyRef, DriftSignal
 from modelrollout.domain import signals
@@ -15,7 +17,16 @@ def measure(counting: Counting, signal: DriftSignal) -> Distributions:
     c = counting.c
     selector = signal.histogram or signal.categories or ""
     label = "le" if signal.histogram is not None else signal.category_label
-    if signal.reference is not None or signal.offset is not None:
+    if signal.against == "baseline":
+        if c.baseline is None:
+            raise MeasurementError("against: baseline is judged only by the monitor")
+        start, end = c.baseline
+        canary = [counting.increases(selector, c.canary_version, label)]
+        back = (c.now - end).total_seconds()  # the baseline, as an offset of `back` seconds
+        since = start + timedelta(seconds=back)
+        reference = [counting.increases(selector, c.canary_version, label, since=since,
+                                        offset=back)]  # fmt: skip
+    elif signal.reference is not None or signal.offset is not None:
         canary = [counting.increases(selector, c.canary_version, label)]
         if signal.reference is not None:
             text = counting.load_reference(signal.reference)

@@ -30,6 +30,12 @@ _INTERVAL_MESSAGE = (
 )
 
 
+BASELINE_MESSAGE = (
+    "drift against: baseline is the monitor's (a promoted model's own first window); a canary "
+    "is judged against stable, a reference or an offset"
+)
+
+
 class Analysis(Model):
     model_config = ConfigDict(
         json_schema_extra=cel(
@@ -37,7 +43,13 @@ class Analysis(Model):
                 f"duration(self.interval) >= duration('{MIN_INTERVAL_SECONDS}s')",
                 _INTERVAL_MESSAGE,
                 ".interval",
-            )
+            ),
+            (
+                "!has(self.signals) || self.signals.all(s, !has(s.drift) || "
+                "s.drift.against != 'baseline')",
+                BASELINE_MESSAGE,
+                ".signals",
+            ),
         )
     )
     interval: str = Field(default="1m", pattern=DURATION_PATTERN, max_length=32)
@@ -62,6 +74,14 @@ class Analysis(Model):
         if parse_duration(interval) < MIN_INTERVAL_SECONDS:
             raise ValueError(_INTERVAL_MESSAGE)
         return interval
+
+    @field_validator("signals")
+    @classmethod
+    def _no_baseline(cls, signals: list[Signal]) -> list[Signal]:
+        for s in signals:
+            if s.drift is not None and s.drift.against == "baseline":
+                raise ValueError(BASELINE_MESSAGE)
+        return signals
 
     @model_validator(mode="after")
     def _unique_names(self) -> Analysis:

@@ -131,7 +131,8 @@ class DriftSignal(Ruled):
     category_label: str = Field(
         default="category", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=128
     )
-    against: Literal["stable", "reference", "offset"] = "stable"
+    # `baseline`: the same model's own first `monitor.baseline` after promotion (monitor only)
+    against: Literal["stable", "reference", "offset", "baseline"] = "stable"
     reference: ConfigMapKeyRef | None = None
     offset: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=32)
     statistic: DriftStatistic = "jensenShannon"
