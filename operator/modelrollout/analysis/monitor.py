@@ -58,8 +58,8 @@ def look(source: MetricsSource, context: Context, *, prometheus: PrometheusSourc
         alpha = detectors.look_alpha(budget, parse_duration(monitor.interval),
                                      len(monitor.signals))  # fmt: skip
         # validated as the monitor's signals already (a canary's Analysis refuses `baseline`)
-        signals = [_as_signal(s, alpha) for s in judged]
-        analysis = Analysis.model_construct(prometheus=prometheus, signals=signals,
+        chosen = [_as_signal(s, alpha) for s in judged]
+        analysis = Analysis.model_construct(prometheus=prometheus, signals=chosen,
                                             sample_ratio=SampleRatio(enabled=False))  # fmt: skip
         results = {r.name: r for r in Evaluation(source, context, load).run(analysis)}
     counts = {}
