@@ -4,10 +4,13 @@ a human's approval, a Job that cannot be created)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelrollout.analysis.series import Increases
+from modelrollout.analysis.webhooks import Answer
+from modelrollout.controller.delivery import Sender
 from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
 from modelrollout.domain.judging import Measurement
 from modelrollout.k8s.owner import ClusterError
@@ -284,3 +287,36 @@ def test_a_hard_failure_within_scale_down_delay_goes_back_to_the_warm_previous()
     assert (status["phase"], status["stable"]["version"]) == ("RolledBack", "v1")
     assert status["canary"]["version"] == "v2"  # remembered as rejected
     assert status.get("fallback") is None
+
+
+def test_a_retraining_sent_to_a_workflow_engine_is_a_cloud_event_carrying_its_trigger() -> None:
+    posted: list[tuple[str, bytes]] = []
+
+    def post(url: str, body: bytes, kind: str, signature: str | None) -> Answer:
+        posted.append((url, body))
+        return Answer(True)
+
+    m = watched()
+    m["spec"]["monitor"]["onAlarm"] = [{"retrain": {"cooldown": "6h", "webhook": {
+        "url": "https://events.example/retrain"}}}]  # fmt: skip
+    scene = Scene(m)
+    sender = Sender(lambda _ns, _n: {}, post=post)
+    scene.ticker.deliveries = sender
+    scene.run(12)
+    scene.errors = 0.2
+    status = scene.run(3)
+    sender.drain_now()
+    done = status["retraining"]["history"][-1]
+    assert (done["state"], done["message"]) == (
+        "Requested",
+        "sent as a CloudEvent to https://events.example/retrain",
+    )
+    assert scene.world.cluster.jobs == {}  # no Job: the engine runs it
+    (url, body), *_ = [p for p in posted if b"retrainingrequested" in p[1]]
+    event = json.loads(body)
+    assert url == "https://events.example/retrain"
+    assert event["type"] == "io.modelrollout.rollout.retrainingrequested.v1"
+    assert event["data"]["details"]["signal"] == "errors"
+    assert float(event["data"]["details"]["value"]) == 0.2
+    # the engine hears the Retraining events only: not the alarm itself
+    assert all(b"monitoralarm" not in b for _, b in posted)

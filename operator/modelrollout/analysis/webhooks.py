@@ -54,6 +54,7 @@ def encode(hook: Webhook, notice: Notice, *, namespace: str, name: str) -> tuple
             "datacontenttype": "application/json",
             "sequence": str(notice.seq),  # the CloudEvents sequence extension: a string
             "data": {
+                **({"details": notice.details} if notice.details else {}),
                 "rollout": rollout,
                 "event": event_of(notice),
                 "reason": notice.reason,

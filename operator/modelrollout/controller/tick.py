@@ -356,17 +356,18 @@ class Ticker:
                 version: str) -> NotificationsStatus | None:  # fmt: skip
         """Status's outbox with how far the sender got, and this tick's Events as notices."""
         progress = self.deliveries.progress(owner) if self.deliveries is not None else {}
-        box = outbox.fold(status.notifications, spec.notifications, progress)
+        hearing = watch.receivers(spec)
+        box = outbox.fold(status.notifications, hearing, progress)
         box = outbox.enqueue(box, events, uid=owner.uid, at=at, version=version,
-                             notifications=spec.notifications)  # fmt: skip
-        return outbox.fold(box, spec.notifications, progress)
+                             notifications=hearing)  # fmt: skip
+        return outbox.fold(box, hearing, progress)
 
     def _offer(self, owner: Owner, spec: ModelRolloutSpec, status: ModelRolloutStatus) -> None:
         """Hand what status now holds to the sender: written first, told after."""
         if self.deliveries is None or status.notifications is None:
             return
         try:
-            self.deliveries.offer(owner, spec.notifications, status.notifications)
+            self.deliveries.offer(owner, watch.receivers(spec), status.notifications)
         except Exception:
             log.exception("%s/%s: could not hand notices to the sender", owner.namespace,
                           owner.name)  # fmt: skip
@@ -381,8 +382,9 @@ class Ticker:
         moment, owner = seen.now, rollout.owner
         events: list[Event] = []
 
-        def say(kind: EventType, reason: str, message: str, notify: bool) -> None:
-            events.append(Event(kind, reason, message, notify))
+        def say(kind: EventType, reason: str, message: str, notify: bool,
+                details: tuple[tuple[str, str], ...] = ()) -> None:  # fmt: skip
+            events.append(Event(kind, reason, message, notify, details))
 
         m.stage = "retraining"
         job = self._retraining_job(owner, spec, read, moment)
@@ -409,8 +411,11 @@ class Ticker:
         in its words, never the tick's fault."""
         due = watch.job_due(status, now)
         current = status.retraining.current if status.retraining else None
-        if due is None or current is None:
+        action = watch.retrain_action(spec, current) if current is not None else None
+        if due is None or current is None or action is None:
             return None
+        if due == "create" and action.webhook is not None:
+            return watch.JobSeen("Sent", action.webhook.url)  # its notice is the CloudEvent
         try:
             if due == "create":
                 self.cluster.create_job(owner, build_job(owner, spec, current))
@@ -424,9 +429,7 @@ class Ticker:
                 log.warning("%s/%s: %s", owner.namespace, owner.name, said)
                 return None  # read again next tick
             return watch.JobSeen("Error", said)
-        if outcome is None:
-            return watch.JobSeen("Absent")
-        return watch.JobSeen(*outcome)
+        return watch.JobSeen(*outcome) if outcome is not None else watch.JobSeen("Absent")
 
     def _look(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus,
               now: datetime) -> watch.Look | None:  # fmt: skip

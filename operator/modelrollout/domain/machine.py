@@ -82,6 +82,7 @@ class Event:
     reason: str
     message: str
     notify: bool = True  # the notifications hear it too (an alarm's action may say not)
+    details: tuple[tuple[str, str], ...] = ()  # structured data for the notifications
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def enqueue(outbox: NotificationsStatus | None, events: Sequence[Event], *, uid:
         sequence += 1
         pending.append(Notice(seq=sequence, id=f"{uid}-{sequence}", reason=event.reason,
                               message=event.message, at=at, version=version,
-                              severity=event.type))  # fmt: skip
+                              severity=event.type, details=dict(event.details)))  # fmt: skip
     dropped = max(0, len(pending) - CAPACITY)
     return box.model_copy(update={"pending": pending[dropped:], "sequence": sequence,
                                   "dropped": box.dropped + dropped})  # fmt: skip

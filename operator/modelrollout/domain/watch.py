@@ -10,9 +10,9 @@ operator restart resumes where it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from modelrollout.api.v1alpha1 import (
     IN_FLIGHT,
@@ -27,6 +27,8 @@ from modelrollout.api.v1alpha1 import (
     Monitor,
     MonitorSignal,
     MonitorStatus,
+    Notifications,
+    Retrain,
     Retraining,
     RetrainingState,
     RetrainingStatus,
@@ -35,6 +37,7 @@ from modelrollout.api.v1alpha1 import (
     SignalResult,
     Trigger,
     Verdict,
+    Webhook,
 )
 from modelrollout.domain import monitor as detectors
 from modelrollout.domain.durations import parse_duration
@@ -43,8 +46,14 @@ from modelrollout.domain.revision import FALLBACK_REVISION
 from modelrollout.domain.signals import result
 
 ALARMS_KEPT = 10
-# Post an Event: kind, reason, message, and whether the notifications hear it too.
-Say = Callable[[EventType, str, str, bool], None]
+
+
+class Say(Protocol):
+    """Post an Event: kind, reason, message, whether the notifications hear it too, and the
+    structured details they carry."""
+
+    def __call__(self, kind: EventType, reason: str, message: str, notify: bool,
+                 details: tuple[tuple[str, str], ...] = (), /) -> None: ...  # fmt: skip
 
 
 def _parse(text: str) -> datetime:
@@ -296,7 +305,7 @@ def retrain(spec: ModelRolloutSpec, status: ModelRolloutStatus, triggers: list[T
             emit("Warning", "ApprovalRequired",
                  f"retraining {n} ({job}) on the alarm of {trigger.signal} waits for "
                  "`modelrollout approve` or `reject`", True)  # fmt: skip
-        else:
+        elif action.retrain.webhook is None:  # a CloudEvent's request is told when it is sent
             emit("Normal", "RetrainingRequested", f"retraining {n} ({job}) on the alarm of "
                  f"{trigger.signal}: {trigger.message}", True)  # fmt: skip
         return status.edit(retraining=r)
@@ -449,6 +458,16 @@ def job_seen(spec: ModelRolloutSpec, status: ModelRolloutStatus, seen: JobSeen |
     if seen is None or r is None or r.current is None:
         return status
     c = r.current
+    if seen.state == "Sent":
+        said = f"sent as a CloudEvent to {seen.message}"
+        details = tuple((k, str(v)) for k, v in [("retraining", c.id), *c.trigger.model_dump(
+            by_alias=True, exclude_none=True).items()])  # fmt: skip
+        # the CloudEvent is this Event's notice: its data carries the trigger
+        emit("Normal", "RetrainingRequested", f"retraining {c.id} on the alarm of "
+             f"{c.trigger.signal}: {c.trigger.message}", True, details)  # fmt: skip
+        sent = c.model_copy(update={"state": "Requested", "message": said,
+                                    "finished_at": timestamp(now)})  # fmt: skip
+        return _close(status, sent)
     if seen.state == "Error":
         retry = _later(now, _cooldown(spec, c.trigger.signal))
         emit("Warning", "RetrainingFailed", f"retraining {c.id}: could not create Job {c.job}: "
@@ -480,6 +499,25 @@ def _cooldown(spec: ModelRolloutSpec, signal: str) -> str:
     return action.retrain.cooldown if action is not None and action.retrain else "24h"
 
 
+def retrain_action(spec: ModelRolloutSpec, retraining: Retraining) -> Retrain | None:
+    """The retrain action that asked for this retraining (its signal's first)."""
+    monitor = spec.monitor
+    actions = monitor.actions(retraining.trigger.signal) if monitor is not None else []
+    return next((a.retrain for a in actions if a.retrain is not None), None)
+
+
+def receivers(spec: ModelRolloutSpec) -> Notifications | None:
+    """Who hears the rollout: its notifications' webhooks, and each retraining webhook (which
+    hears the Retraining events only, as CloudEvents)."""
+    hooks = list(spec.notifications.webhooks) if spec.notifications is not None else []
+    for i, action in enumerate(spec.monitor.on_alarm if spec.monitor is not None else []):
+        target = action.retrain.webhook if action.retrain is not None else None
+        if target is not None:
+            hooks.append(Webhook(url=target.url, name=f"retrain-{i}", format="cloudEvents",
+                                 events=["Retraining"], secret_ref=target.secret_ref))  # fmt: skip
+    return Notifications(webhooks=hooks) if hooks else None
+
+
 def job_due(status: ModelRolloutStatus, now: datetime) -> str | None:
     """What the ticker does about the current retraining's Job this tick: "create" it (asked,
     approved, or an error's retry time has come), "read" it (running), or nothing."""
@@ -508,7 +546,9 @@ __all__ = [
     "job_seen",
     "monitor_due",
     "next_look",
+    "receivers",
     "retrain",
+    "retrain_action",
     "retraining_job",
     "waiting",
     "watch",

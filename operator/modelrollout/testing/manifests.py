@@ -292,6 +292,10 @@ INVALID: list[Invalid] = [
             _set("spec.analysis.signals.0", {"name": "d", "drift": {
                 "histogram": "h_bucket", "against": "baseline"}}),
             "spec.analysis.signals"),
+    Invalid("a retraining both by Job and by webhook",
+            _monitored(_set("spec.monitor.onAlarm.0.retrain.webhook",
+                            {"url": "https://events.example/retrain"})),
+            "spec.monitor.onAlarm[0].retrain"),
     Invalid("a fallback to a heuristic there is none of",
             _monitored(_set("spec.monitor.onAlarm.0.fallback", "heuristic")),
             "spec.monitor.onAlarm"),

@@ -112,8 +112,8 @@ def build_job(owner: Owner, spec: ModelRolloutSpec, retraining: Retraining) -> M
     action = next(
         (a.retrain for a in (spec.monitor.actions(retraining.trigger.signal) if spec.monitor
                              else []) if a.retrain is not None), None)  # fmt: skip
-    if action is None:
-        raise ValueError(f"no retrain action for signal {retraining.trigger.signal}")
+    if action is None or action.job is None:
+        raise ValueError(f"no retraining Job for signal {retraining.trigger.signal}")
     template = action.job.template.model_dump(mode="json", by_alias=True, exclude_none=True)
     t = retraining.trigger
     values = {

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from modelrollout.api.v1alpha1.notifications import SecretKeyRef
 from modelrollout.api.v1alpha1.queries import check_selector, selector_field
 from modelrollout.api.v1alpha1.rules import (
     DNS_LABEL_PATTERN,
@@ -141,11 +142,24 @@ class RetrainJob(Model):
     template: JobTemplate
 
 
-class Retrain(Model):
-    """Retraining on an alarm: a Job from `job.template`, named `NAME-retrain-N`, at most one at
-    a time and at most one per `cooldown`; `approval: required` waits for `modelrollout approve`."""
+class RetrainWebhook(Model):
+    """A workflow engine's endpoint (Argo Events, Kubeflow Pipelines, Tekton Triggers): the
+    retraining is sent there as a CloudEvent `io.modelrollout.rollout.retrainingrequested.v1`
+    whose data carries the trigger, signed with HMAC-SHA256 when `secretRef` is given."""
 
-    job: RetrainJob
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
+    secret_ref: SecretKeyRef | None = None
+
+
+class Retrain(Ruled):
+    """Retraining on an alarm: a Job from `job.template`, named `NAME-retrain-N`, or a
+    CloudEvent to `webhook`; at most one at a time and one per `cooldown`; `approval: required`
+    waits for `modelrollout approve`."""
+
+    RULES = (exactly_one("a retrain", "job", "webhook"),)
+    model_config = ConfigDict(json_schema_extra=ruled(*RULES))
+    job: RetrainJob | None = None
+    webhook: RetrainWebhook | None = None
     cooldown: str = Field(default="24h", pattern=DURATION_PATTERN, max_length=32)
     approval: Literal["none", "required"] = "none"
 

@@ -172,7 +172,14 @@ class MonitorStatus(Reported):
 
 
 RetrainingState = Literal[
-    "WaitingForApproval", "Pending", "Running", "Succeeded", "Failed", "Rejected", "Error"
+    "WaitingForApproval",
+    "Pending",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Rejected",
+    "Error",
+    "Requested",  # sent to a workflow engine as a CloudEvent: its outcome is the engine's
 ]
 RETRAINING_STATES: tuple[RetrainingState, ...] = get_args(RetrainingState)
 RETRAINING_OPEN: tuple[RetrainingState, ...] = ("WaitingForApproval", "Pending", "Running", "Error")
@@ -225,6 +232,7 @@ class Notice(Reported):
     at: str
     version: str = ""
     severity: Literal["Normal", "Warning"] = "Normal"
+    details: dict[str, str] = Field(default_factory=dict)
 
 
 class Sink(Reported):
