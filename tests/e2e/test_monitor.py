@@ -24,7 +24,7 @@ from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.podserver import JOB
 from modelrollout.testing.prometheus import PrometheusPool, ScrapeJob
 from modelrollout.testing.stories import NAME, Story
-from modelrollout.testing.traffic import AMOUNT_EDGES, AMOUNTS, SimulatedTraffic, Truth
+from modelrollout.testing.traffic import AMOUNT_EDGES, AMOUNTS, ARM, SimulatedTraffic, Truth
 
 pytestmark = pytest.mark.cluster
 
@@ -330,3 +330,24 @@ def test_inputs_drifting_from_the_models_own_first_window_alarm_without_a_refere
     alarm = story.status()["monitor"]["alarms"][-1]
     assert "above max 0.1 with confidence" in alarm["message"], alarm
     story.until("a retraining", lambda: watched.retraining().get("count") == 1, timeout=30)
+
+
+def test_a_segment_treated_worse_than_in_the_baseline_alarms(watched: Watched) -> None:
+    story = watched.story
+    # Given v1 watched for its approval parity against its own first window (40% and 40%)
+    parity = {"name": "approval-parity", "fairness": {
+        "selected": f'model_predictions_total{{{ARM},predicted="1"}}',
+        "total": f"model_predictions_total{{{ARM}}}",
+        "margin": 0.05, "minSamples": 100}}  # fmt: skip
+    watched.apply(signals=[parity])
+    story.until("the monitor passes", lambda: any(
+        s["verdict"] == "Pass" for s in (story.status().get("monitor") or {}).get("signals", [])),
+        timeout=60)  # fmt: skip
+    # When segment b starts being approved half as often
+    watched.traffic.truths["v1"] = Truth(selection={"a": 0.4, "b": 0.2})
+    # Then the gap against the baseline's alarms
+    story.until("an alarm of approval-parity", lambda: any(
+        a["signal"] == "approval-parity" for a in (story.status().get("monitor") or {}).get(
+            "alarms", [])), timeout=60)  # fmt: skip
+    found = next(s for s in story.status()["monitor"]["signals"] if s["name"] == "approval-parity")
+    assert found["value"] > 0.05, found

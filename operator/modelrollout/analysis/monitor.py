@@ -41,6 +41,9 @@ def _as_signal(signal: MonitorSignal, alpha: float) -> Signal:
     if signal.outliers is not None:
         found = signal.outliers.model_copy(update={"alpha": min(signal.outliers.alpha, alpha)})
         return Signal(name=signal.name, outliers=found)
+    if signal.fairness is not None:
+        fair = signal.fairness.model_copy(update={"alpha": min(signal.fairness.alpha, alpha)})
+        return Signal(name=signal.name, fairness=fair)
     return Signal(name=signal.name, threshold=signal.threshold)
 
 

@@ -117,7 +117,8 @@ def judged_from(monitor: Monitor, m: MonitorStatus, signal: MonitorSignal) -> da
     if signal.threshold is not None:
         return since
     wait = parse_duration(monitor.window)
-    if signal.drift is not None and signal.drift.against == "baseline":
+    if signal.fairness is not None or (signal.drift is not None
+                                       and signal.drift.against == "baseline"):  # fmt: skip
         wait += parse_duration(monitor.baseline)
     return since + timedelta(seconds=wait)
 

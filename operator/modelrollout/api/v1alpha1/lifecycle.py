@@ -22,7 +22,12 @@ from modelrollout.api.v1alpha1.rules import (
     exactly_one,
     ruled,
 )
-from modelrollout.api.v1alpha1.signals import DriftSignal, OutliersSignal, ThresholdSignal
+from modelrollout.api.v1alpha1.signals import (
+    DriftSignal,
+    FairnessSignal,
+    OutliersSignal,
+    ThresholdSignal,
+)
 from modelrollout.api.v1alpha1.workload import PodTemplate, PodTemplateMetadata
 
 MAX_HOLDBACK_PERCENT = 50
@@ -77,7 +82,7 @@ class MonitorSignal(Ruled):
     """A signal of the watch: a threshold, a drift (against a frozen reference, or the same
     series an `offset` ago), or a KPI against its baseline (concept drift)."""
 
-    RULES = (exactly_one("a monitor signal", "threshold", "drift", "kpi", "outliers"),
+    RULES = (exactly_one("a monitor signal", "threshold", "drift", "kpi", "outliers", "fairness"),
              _DRIFT_NOT_STABLE)  # fmt: skip
     model_config = ConfigDict(json_schema_extra=ruled(*RULES))
     name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=63)
@@ -85,10 +90,12 @@ class MonitorSignal(Ruled):
     drift: DriftSignal | None = None
     kpi: KpiSignal | None = None
     outliers: OutliersSignal | None = None
+    # the gap between segments now against the gap in the baseline (the first window)
+    fairness: FairnessSignal | None = None
 
     @property
     def kind(self) -> str:
-        kinds = ("threshold", "drift", "kpi", "outliers")
+        kinds = ("threshold", "drift", "kpi", "outliers", "fairness")
         return next(k for k in kinds if getattr(self, k) is not None)
 
 
