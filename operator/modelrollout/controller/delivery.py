@@ -21,7 +21,7 @@ from modelrollout.analysis import webhooks
 from modelrollout.api.v1alpha1 import Notice, Notifications, NotificationsStatus, Webhook
 from modelrollout.controller import metrics
 from modelrollout.domain.machine import timestamp
-from modelrollout.domain.outbox import Progress
+from modelrollout.domain.outbox import Progress, first_place
 from modelrollout.k8s.owner import Owner
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class Sender:
         hooks = notifications.webhooks if notifications is not None else []
         recorded = {s.name: s.delivered for s in (outbox.sinks if outbox else [])}
         pending = outbox.pending if outbox is not None else []
-        start = pending[0].seq - 1 if pending else (outbox.sequence if outbox else 0)
+        start = first_place(outbox)
         with self._lock:
             names = set()
             for hook in hooks:

@@ -231,9 +231,8 @@ class Ticker:
         # a retraining's Job is read every poll while it runs (its outcome is no watch event),
         # and the sender's progress is recorded every poll while notices are pending
         busy = watch.job_due(status, now) is not None or (
-            status.retraining is not None and status.retraining.current is not None
-            and status.retraining.current.state == "Running") or (
-            status.notifications is not None and bool(status.notifications.pending))  # fmt: skip
+            status.notifications is not None and bool(status.notifications.pending)
+        )
         bound = self.poll if in_flight or busy else self.resync
         spec = self.memory(rollout.owner.namespace, rollout.owner.name).spec
         if spec is None:

@@ -78,7 +78,7 @@ def fold(outbox: NotificationsStatus | None, notifications: Notifications | None
     known = {s.name: s for s in outbox.sinks}
     sinks = []
     for hook in hooks:
-        was = known.get(hook.sink, Sink(name=hook.sink, delivered=_start(outbox)))
+        was = known.get(hook.sink, Sink(name=hook.sink, delivered=first_place(outbox)))
         seen = progress.get(hook.sink)
         if seen is not None:
             was = was.model_copy(update={
@@ -91,9 +91,11 @@ def fold(outbox: NotificationsStatus | None, notifications: Notifications | None
     return outbox.model_copy(update={"sinks": sinks, "pending": pending})
 
 
-def _start(outbox: NotificationsStatus) -> int:
-    """A receiver added now starts with what is still pending, not with the whole history."""
+def first_place(outbox: NotificationsStatus | None) -> int:
+    """Where a receiver added now starts: with what is still pending, not the whole history."""
+    if outbox is None:
+        return 0
     return outbox.pending[0].seq - 1 if outbox.pending else outbox.sequence
 
 
-__all__ = ["CAPACITY", "Progress", "enqueue", "fold", "wanted"]
+__all__ = ["CAPACITY", "Progress", "enqueue", "first_place", "fold", "wanted"]

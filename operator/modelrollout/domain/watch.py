@@ -470,7 +470,8 @@ def job_seen(spec: ModelRolloutSpec, status: ModelRolloutStatus, seen: JobSeen |
                                     "finished_at": timestamp(now)})  # fmt: skip
         return _close(status, sent)
     if seen.state == "Error":
-        retry = _later(now, _cooldown(spec, c.trigger.signal))
+        action = retrain_action(spec, c)
+        retry = _later(now, action.cooldown if action is not None else "24h")
         emit("Warning", "RetrainingFailed", f"retraining {c.id}: could not create Job {c.job}: "
              f"{seen.message}; trying again at {retry}", True)  # fmt: skip
         errored = c.model_copy(update={"state": "Error", "message": seen.message,
@@ -492,12 +493,6 @@ def job_seen(spec: ModelRolloutSpec, status: ModelRolloutStatus, seen: JobSeen |
                                      "finished_at": timestamp(now)})  # fmt: skip
         return _close(status, ended)
     return status
-
-
-def _cooldown(spec: ModelRolloutSpec, signal: str) -> str:
-    monitor = spec.monitor
-    action = next((a for a in monitor.actions(signal) if a.retrain), None) if monitor else None
-    return action.retrain.cooldown if action is not None and action.retrain else "24h"
 
 
 def retrain_action(spec: ModelRolloutSpec, retraining: Retraining) -> Retrain | None:

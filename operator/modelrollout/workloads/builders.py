@@ -16,6 +16,7 @@ from modelrollout.domain.revision import (
     deployment_name,
     stable_service,
 )
+from modelrollout.domain.watch import retrain_action
 from modelrollout.k8s.owner import Manifest, Owner
 
 
@@ -109,9 +110,7 @@ def build_job(owner: Owner, spec: ModelRolloutSpec, retraining: Retraining) -> M
     """A retraining's Job: the user's template (spec.monitor.onAlarm[].retrain.job), named
     NAME-retrain-N, owned by the rollout, with env in every container that says what triggered
     it (MODELROLLOUT_TRIGGER_*) and which model it retrains (MODEL_NAME, MODEL_VERSION)."""
-    action = next(
-        (a.retrain for a in (spec.monitor.actions(retraining.trigger.signal) if spec.monitor
-                             else []) if a.retrain is not None), None)  # fmt: skip
+    action = retrain_action(spec, retraining)
     if action is None or action.job is None:
         raise ValueError(f"no retraining Job for signal {retraining.trigger.signal}")
     template = action.job.template.model_dump(mode="json", by_alias=True, exclude_none=True)
