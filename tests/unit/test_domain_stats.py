@@ -321,7 +321,7 @@ def test_the_planned_boundary_spends_what_it_says_at_unequal_information() -> No
     for k in range(10):
         spend = 0.04 * (fractions[k] - (fractions[k - 1] if k else 0.0))
         bounds.append(stats.planned_boundary(list(informations[:k]), bounds, informations[k],
-                                             spend))  # fmt: skip
+                                             spend, spent=0.04 * fractions[k]))  # fmt: skip
     assert bounds[0] == pytest.approx(sp.norm.isf(0.004))
     rng = np.random.default_rng(3)
     steps = np.sqrt(np.diff(np.concatenate([[0.0], informations])))
@@ -329,5 +329,84 @@ def test_the_planned_boundary_spends_what_it_says_at_unequal_information() -> No
     crossed = float((z >= np.array(bounds)).any(axis=1).mean())
     assert crossed == pytest.approx(0.04, abs=0.002)
     # spending nothing, or no new information, sets no boundary
-    assert stats.planned_boundary([1.0], [3.0], 2.0, 0.0) == math.inf
-    assert stats.planned_boundary([2.0], [3.0], 2.0, 0.01) == math.inf
+    assert stats.planned_boundary([1.0], [3.0], 2.0, 0.0, spent=0.01) == math.inf
+    assert stats.planned_boundary([2.0], [3.0], 2.0, 0.01, spent=0.02) == math.inf
+
+
+def _planned(gains: list[float], alpha: float = 0.04) -> tuple[list[float], list[float], float]:
+    """Boundaries along a sequence of information gains (each a share of the information so
+    far; the first look at information 1), as the compare judge records looks: a look counts only
+    when it adds stats.MIN_GAIN, and spends alpha by (planned time)^2 over evenly spaced times."""
+    informations, boundaries, last, spent = [], [], 0.0, 0.0
+    information = 1.0
+    times = np.linspace(1 / (len(gains) + 1), 1.0, len(gains) + 1)
+    for k, gain in enumerate([0.0, *gains]):
+        information *= 1 + gain
+        previous = informations[-1] if informations else 0.0
+        if not stats.counts_as_look(previous, information):
+            continue
+        spend = alpha * (times[k] ** 2 - last**2)
+        spent = alpha * times[k] ** 2
+        boundaries.append(stats.planned_boundary(informations, boundaries, information, spend,
+                                                 spent=spent))  # fmt: skip
+        informations.append(information)
+        last = times[k]
+    return informations, boundaries, spent
+
+
+def test_a_look_that_gained_nothing_but_rounding_does_not_collapse_the_plan() -> None:
+    """Issue 20: a period without labels made the information grow by 1e-12; that look was
+    recorded, the recursion lost all its mass, and every later boundary was 0 (an interval of
+    zero width, a point estimate deciding). Now it is no look, and every later boundary keeps
+    above the least any valid boundary can be."""
+    first = stats.planned_boundary([], [], 100.0, 0.001, spent=0.001)
+    second = stats.planned_boundary([100.0], [first], 200.0, 0.002, spent=0.003)
+    tiny = stats.planned_boundary([100.0, 200.0], [first, second], 200.0 * (1 + 1e-12), 0.001,
+                                  spent=0.004)  # fmt: skip
+    assert tiny == math.inf  # not a look
+    after = stats.planned_boundary([100.0, 200.0], [first, second], 300.0, 0.001, spent=0.004)
+    assert stats.floor_boundary(0.004) <= after < stats.MAX_BOUNDARY
+    # a look recorded by an older operator with such a gain no longer empties the recursion
+    old = stats.planned_boundary([100.0, 200.0, 200.0 * (1 + 1e-12)], [first, second, 2.7],
+                                 300.0, 0.001, spent=0.005)  # fmt: skip
+    assert old >= stats.floor_boundary(0.005) > 2.0
+
+
+tiny_gains = st.sampled_from([0.0, 1e-12, 1e-6, 1e-3])
+real_gains = st.one_of(st.floats(0.005, 0.05), st.floats(0.05, 2.0), st.floats(2.0, 200.0))
+gains = st.lists(
+    st.one_of(tiny_gains, real_gains),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(gains)
+def test_planned_boundaries_never_collapse_and_spend_what_they_say(steps: list[float]) -> None:
+    """Over any sequence of gains (zeros, rounding, tiny and huge jumps): every boundary is
+    finite, at or above the floor the alpha spent so far allows, and the recursion's mass left
+    without a crossing is 1 minus the alpha spent, to 1e-4."""
+    informations, boundaries, spent = _planned(steps)
+    for boundary in boundaries:
+        assert math.isfinite(boundary)
+        assert boundary <= stats.MAX_BOUNDARY
+        assert boundary >= stats.floor_boundary(0.04) - 1e-9
+    _, mass = stats._continuation(tuple(zip(informations, boundaries, strict=True)))
+    assert 1.0 - float(mass.sum()) == pytest.approx(spent, abs=1e-4)
+
+
+@pytest.mark.parametrize("steps", [
+    [1e-12, 1e-3, 0.005, 0.5, 0.02, 1e-12, 0.3, 1.0, 0.0, 0.1],
+    [50.0, 0.0, 0.01, 0.01, 100.0, 1e-6, 0.2],
+])  # fmt: skip
+def test_the_alpha_spent_over_uneven_gains_matches_monte_carlo(steps: list[float]) -> None:
+    """The chance that a Brownian score crosses some boundary, over 400,000 paths seen at the
+    looks that counted, is the alpha the plan says it spent, within three standard errors."""
+    informations, boundaries, spent = _planned(steps)
+    rng = np.random.default_rng(20)
+    info = np.array(informations)
+    increments = np.sqrt(np.diff(np.concatenate([[0.0], info])))
+    z = np.cumsum(rng.normal(size=(400_000, info.size)) * increments, axis=1) / np.sqrt(info)
+    crossed = float((z >= np.array(boundaries)).any(axis=1).mean())
+    assert crossed == pytest.approx(spent, abs=3 * math.sqrt(spent * (1 - spent) / 400_000))

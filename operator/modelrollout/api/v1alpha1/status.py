@@ -58,11 +58,13 @@ class Samples(Reported):
 
 class Look(Reported):
     """One look of a compare signal's planned schedule: how far into the plan (0 to 1), the
-    information (1/SE^2) seen, and the z boundary it was judged with (absent: none spent)."""
+    information (1/SE^2) seen, the z boundary it was judged with (absent: none spent) and the
+    advantage estimated then (evaluations between looks carry the look's planned decision)."""
 
     fraction: float
     information: float
     boundary: float | None = None
+    estimate: float | None = None
 
 
 class PlannedLooks(Reported):

@@ -52,27 +52,42 @@ def _bounded(estimate: stats.Estimate, alpha: float,
              plan: Plan | None) -> tuple[stats.Interval, Look | None]:  # fmt: skip
     """The estimate's bounds: the confidence sequence alone without a plan; with one, the tighter
     of the planned boundary (PLANNED_SHARE of alpha, spent by planned time) and the sequence at
-    the rest of alpha. The union bound keeps a wrong verdict's chance within alpha."""
+    the rest of alpha. The union bound keeps a wrong verdict's chance within alpha.
+
+    A look counts only when the information grew by stats.MIN_GAIN since the last one that
+    counted (a period with no new labels is no look, however the rounding goes). Between looks
+    the planned test decides nothing new: its last look's interval stands, intersected with the
+    sequence's at this moment, so what the plan decided then is not lost while labels wait."""
     if plan is None:
         return estimate.interval(alpha), None
     multiplier = stats.cs_multiplier(estimate.n, 2 * alpha * (1 - PLANNED_SHARE))
-    look = None
     earlier = plan.looks
-    last = earlier[-1].fraction if earlier else 0.0
+    previous = earlier[-1] if earlier else None
+    last = previous.fraction if previous is not None else 0.0
     fraction = min(1.0, max(plan.fraction, last))
     information = 1 / estimate.se**2 if estimate.se > 0 else 0.0
-    grew = information > (earlier[-1].information if earlier else 0.0)
+    grew = stats.counts_as_look(previous.information if previous else 0.0, information)
     if grew and fraction > last and len(earlier) < MAX_PLANNED_LOOKS:
+        planned = alpha * PLANNED_SHARE
         boundary = stats.planned_boundary(
             [x.information for x in earlier],
             [x.boundary if x.boundary is not None else math.inf for x in earlier],
             information,
-            alpha * PLANNED_SHARE * (fraction**SPENDING_POWER - last**SPENDING_POWER),
+            planned * (fraction**SPENDING_POWER - last**SPENDING_POWER),
+            spent=planned * fraction**SPENDING_POWER,
         )
-        look = Look(fraction=fraction, information=information,
+        look = Look(fraction=fraction, information=information, estimate=estimate.value,
                     boundary=boundary if math.isfinite(boundary) else None)  # fmt: skip
-        multiplier = min(multiplier, boundary)
-    return estimate.within(multiplier), look
+        return estimate.within(min(multiplier, boundary)), look
+    interval = estimate.within(multiplier)
+    if previous is None or previous.boundary is None or previous.estimate is None:
+        return interval, None
+    half = previous.boundary / math.sqrt(previous.information)
+    lower = max(interval.lower, previous.estimate - half)
+    upper = min(interval.upper, previous.estimate + half)
+    if lower > upper:  # the two disagree: the sequence alone, which holds at every moment
+        return interval, None
+    return stats.Interval(estimate.value, lower, upper), None
 
 
 # successes_canary, total_canary, successes_stable, total_stable, in one period
