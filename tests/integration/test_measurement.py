@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
@@ -69,3 +72,49 @@ def test_an_unreachable_prometheus_is_an_error_naming_it() -> None:
     assert (
         judge_threshold("up", ThresholdSignal(query="up", min=1), measured, AT).verdict == "Error"
     )
+
+
+# What a Prometheus behind a proxy, or one that timed out part of a query, can answer: HTTP 200,
+# "status": "error", and a data block holding a stale 0 (issue 20: the canary was promoted on it).
+ERROR_BODY = (
+    b'{"status":"error","errorType":"execution","error":"query timed out in expression'
+    b' evaluation","data":{"resultType":"vector","result":[{"metric":{},'
+    b'"value":[1764669600,"0"]}]}}'
+)
+
+
+@pytest.fixture
+def erring() -> Iterator[str]:
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(ERROR_BODY)))
+            self.end_headers()
+            self.wfile.write(ERROR_BODY)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_an_answer_whose_status_is_error_is_an_error_never_its_stale_data(erring: str) -> None:
+    source = Prometheus(erring, timeout="5s")
+    measured = source.measure("sum(rate(model_errors_total[1m]))")
+    assert measured.value is None
+    assert measured.error is not None
+    assert "status 'error'" in measured.error
+    assert "query timed out" in measured.error
+    bound = ThresholdSignal(query="q", max=0.01)
+    assert judge_threshold("error-rate", bound, measured, AT).verdict == "Error"
+    now = datetime.now(UTC)
+    counted = source.increases("model_requests_total", now - timedelta(minutes=5), now)
+    assert counted.error is not None
+    assert "status 'error'" in counted.error

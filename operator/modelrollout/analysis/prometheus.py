@@ -32,6 +32,44 @@ __all__ = ["Credentials", "Increases", "Prometheus", "period_boundaries", "perio
 LOOKBACK_SECONDS = 300
 
 
+class _Checked(PrometheusConnect):  # type: ignore[misc]  # the client has no type hints
+    """prometheus-api-client's connection, with an instant query that reads the answer's
+    `status`: its own `custom_query` returns `data.result` of any HTTP 200, so an answer with
+    `"status": "error"` and a stale `data` block was read as data (issue 20)."""
+
+    def checked_query(self, query: str, params: dict[str, str] | None = None,
+                      timeout: float | None = None) -> Any:  # fmt: skip
+        response = self._session.request(
+            method=self._method,
+            url=f"{self.url}/api/v1/query",
+            params={"query": query, **(params or {})},
+            verify=self._session.verify,
+            headers=self.headers,
+            auth=self.auth,
+            cert=self._session.cert,
+            timeout=timeout,
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            if response.status_code != 200:
+                raise PrometheusApiClientException(f"answered HTTP {response.status_code}")
+            raise PrometheusApiClientException("answered with no JSON object")
+        status = body.get("status")
+        if status != "success":
+            said = ": ".join(str(body[k]) for k in ("errorType", "error") if body.get(k))
+            raise PrometheusApiClientException(
+                f"answered HTTP {response.status_code} with status {status!r}"
+                + (f" ({said[:200]})" if said else "")
+            )
+        data = body.get("data")
+        if not isinstance(data, dict) or "result" not in data:
+            raise PrometheusApiClientException("answered success with no data.result")
+        return data["result"]
+
+
 class Prometheus:
     """One Prometheus server. `measure` blocks: the ticker calls it from its worker thread."""
 
@@ -46,7 +84,7 @@ class Prometheus:
             auth = (credentials.username, credentials.password or "")
         self.address = address
         self.timeout = parse_duration(timeout)
-        self._client = PrometheusConnect(
+        self._client = _Checked(
             url=address, headers=headers or None, auth=auth, timeout=self.timeout, retry=_no_retry()
         )
 
@@ -69,7 +107,7 @@ class Prometheus:
         span = max(0.0, (now - since).total_seconds())
         window = math.ceil(span) + LOOKBACK_SECONDS
         try:
-            result: Any = self._client.custom_query(
+            result: Any = self._client.checked_query(
                 f"{selector.strip()}[{window}s]",
                 params={"time": f"{now.timestamp():.3f}"},
                 timeout=self.timeout,
@@ -95,7 +133,7 @@ class Prometheus:
 
     def measure(self, query: str) -> Measurement:
         try:
-            result: Any = self._client.custom_query(query, timeout=self.timeout)
+            result: Any = self._client.checked_query(query, timeout=self.timeout)
         except (requests.RequestException, PrometheusApiClientException, ValueError) as error:
             return Measurement(error=f"Prometheus at {self.address}: {_short(error)}")
         return _one_number(result)
