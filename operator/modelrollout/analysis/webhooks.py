@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from modelrollout.api.v1alpha1 import (
     GROUP,
     PLURAL,
@@ -105,6 +103,9 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
 
 
 def post(url: str, body: bytes, content_type: str, signature: str | None = None) -> Answer:
+    import requests  # noqa: PLC0415  (only once a notice is sent: 6 MiB an operator without
+    # receivers never needs)
+
     headers = {"Content-Type": content_type}
     if signature is not None:
         headers[SIGNATURE_HEADER] = signature

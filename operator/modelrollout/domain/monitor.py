@@ -30,10 +30,15 @@ over many streams at once.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from scipy import stats as sp
+from modelrollout.domain.lazy import Lazy
+
+if TYPE_CHECKING:
+    import numpy as np
+    from scipy import stats as sp
+else:  # imported on first use (domain/lazy.py)
+    np, sp = Lazy("numpy"), Lazy("scipy.stats")
 
 # A float (one rollout) or a numpy array (a bench's thousand streams), through the same code.
 Numeric = Any

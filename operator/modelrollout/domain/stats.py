@@ -8,21 +8,11 @@ for each choice.
 from __future__ import annotations
 
 import functools
-import importlib
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-
-class _Lazy:
-    """A module imported when one of its attributes is first used."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(importlib.import_module(self._name), attribute)
-
+from modelrollout.domain.lazy import Lazy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,10 +21,9 @@ if TYPE_CHECKING:
     from scipy import stats as sp
 
     Floats = NDArray[np.float64]
-else:  # imported on first use: numpy and scipy are a third of the operator's memory, and a
-    # rollout with no signal never needs them
-    np = _Lazy("numpy")
-    optimize, special, sp = (_Lazy(f"scipy.{name}") for name in ("optimize", "special", "stats"))
+else:  # imported on first use (domain/lazy.py)
+    np = Lazy("numpy")
+    optimize, special, sp = (Lazy(f"scipy.{name}") for name in ("optimize", "special", "stats"))
 
 # The sample size (both arms) at which the confidence sequence is tightest. Rollouts judge
 # thousands to tens of thousands of labelled outcomes; docs/analysis.md shows why 10,000.
