@@ -28,10 +28,17 @@ def test_the_split_through_traefik_follows_the_route_at_two_weights(
     stable_behind_traefik(story, gateway, host, pods_metrics.url, steps)
     # When v2 is rolled out, at 20% then at 60%
     story.apply(served("v2", host, pods_metrics.url, steps))
+    before = 0
     for weight in (20, 60):
         story.until(f"the canary holds {weight}%", lambda w=weight: story.phase() == "Paused"
                     and story.canary_weight() == w)  # fmt: skip
-        time.sleep(1.0)  # Traefik applies the route a moment after the API server has it
+        # Traefik applies the route a moment after the API server has it (later on a loaded
+        # machine): wait until a probe's share is past halfway from the old weight to the new,
+        # which the old route gives with a chance below 1e-6 at 400 requests
+        halfway = 400 * (before + weight) / 200
+        story.until(f"Traefik applies {weight}%", lambda h=halfway: gateway.send(host, 400)["v2"]
+                    >= h, timeout=60)  # fmt: skip
+        before = weight
         # Then over 5,000 requests the canary's share fits the weight (99.9% binomial interval)
         counts = gateway.send(host, 5000)
         assert sum(counts.values()) == 5000, counts

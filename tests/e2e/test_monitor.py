@@ -306,9 +306,19 @@ def test_a_job_the_quota_refuses_is_an_error_in_the_api_servers_words_then_retri
     assert watched.jobs() == []
     # When the quota is lifted, Then after the cooldown the same retraining creates its Job
     story.cluster.kubectl("delete", "resourcequota", "no-jobs", "-n", story.namespace)
-    story.until("the retraining succeeds", lambda: _last(watched.retraining()).get("state")
-                == "Succeeded", timeout=60)  # fmt: skip
-    assert [j["metadata"]["name"] for j in watched.jobs()] == [f"{NAME}-retrain-1"]
+
+    def first_succeeded() -> bool:
+        known = watched.retraining()
+        every = [*(known.get("history") or []), *([known["current"]] if known.get("current")
+                                                   else [])]  # fmt: skip
+        return any(r.get("state") == "Succeeded" and r.get("job") == f"{NAME}-retrain-1"
+                   for r in every)  # fmt: skip
+
+    story.until("the retraining succeeds", first_succeeded, timeout=60)
+    # the refused retraining's own Job; a later alarm past the 5-s cooldown may add -retrain-2
+    # on a slow machine, which is not what this story is about
+    names = sorted(j["metadata"]["name"] for j in watched.jobs())
+    assert names[0] == f"{NAME}-retrain-1", names
 
 
 def test_inputs_drifting_from_the_models_own_first_window_alarm_without_a_reference(
