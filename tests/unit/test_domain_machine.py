@@ -455,3 +455,24 @@ def test_each_compare_signals_looks_are_kept_in_status_until_the_next_canary() -
     assert 0 < plan.fraction <= 1
     r.tick(V3)  # a new canary starts afresh
     assert plans(spec, r.status, r.now)["accuracy"].looks == ()
+
+
+def test_no_weight_is_in_effect_between_asking_for_a_new_one_and_the_route_showing_it() -> None:
+    """Issue 20: the evaluation runs with the status from before `advance`, and weightSince kept
+    the old weight's start after a new weight was asked for, so the sample-ratio check compared
+    the new weight with the old weight's window (an Error at every weight change, 60-s ticks)."""
+    r = started([{"setWeight": 20}, {"pause": {"duration": "1m"}}, {"setWeight": 50},
+                 {"pause": {}}])  # fmt: skip
+    status = r.tick(V2)
+    assert (status.canary_weight, status.weight_since) == (20, None)  # asked, not yet shown
+    status = r.tick(V2, after=1)
+    shown_at = status.weight_since
+    assert status.canary_weight == 20
+    assert shown_at is not None
+    status = r.tick(V2, after=61, weight=20)  # the pause is over: 50% asked for
+    assert (status.canary_weight, status.weight_since) == (50, None)
+    status = r.tick(V2, after=60, weight=20)  # a slow router: still the old weight
+    assert status.weight_since is None
+    status = r.tick(V2, after=1, weight=50)
+    assert status.weight_since is not None
+    assert status.weight_since != shown_at

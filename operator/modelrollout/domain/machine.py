@@ -245,10 +245,10 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         step = steps[index]
         elapsed = _in_step(t, s)
         if step.set_weight is not None:
-            s = s.edit(canary_weight=step.set_weight)
+            s = _ask_weight(s, step.set_weight)
             if t.seen.weight != step.set_weight:
                 return s  # counts once the router shows it
-            s = s.edit(weight_since=t.now)
+            s = _weight_seen(s, t.now)
         elif step.analyze is not None:
             if elapsed < parse_duration(step.analyze.duration) or not _measured(t.spec, s):
                 return s
@@ -262,6 +262,19 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         s = s.edit(current_step=index, step_started_at=t.now)
         t.emit("Normal", "StepAdvanced", f"step {index} of {len(steps)} done")
     return _promote(t, s)
+
+
+def _ask_weight(s: ModelRolloutStatus, weight: int) -> ModelRolloutStatus:
+    """Ask the router for a new weight. Until the route shows it, no weight is known to be in
+    effect (weightSince is cleared), so the sample-ratio check never judges the requests of that
+    moment against either weight: it used to compare the new weight with the old weight's window
+    on the tick the new one first showed (issue 20)."""
+    return s if s.canary_weight == weight else s.edit(canary_weight=weight, weight_since=None)
+
+
+def _weight_seen(s: ModelRolloutStatus, now: str) -> ModelRolloutStatus:
+    """The route shows the weight asked for: it is in effect from now."""
+    return s if s.weight_since is not None else s.edit(weight_since=now)
 
 
 def promoted_weight(spec: ModelRolloutSpec) -> int:
@@ -284,10 +297,10 @@ def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         return with_condition(s, "Progressing", "True", reason="WaitingForEvidence",
                                message=reason, now=t.now)  # fmt: skip
     weight = promoted_weight(t.spec)
-    if s.canary_weight != weight:
-        s = s.edit(canary_weight=weight, weight_since=t.now)
+    s = _ask_weight(s, weight)
     if not t.seen.canary_available or t.seen.weight != weight:
         return with_condition(s, "Progressing", "True", reason="Promoting", now=t.now)
+    s = _weight_seen(s, t.now)
     steps = len(t.spec.strategy.steps)
     if t.spec.bake is None:
         return _stable_now(t, s, f"all {steps} steps passed")

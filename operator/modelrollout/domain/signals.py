@@ -153,8 +153,8 @@ def judge_sample_ratio(settings: SampleRatio, canary: float | None, stable: floa
     shown = f"canary got {test.statistic:.2%} of {int(total)} requests for a weight of {weight}%"
     if test.p_value < settings.p_value:
         message = (
-            f"sample ratio mismatch: {shown} (p={test.p_value:.2g}); the router is not "
-            "splitting traffic as the route says"
+            f"sample ratio mismatch: {shown} (always-valid p={test.p_value:.2g}); the router "
+            "is not splitting traffic as the route says"
         )
         return result(SAMPLE_RATIO, "sampleRatio", "Error", at, **numbers, message=message)
     return result(SAMPLE_RATIO, "sampleRatio", "Pass", at, **numbers, message=shown)

@@ -230,9 +230,10 @@ SIGNAL_KINDS = Signal.kinds()
 
 
 class SampleRatio(Model):
-    """The sample ratio mismatch check: the canary's share of `requests` since the weight last
-    changed must fit the weight (chi-square, p below `pValue` is an Error). Skipped while the
-    selector has no series."""
+    """The sample ratio mismatch check: the canary's share of `requests` since the weight in
+    effect was seen on the route must fit that weight (an always-valid beta-binomial mixture
+    test: its p-value below `pValue` is an Error, at most `pValue` of correct splits per weight
+    however often it looks). Skipped while the selector has no series."""
 
     enabled: bool = True
     requests: str = Field(
