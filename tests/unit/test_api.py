@@ -125,3 +125,17 @@ def test_no_module_outside_the_api_lists_a_vocabulary() -> None:
 
 def test_a_status_edit_names_exactly_the_status_fields() -> None:
     assert set(StatusEdit.__annotations__) == set(ModelRolloutStatus.model_fields)
+
+
+def test_full_weight_is_admitted_when_no_signal_is_judged_against_the_stable() -> None:
+    """The rule refusing setWeight: 100 with a compare names what it needs: a plan that judges
+    the canary only by thresholds may take it to 100% and analyze there."""
+    spec = rollout()["spec"]
+    spec["strategy"]["steps"] = [{"setWeight": 100}, {"analyze": {"duration": "5m"}}]
+    assert ModelRolloutSpec.model_validate(spec).strategy.steps[0].set_weight == 100
+    spec["analysis"]["signals"].append({"name": "shift", "drift": {
+        "histogram": "model_score_bucket", "against": "offset", "offset": "24h"}})  # fmt: skip
+    assert ModelRolloutSpec.model_validate(spec).strategy.steps[0].set_weight == 100
+    spec["analysis"]["signals"][-1]["drift"] = {"histogram": "model_score_bucket"}
+    with pytest.raises(ValidationError, match=r"setWeight: 100 leaves the stable no traffic"):
+        ModelRolloutSpec.model_validate(spec)

@@ -145,6 +145,25 @@ def _duplicate_signal(m: Manifest) -> None:
     signals.append(copy.deepcopy(signals[0]))
 
 
+def _full_weight_with_compare(m: Manifest) -> None:
+    _spec(m)["strategy"]["steps"] = [
+        {"setWeight": 50},
+        {"analyze": {"duration": "5m"}},
+        {"setWeight": 100},
+        {"analyze": {"duration": "5m"}},
+    ]
+    _spec(m)["analysis"]["signals"].append(
+        {
+            "name": "accuracy",
+            "compare": {
+                "successes": "model_correct_total",
+                "total": "model_feedback_total",
+                "margin": 0.01,
+            },
+        }
+    )
+
+
 def _unmatched_selector(m: Manifest) -> None:
     _spec(m)["selector"]["matchLabels"] = {"app": "something-else"}
 
@@ -186,6 +205,8 @@ INVALID: list[Invalid] = [
             "spec.model.version"),
     Invalid("no model", _delete("spec.model"), "spec.model"),
     Invalid("a selector that does not match the template", _unmatched_selector, "spec.selector"),
+    Invalid("setWeight: 100 before an analyze step, with a compare signal",
+            _full_weight_with_compare, "spec.strategy.steps"),
     Invalid("zero replicas", _set("spec.replicas", 0), "spec.replicas"),
     Invalid("noData neither inconclusive nor fail", _set("spec.analysis.noData", "pass"),
             "spec.analysis.noData"),

@@ -22,6 +22,31 @@ _SELECTOR_MATCHES_TEMPLATE = (
 )
 
 
+# A signal judged against the stable arm over the same window (compare, fairness's margin, drift
+# against the stable) has nothing to judge while the canary takes 100%: the stable serves nothing.
+_AGAINST_STABLE = (
+    "has(s.compare) || has(s.fairness) || "
+    "(has(s.drift) && (!has(s.drift.against) || s.drift.against == 'stable'))"
+)
+_NO_FULL_WEIGHT_AGAINST_STABLE = (
+    "!has(self.analysis) || !has(self.analysis.signals) || "
+    f"!self.analysis.signals.exists(s, {_AGAINST_STABLE}) || "
+    "self.strategy.steps.all(step, !has(step.setWeight) || step.setWeight < 100)"
+)
+
+
+def _against_stable(spec: Any) -> list[str]:
+    """The signals that compare the canary with the stable over the same window."""
+    signals = spec.analysis.signals if spec.analysis is not None else []
+    return [s.name for s in signals if s.compare is not None or s.fairness is not None
+            or (s.drift is not None and s.drift.against == "stable")]  # fmt: skip
+
+
+def _no_full_weight_against_stable(spec: Any) -> bool:
+    full = any(step.set_weight == 100 for step in spec.strategy.steps)
+    return not (full and _against_stable(spec))
+
+
 def _selector_matches(spec: Any) -> bool:
     wanted = spec.selector.match_labels or {}
     have = (spec.template.metadata.labels if spec.template.metadata else None) or {}
@@ -41,6 +66,11 @@ class ModelRolloutSpec(Ruled):
              or all(a.fallback != "heuristic" for a in m.monitor.on_alarm),
              "monitor.onAlarm[].fallback: heuristic needs spec.fallback, the revision it falls "
              "back to", ".monitor.onAlarm"),
+        Rule(_NO_FULL_WEIGHT_AGAINST_STABLE, _no_full_weight_against_stable,
+             "strategy.steps[].setWeight: 100 leaves the stable no traffic, so a signal judged "
+             "against it (compare, fairness, drift against: stable) could not be judged at a "
+             "later analyze step nor at the evidence gate; promotion takes the canary to 100% "
+             "once the evidence decides", ".strategy.steps"),
     )  # fmt: skip
     model_config = ConfigDict(json_schema_extra=ruled(*RULES))
     replicas: int = Field(default=1, ge=1, le=1000)
