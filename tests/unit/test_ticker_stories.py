@@ -3,8 +3,11 @@ read (409), a Prometheus outage, a notification failure, the fault limit, a corr
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from modelrollout.controller.tick import (
     FORBIDDEN,
@@ -149,6 +152,53 @@ def test_past_the_fault_limit_the_canary_loses_its_traffic_first() -> None:
     assert status["phase"] == "RolledBack"
     assert f"{TICK_FAILED} 3 times in a row" in status["message"]
     assert world.notifier.reasons().count("TickFailed") == 2  # the first, and at the limit
+
+
+def test_an_api_server_outage_is_not_a_fault_and_the_canary_is_judged_after_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = FakeWorld()
+    started(world, without_analysis("v2"))
+    ticker = world.ticker(fault_limit=3)
+    ticker.run(NS, NAME, T0 + timedelta(seconds=2))
+    assert world.routes.weights[(NS, NAME)] == 20
+    # When the API server answers nothing for 5 ticks (a restart of 25 s at 5-s ticks), at the
+    # status write and at converging
+    down = ClusterError("writing status: no answer from https://127.0.0.1:6443", None,
+                        unanswered=True)  # fmt: skip
+    world.cluster.faults.add("write_status", down, 2)
+    world.cluster.faults.add("converge", down, 3)
+    caplog.set_level(logging.INFO, logger="modelrollout")
+    for second in (5, 10, 15, 20, 25):
+        ticker.run(NS, NAME, T0 + timedelta(seconds=second))
+    # Then nothing took the canary's traffic, no fault was counted, and each failed tick logged
+    # one line without a traceback
+    assert world.routes.weights[(NS, NAME)] == 20
+    assert world.cluster.status()["phase"] == "Progressing"
+    assert "TickFailed" not in world.notifier.reasons()
+    failed = [r for r in caplog.records if "tick failed" in r.getMessage()]
+    assert len(failed) == 5
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in failed)
+    # When it answers again, Then the rollout goes on where it was
+    ticker.run(NS, NAME, T0 + timedelta(seconds=30))
+    assert world.cluster.status()["phase"] == "Progressing"
+    assert world.routes.weights[(NS, NAME)] == 20
+    assert "ticks complete again" in caplog.text
+
+
+def test_a_fault_logs_its_traceback_once_and_one_line_a_tick(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = FakeWorld()
+    started(world, without_analysis("v2"))
+    ticker = world.ticker(fault_limit=5)
+    world.cluster.faults.add("converge", ClusterError("etcdserver: request timed out", 500), 3)
+    caplog.set_level(logging.INFO, logger="modelrollout")
+    for second in (3, 4, 5):
+        ticker.run(NS, NAME, T0 + timedelta(seconds=second))
+    failed = [r for r in caplog.records if "tick failed" in r.getMessage()]
+    assert [r.exc_info is not None for r in failed] == [True, False, False]
+    assert all("etcdserver: request timed out" in r.getMessage() for r in failed)
 
 
 def test_an_abort_is_applied_even_while_ticks_fail() -> None:

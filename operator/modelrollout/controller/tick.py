@@ -68,7 +68,7 @@ from modelrollout.domain.machine import (
 )
 from modelrollout.domain.revision import FALLBACK_REVISION, deployment_name, revision_of
 from modelrollout.domain.signals import error as signal_error
-from modelrollout.k8s.owner import Desired, Owner
+from modelrollout.k8s.owner import Desired, Owner, unanswered
 from modelrollout.workloads.builders import (
     build_deployment,
     build_fallback,
@@ -135,7 +135,8 @@ def command_of(annotations: dict[str, str]) -> Command | None:
 class _Memory:
     """What the ticker remembers of one rollout between its ticks."""
 
-    faults: int = 0  # ticks in a row that did not complete
+    faults: int = 0  # ticks in a row that did not complete, and that the fault limit counts
+    unanswered: int = 0  # ticks in a row that failed because the API server did not answer
     stage: str = "read"
     last: Rollout | None = None  # the latest read, for when reading itself fails
     stale: bool = False  # the last status write conflicted: read the object afresh
@@ -212,9 +213,10 @@ class Ticker:
             # the freshest snapshot: after this tick's own status write when it got that far
             self._fault(m, m.last, error, moment)
             return self.poll
-        if m.faults:
-            log.info("%s/%s: ticks complete again after %d faults", namespace, name, m.faults)
-            m.faults = 0
+        if m.faults or m.unanswered:
+            log.info("%s/%s: ticks complete again after %d faults and %d ticks the API server "
+                     "did not answer", namespace, name, m.faults, m.unanswered)  # fmt: skip
+            m.faults = m.unanswered = 0
             metrics.faulty(namespace, name, 0)
         return self._delay(rollout, status, moment)
 
@@ -470,10 +472,25 @@ class Ticker:
 
     def _fault(self, m: _Memory, rollout: Rollout | None, error: BaseException,
                now: datetime) -> None:  # fmt: skip
-        m.faults += 1
+        """A tick that did not complete. An API server that does not answer is an outage, not
+        this rollout's fault: nothing could move the route meanwhile, a fail-safe included, so
+        it does not count toward the fault limit, and the first tick after it looks again and
+        acts on the evidence (issue 20: a 23-s restart of the API server rolled back a healthy
+        canary at 5-s ticks). Every failed tick logs one line; the traceback, once per fault."""
         stage = m.stage
         where = f"{rollout.owner.namespace}/{rollout.owner.name}" if rollout else "a rollout"
-        log.error("%s: tick failed at %s (%d in a row)", where, stage, m.faults, exc_info=error)
+        if unanswered(error):
+            m.unanswered += 1
+            log.warning("%s: tick failed at %s, the API server did not answer (%d ticks in a "
+                        "row; not counted toward the fault limit): %s", where, stage,
+                        m.unanswered, error)  # fmt: skip
+            if rollout is not None:
+                metrics.faulty(rollout.owner.namespace, rollout.owner.name, m.faults, stage)
+            return
+        m.faults += 1
+        first = m.faults == 1
+        log.error("%s: tick failed at %s (%d in a row): %s", where, stage, m.faults, error,
+                  exc_info=error if first else None)  # fmt: skip
         if rollout is None:
             return  # nothing was ever read: there is no object to speak through yet
         owner = rollout.owner

@@ -21,6 +21,7 @@ from modelrollout.domain.revision import REVISION_LABEL
 from modelrollout.k8s.objects import FIELD_MANAGER, error_message, why_unready
 from modelrollout.k8s.owner import (
     APPLIED_ANNOTATION,
+    CANNOT_SERVE,
     ROLLOUT_LABEL,
     ClusterError,
     Desired,
@@ -39,7 +40,11 @@ _BATCH = ("batch", "v1")
 
 def failure(error: ApiError, doing: str) -> ClusterError:
     return ClusterError(f"{doing}: {error_message(error)}", error.status,
-                        terminating=terminating(error))  # fmt: skip
+                        terminating=terminating(error), unanswered=_unanswered(error))  # fmt: skip
+
+
+def _unanswered(error: ApiError) -> bool:
+    return error.status is None or error.status in CANNOT_SERVE
 
 
 def terminating(error: ApiError) -> bool:
@@ -151,7 +156,8 @@ class KubeCluster:
             secret = self.api.request("GET", path(*_CORE, "secrets", namespace, name))
         except ApiError as error:
             said = "not found" if error.status == 404 else error_message(error)
-            raise ClusterError(f"{where}: {said}", error.status) from error
+            raise ClusterError(f"{where}: {said}", error.status,
+                               unanswered=_unanswered(error)) from error  # fmt: skip
         try:
             return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
         except (ValueError, binascii.Error, UnicodeDecodeError) as error:

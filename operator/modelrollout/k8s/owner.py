@@ -50,16 +50,33 @@ class Owner:
         }
 
 
+# The API server is throttling (429) or a proxy in front of it has no server behind it: like no
+# answer at all, nothing the operator writes reaches the cluster now, its route included.
+CANNOT_SERVE = frozenset({429, 502, 503, 504})
+
+
 class ClusterError(RuntimeError):
     """The API server refused or failed a call; `status` is its HTTP status (None: no answer),
     and the message is the server's own (it names the field, verb or permission at fault).
-    `terminating`: refused because the namespace is being deleted (nothing more to do there)."""
+    `terminating`: refused because the namespace is being deleted (nothing more to do there).
+    `unanswered`: the API server did not answer, or said it cannot serve now (CANNOT_SERVE)."""
 
-    def __init__(self, message: str, status: int | None = None, *,
-                 terminating: bool = False) -> None:  # fmt: skip
+    def __init__(self, message: str, status: int | None = None, *, terminating: bool = False,
+                 unanswered: bool = False) -> None:  # fmt: skip
         super().__init__(message)
         self.status = status
         self.terminating = terminating
+        self.unanswered = unanswered
+
+
+def unanswered(error: BaseException | None) -> bool:
+    """`error`, or an error that caused it (a router's, wrapping the cluster's), is the API
+    server not answering: an outage, not a fault of this rollout's tick."""
+    while error is not None:
+        if getattr(error, "unanswered", False) is True:
+            return True
+        error = error.__cause__
+    return False
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,29 @@ class LocalCluster(StartStop):
         self.workdir = None
         atexit.unregister(self.stop)
 
+    def stop_apiserver(self) -> None:
+        """The first half of an API server restart: until `start_apiserver`, nobody gets an
+        answer (etcd, the controllers, the nodes and Traefik stay up)."""
+        self._process("kube-apiserver").stop()
+
+    def start_apiserver(self) -> None:
+        """Start the stopped API server again with the same flags and port; returns once it is
+        ready (/readyz)."""
+        apiserver = self._process("kube-apiserver")
+        apiserver.start()
+        admin = _admin_context(self._pki) if self._pki is not None else None
+        apiserver.wait_until(
+            lambda: http_ok(f"{self.server}/readyz", context=admin, expect=b"ok"),
+            "ready again (/readyz)",
+            self.start_timeout,
+        )
+
+    def _process(self, name: str) -> ManagedProcess:
+        found = next((p for p in self.processes if p.name == name), None)
+        if found is None:
+            raise ControlPlaneError(f"{name} is not running in this cluster")
+        return found
+
     def detach(self) -> None:
         """Forget the running processes so that they outlive this Python process."""
         self.workdir = None
