@@ -21,6 +21,7 @@ from modelrollout.testing.manifests import rollout
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusPool, ScrapeJob
 from modelrollout.testing.stories import NAME, Story
+from modelrollout.testing.traefik import Traefik
 from modelrollout.testing.traffic import AMOUNT_EDGES, AMOUNTS, ARM, SimulatedTraffic, Truth
 
 pytestmark = pytest.mark.cluster
@@ -110,7 +111,9 @@ class Scene:
 
 @pytest.fixture
 def scene(cluster: LocalCluster, namespace: str, operator: OperatorProcess, kube: client.ApiClient,
-          prometheus: PrometheusPool) -> Iterator[Scene]:  # fmt: skip
+          prometheus: PrometheusPool, *, gateway: Traefik) -> Iterator[Scene]:  # fmt: skip
+    # a real gateway accepts the route: a canary's weight counts only once one has
+    cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(namespace))
     s = Scene(Story(cluster, namespace, operator), kube, prometheus)
     yield s
     s.close()

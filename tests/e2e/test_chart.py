@@ -19,6 +19,7 @@ from modelrollout.testing.helm import Helm
 from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.prometheus import PrometheusServer
 from modelrollout.testing.stories import Story, model_rollout
+from modelrollout.testing.traefik import Traefik
 
 pytestmark = pytest.mark.cluster
 CHART = str(Path(__file__).resolve().parents[2] / "charts" / "modelrollout")
@@ -154,9 +155,10 @@ def installed(request: pytest.FixtureRequest, helm: Helm, cluster: LocalCluster,
 
 def test_the_chart_role_is_enough_for_a_whole_rollout(
     installed: Installed, cluster: LocalCluster, namespace: str, metrics: PrometheusServer,
-    telemetry: ErrorRateExporter,
+    telemetry: ErrorRateExporter, *, gateway: Traefik,
 ) -> None:  # fmt: skip
     operator = installed.run_operator()
+    cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(namespace))
     story = Story(cluster, namespace, operator)
     telemetry.error_rate.labels(version="v1").set(0.001)
     telemetry.error_rate.labels(version="v2").set(0.002)

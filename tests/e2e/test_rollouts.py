@@ -19,15 +19,11 @@ from modelrollout.testing.operator import OperatorProcess
 from modelrollout.testing.processes import free_ports
 from modelrollout.testing.prometheus import PrometheusPool, PrometheusServer, ScrapeJob
 from modelrollout.testing.stories import CANARY_AT_50, NAME, Story, model_rollout
+from modelrollout.testing.traefik import Traefik
 from modelrollout.testing.vocabulary import aborted_at_once
 from modelrollout.testing.webhooks import Receiver
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def story(cluster: LocalCluster, namespace: str, operator: OperatorProcess) -> Story:
-    return Story(cluster, namespace, operator)
 
 
 def test_a_good_model_is_promoted(
@@ -194,7 +190,7 @@ OUTAGE_SECONDS = 25
 
 def test_an_api_server_restart_mid_step_neither_rolls_back_a_healthy_canary_nor_floods_the_log(
     cluster: LocalCluster, namespace: str, modelrollout_crd: None, metrics: PrometheusServer,
-    telemetry: ErrorRateExporter,
+    telemetry: ErrorRateExporter, *, gateway: Traefik,
 ) -> None:  # fmt: skip
     # Given an operator ticking every 5 s (its fault limit, 3 ticks, is shorter than the outage)
     # and a healthy v2 at 50% in a 50-s analyze step
@@ -202,6 +198,7 @@ def test_an_api_server_restart_mid_step_neither_rolls_back_a_healthy_canary_nor_
                                env={"MODELROLLOUT_PERIOD_SECONDS": "5"})  # fmt: skip
     operator.start()
     try:
+        cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(namespace))
         story = Story(cluster, namespace, operator)
         story.canary_at_half(metrics, telemetry,
                              [{"setWeight": 50}, {"analyze": {"duration": "50s"}}])  # fmt: skip
@@ -223,6 +220,38 @@ def test_an_api_server_restart_mid_step_neither_rolls_back_a_healthy_canary_nor_
         assert sum("Traceback" in line for line in logged) <= 2, "\n".join(logged)
     finally:
         operator.close()
+
+
+def test_a_route_whose_gateway_does_not_exist_is_never_promoted_and_says_so(
+    story: Story, metrics: PrometheusServer, telemetry: ErrorRateExporter
+) -> None:
+    # Given a rollout whose HTTPRoute names a Gateway that does not exist (no controller will
+    # ever write its status), a threshold written the defensive way, and v1 stable
+    telemetry.error_rate.labels(version="v1").set(0.001)
+    telemetry.error_rate.labels(version="v2").set(0.001)
+    v1, v2 = model_rollout(metrics.url, "v1"), model_rollout(metrics.url, "v2")
+    for manifest in (v1, v2):
+        manifest["spec"]["traffic"]["gatewayAPI"]["parentRefs"] = [{"name": "nowhere"}]
+        manifest["spec"]["analysis"]["signals"][0]["threshold"]["query"] = (
+            'max(model_error_rate{version="{{ canary.version }}"}) or vector(0)')  # fmt: skip
+    story.apply(v1)
+    story.stable("v1")
+    # When v2 is rolled out
+    story.apply(v2)
+    # Then it is never promoted: past progressDeadline it is rolled back, and status and a
+    # Warning Event say that no controller accepted the route
+    story.until("v2 is rolled back", lambda: story.phase() == "RolledBack", timeout=150)
+    status = story.status()
+    assert status["stable"]["version"] == "v1"
+    assert [h["outcome"] for h in status["history"]] == ["RolledBack"]
+    said = f"no controller accepted HTTPRoute {NAME} for Gateway {story.namespace}/nowhere"
+    assert said in status["message"], status["message"]
+    events = json.loads(story.cluster.kubectl("get", "events", "-n", story.namespace, "-o",
+                                              "json").stdout)["items"]  # fmt: skip
+    warned = [e for e in events if e["reason"] == "RouteNotAccepted"]
+    assert warned, "no RouteNotAccepted Event"
+    assert warned[0]["type"] == "Warning"
+    assert said in warned[0]["message"], warned
 
 
 def test_deleting_a_rollout_mid_way_leaves_nothing_routed_to_the_canary(

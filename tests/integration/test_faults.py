@@ -29,6 +29,7 @@ from modelrollout.testing.cluster import LocalCluster
 from modelrollout.testing.fakes import FakeNotifier, real_ticker
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.prometheus import PrometheusPool
+from modelrollout.testing.traefik import Traefik
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("modelrollout_crd")]
 NAME = "fraud-detector"
@@ -83,8 +84,10 @@ class Scene:
 
 @pytest.fixture
 def scene(cluster: LocalCluster, kube: client.ApiClient, namespace: str,
-          prometheus: PrometheusPool) -> Scene:  # fmt: skip
-    """v1 stable, v2 a canary at 20% that waits at a pause step, its one signal passing."""
+          prometheus: PrometheusPool, gateway: Traefik) -> Scene:  # fmt: skip
+    """v1 stable, v2 a canary at 20% that waits at a pause step, its one signal passing; Traefik
+    accepts the route (a step's weight counts only once a controller has)."""
+    cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(namespace))
     server = prometheus([])
     manifest = rollout()
     manifest["spec"]["strategy"]["steps"] = [{"setWeight": 20}, {"pause": {}}]

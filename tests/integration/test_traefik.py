@@ -5,6 +5,7 @@ accepts the HTTPRoute the operator's router writes, which the router then reads 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from kubernetes import client
 from modelrollout.api.v1alpha1 import ModelRolloutSpec
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import Owner
-from modelrollout.routers.gateway_api import GatewayAPIRouter
+from modelrollout.routers.gateway_api import ACCEPTANCE_SECONDS, GatewayAPIRouter
 from modelrollout.testing.cluster import LocalCluster, rest_of, wait_for
 from modelrollout.testing.manifests import rollout
 from modelrollout.testing.processes import ControlPlaneError
@@ -79,8 +80,34 @@ def test_the_route_the_router_writes_is_accepted_by_traefik(
 
     assert wait_for(accepted, timeout=60), _get(cluster, "httproute", "fraud-detector", "-n",
                                                 namespace)  # fmt: skip
-    assert router.refusal() is None
+    # (long past the deadline for a route no controller reports on)
+    assert router.refusal(datetime.now(UTC) + timedelta(minutes=5)) is None
     assert router.read_weight() == 20
+
+
+def test_a_route_whose_gateway_does_not_exist_is_not_in_effect_after_the_deadline(
+    cluster: LocalCluster, namespace: str, gateway: Traefik, kube: client.ApiClient
+) -> None:
+    # Given Traefik running, and a rollout whose route names a Gateway that does not exist
+    manifest = rollout()
+    manifest["spec"]["traffic"]["gatewayAPI"]["parentRefs"] = [{"name": "nowhere"}]
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
+    stored = _get(cluster, "mro", "fraud-detector", "-n", namespace) or {}
+    spec = ModelRolloutSpec.model_validate(stored["spec"])
+    assert spec.traffic.gateway_api is not None
+    who = Owner("fraud-detector", namespace, stored["metadata"]["uid"])
+    router = GatewayAPIRouter(KubeCluster(rest_of(kube)), who, spec.traffic.gateway_api,
+                              spec.service.port)  # fmt: skip
+    # When the router writes the route
+    router.set_weight(20)
+    # Then it is not refused before the deadline (a controller may still report), and after it
+    # the router says that no controller accepted it, naming the Gateway
+    assert router.refusal(datetime.now(UTC)) is None
+    later = datetime.now(UTC) + timedelta(seconds=ACCEPTANCE_SECONDS + 1)
+    said = router.refusal(later)
+    assert said is not None
+    assert f"no controller accepted HTTPRoute fraud-detector for Gateway {namespace}/nowhere" in (
+        said)  # fmt: skip
 
 
 def test_a_missing_traefik_binary_is_named(tmp_path: Path,

@@ -76,12 +76,14 @@ class Rollout:
     def tick(self, desired: RevisionRef, *, after: float = 0, available: bool = True,
              weight: int | None = None, results: list[SignalResult] | None = None,
              command: Command | None = None, trouble: str | None = None,
+             unrouted: str | None = None, accepted: bool = True,
              ) -> ModelRolloutStatus:  # fmt: skip
         self.now += timedelta(seconds=after)
         if weight is None:  # a router that does what it is told, unless a test says otherwise
             weight = self.status.canary_weight
         seen = Observations(self.now, desired, available, weight, results, command,
-                            canary_trouble=trouble)  # fmt: skip
+                            canary_trouble=trouble, route_refused=unrouted,
+                            route_accepted=accepted)  # fmt: skip
         step = advance(self.spec, self.status, seen)
         # restart-safety: the next tick sees only what would be stored in the object's status
         self.wire = step.status.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -283,6 +285,43 @@ def test_the_deadline_rollback_names_what_keeps_the_pods_from_being_ready() -> N
     status = r.tick(V2, after=121, available=False, trouble=crash)
     assert status.phase == "RolledBack"
     assert status.message == f"canary not Available within progressDeadline 2m: {crash}"
+
+
+def test_a_route_no_controller_accepted_holds_the_steps_then_rolls_back_naming_it() -> None:
+    r = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "1m"}}], progressDeadline="2m")
+    nobody = "no controller accepted HTTPRoute fraud-detector for Gateway ml/public within 30 s"
+    # While no controller has put the route in effect, no step counts and nothing is promoted,
+    # however long the steps' own durations are; a Warning says why, once
+    for _ in range(3):
+        status = r.tick(V2, after=30, results=passing(), unrouted=nobody)
+        assert status.phase == "Progressing"
+        assert status.current_step in (None, 0)
+    assert r.reasons().count("RouteNotAccepted") == 1
+    progressing = next(c for c in status.conditions if c.type == "Progressing")
+    assert (progressing.reason, progressing.message) == ("RouteNotAccepted", nobody)
+    # Past progressDeadline the canary is rolled back, and the reason names the route
+    status = r.tick(V2, after=31, results=passing(), unrouted=nobody)
+    assert status.phase == "RolledBack"
+    assert status.message == f"the route was not in effect within progressDeadline 2m: {nobody}"
+
+
+def test_a_weight_counts_only_once_its_controller_accepted_the_route() -> None:
+    r = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "1m"}}])
+    # The route carries 50% but no controller has accepted its new generation yet
+    for _ in range(4):
+        status = r.tick(V2, after=30, weight=50, results=passing(), accepted=False)
+    assert (status.phase, status.current_step, status.weight_since) == ("Progressing", 0, None)
+    # Once it is accepted, the weight is in effect from that tick, and the steps go on
+    status = r.tick(V2, after=1, weight=50, results=passing())
+    assert (status.current_step, status.weight_since) == (1, r.status.step_started_at)
+
+
+def test_a_route_accepted_late_lets_the_steps_go_on() -> None:
+    r = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "1m"}}], progressDeadline="2m")
+    r.tick(V2, after=30, results=passing(), unrouted="Gateway public does not accept it: x")
+    r.tick(V2, after=10, results=passing())
+    phases = [r.tick(V2, after=30, results=passing()).phase for _ in range(4)]
+    assert phases[-1] == "Promoted", phases
 
 
 def test_no_data_past_the_limit_pauses_and_resume_clears_it() -> None:

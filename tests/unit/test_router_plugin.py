@@ -36,7 +36,10 @@ class LedgerRouter:
     def read_weight(self) -> int | None:
         return self.ledger[-1] if self.ledger else None
 
-    def refusal(self) -> str | None:
+    def accepted(self) -> bool:
+        return True
+
+    def refusal(self, now: datetime) -> str | None:
         return None
 
     def shape(self, world: World) -> World:

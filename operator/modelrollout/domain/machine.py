@@ -74,6 +74,12 @@ class Observations:
     # Why the canary's pods are not ready, in the cluster's words; looked up only once the
     # canary is past its progressDeadline (past_progress_deadline), for the rollback's reason.
     canary_trouble: str | None = None
+    # Why the route is not in effect while a canary is in flight, in the controller's words or
+    # their absence (no controller accepted it within the router's deadline); None: in effect.
+    route_refused: str | None = None
+    # A controller accepted the route at its current generation: the weight it carries is in
+    # effect (a step's weight counts, and promotion completes, only then).
+    route_accepted: bool = True
 
 
 @dataclass(frozen=True)
@@ -186,7 +192,7 @@ def _progress(t: _Tick, s: ModelRolloutStatus, canary: RevisionRef,
         s, done = _apply_command(t, s, command)
         if done:
             return s
-    for check in (_faulted, _stalled, _judged):
+    for check in (_faulted, _stalled, _unrouted, _judged):
         ended = check(t, s)
         if ended[1]:
             return ended[0]
@@ -220,6 +226,24 @@ def _stalled(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]
     return with_condition(s, "Progressing", "True", reason="WaitingForCanary", now=t.now), True
 
 
+def _unrouted(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
+    """A route no controller has put in effect (refused, or never accepted: its Gateway does
+    not exist or nothing serves it) sends the canary none of its share: no step counts and
+    nothing is promoted; past progressDeadline the canary is rolled back with the reason. Issue
+    20: a route whose Gateway did not exist was promoted, "all 4 steps passed", on 0 requests."""
+    refused = t.seen.route_refused
+    if refused is None:
+        return s, False
+    if past_progress_deadline(t.spec, s, t.seen.now):
+        reason = f"the route was not in effect within progressDeadline {t.spec.progress_deadline}"
+        return _rollback(t, s, f"{reason}: {refused}"), True
+    progressing = next((c for c in s.conditions if c.type == "Progressing"), None)
+    if progressing is None or progressing.reason != "RouteNotAccepted":
+        t.emit("Warning", "RouteNotAccepted", refused)
+    return with_condition(s, "Progressing", "True", reason="RouteNotAccepted", message=refused,
+                          now=t.now), True  # fmt: skip
+
+
 def _judged(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
     """Fold this tick's signal results, if any, into the counters; roll back or pause on them."""
     if t.seen.results is None or t.spec.analysis is None:
@@ -246,8 +270,8 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         elapsed = _in_step(t, s)
         if step.set_weight is not None:
             s = _ask_weight(s, step.set_weight)
-            if t.seen.weight != step.set_weight:
-                return s  # counts once the router shows it
+            if t.seen.weight != step.set_weight or not t.seen.route_accepted:
+                return s  # counts once the router shows it, accepted by its controller
             s = _weight_seen(s, t.now)
         elif step.analyze is not None:
             if elapsed < parse_duration(step.analyze.duration) or not _measured(t.spec, s):
@@ -298,7 +322,7 @@ def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
                                message=reason, now=t.now)  # fmt: skip
     weight = promoted_weight(t.spec)
     s = _ask_weight(s, weight)
-    if not t.seen.canary_available or t.seen.weight != weight:
+    if not t.seen.canary_available or t.seen.weight != weight or not t.seen.route_accepted:
         return with_condition(s, "Progressing", "True", reason="Promoting", now=t.now)
     s = _weight_seen(s, t.now)
     steps = len(t.spec.strategy.steps)

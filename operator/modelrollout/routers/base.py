@@ -7,6 +7,7 @@ rollout, so deleting the rollout removes it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -42,9 +43,14 @@ class Router(Protocol):
     def read_weight(self) -> int | None:
         """The canary weight the routing object carries now, or None when it does not exist."""
 
-    def refusal(self) -> str | None:
-        """Why the routing controller refuses the route at its current generation, in its own
-        words; None when it accepted it or has not said (no controller reports on it yet)."""
+    def refusal(self, now: datetime) -> str | None:
+        """Why the route is not in effect at `now`: the routing controller refuses it at its
+        current generation (in its own words), or no controller has accepted it within the
+        router's deadline; None when it is in effect, or may still be accepted."""
+
+    def accepted(self) -> bool:
+        """Whether the routing controller accepted the route at its current generation, so the
+        weight it carries is in effect; a step's weight counts only then."""
 
     def shape(self, world: World) -> World:
         """The world as this router needs it (a replica-ratio router sizes the revisions by

@@ -170,8 +170,11 @@ class FakeRouter:
         self._routes = routes
         self._key = key
 
-    def refusal(self) -> str | None:
+    def refusal(self, now: datetime) -> str | None:
         return self._routes.refused
+
+    def accepted(self) -> bool:
+        return self._routes.accepted
 
     def shape(self, world: World) -> World:
         return world
@@ -194,6 +197,7 @@ class FakeRoutes:
         self.faults = Faults()
         self.served = True  # False: no registered router serves the spec
         self.refused: str | None = None  # what the routing controller says, if it refuses
+        self.accepted = True  # the routing controller accepted the route at its generation
 
     def __call__(self, owner: Owner, spec: ModelRolloutSpec) -> Router | None:
         if not self.served or spec.traffic.gateway_api is None:
