@@ -211,13 +211,16 @@ def test_an_api_server_restart_mid_step_neither_rolls_back_a_healthy_canary_nor_
         # Then the canary is not rolled back: the rollout goes on to promote it, exactly once
         story.until("v2 promoted", lambda: story.stable_version() == "v2", timeout=180)
         assert [h["outcome"] for h in story.status()["history"]] == ["Promoted"]
-        # And the outage cost a few log lines per failed tick, without a traceback each
+        # And the outage cost a few log lines per failed tick (the tick's own, and one for each
+        # of kopf's watches), without a traceback each: warnings and errors, as the operator's
+        # handlers logged through promotion
         logged = operator.log_path.read_text().splitlines()[before:]
         failed = [line for line in logged if "tick failed" in line]
         assert failed, "no tick failed during the outage: it was not one"
         assert all("not counted toward the fault limit" in line for line in failed), failed
-        assert len(logged) <= 4 * len(failed) + 20, "\n".join(logged)
-        assert sum("Traceback" in line for line in logged) <= 2, "\n".join(logged)
+        said = [line for line in logged if "[WARNING" in line or "[ERROR" in line]
+        assert len(said) <= 2 * len(failed) + 10, "\n".join(said)
+        assert sum("Traceback" in line for line in logged) <= 1, "\n".join(logged)
     finally:
         operator.close()
 

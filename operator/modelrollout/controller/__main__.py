@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.modules["kubernetes"] = None  # type: ignore[assignment]
     import kopf  # noqa: PLC0415  (after --help: printing usage needs no cluster client)
 
-    from modelrollout.controller import handlers  # noqa: F401, PLC0415  (registers the handlers)
+    from modelrollout.controller import handlers, logs  # noqa: F401, PLC0415  (registers handlers)
 
     kopf.configure(verbose=False)
+    logs.quiet_outages()
     namespaces = [n.strip() for n in str(NAMESPACES).split(",")]
     namespaces = [n for n in namespaces if n]
     kopf.run(
