@@ -218,6 +218,12 @@ def paused_then_promoted(cluster: LocalCluster, objects: client.CustomObjectsApi
     return command_latencies(objects, sample)
 
 
+def apply_version(cluster: LocalCluster, n: int, version: str) -> None:
+    items = {"apiVersion": "v1", "kind": "List",
+             "items": [manifest(i, version) for i in range(n)]}  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(items), timeout=300)
+
+
 def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]:
     with LocalCluster(Binaries.locate()) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
@@ -228,15 +234,9 @@ def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]
         objects = client.CustomObjectsApi(api)
         # kwok has no data plane: a stand-in controller accepts the routes (a weight counts
         # only once one has); its own requests are left out of the operator's figures
-        acceptor = RouteAcceptor(api)
-        acceptor.__enter__()
+        acceptor = RouteAcceptor(api).__enter__()
         try:
-            items = {
-                "apiVersion": "v1",
-                "kind": "List",
-                "items": [manifest(i, "v1") for i in range(n)],
-            }
-            cluster.kubectl("apply", "-f", "-", stdin=json.dumps(items), timeout=300)
+            apply_version(cluster, n, "v1")
 
             def all_stable(version: str) -> bool:
                 listed: Any = objects.list_namespaced_custom_object(
@@ -255,12 +255,7 @@ def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]
             poller = threading.Thread(target=transitions.poll, args=(objects,), daemon=True)
             poller.start()
             started = time.monotonic()
-            items = {
-                "apiVersion": "v1",
-                "kind": "List",
-                "items": [manifest(i, "v2") for i in range(n)],
-            }
-            cluster.kubectl("apply", "-f", "-", stdin=json.dumps(items), timeout=300)
+            apply_version(cluster, n, "v2")
             if not wait_for(lambda: all_stable("v2"), timeout=900 + n, interval=1):
                 raise SystemExit(f"not all v2 promoted; operator log:\n{operator.log()}")
             elapsed = time.monotonic() - started
