@@ -234,7 +234,7 @@ def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]
         objects = client.CustomObjectsApi(api)
         # kwok has no data plane: a stand-in controller accepts the routes (a weight counts
         # only once one has); its own requests are left out of the operator's figures
-        acceptor = RouteAcceptor(api).__enter__()
+        acceptor = RouteAcceptor(api).start()
         try:
             apply_version(cluster, n, "v1")
 
@@ -278,7 +278,7 @@ def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]
             ticks, late_p50, late_p95 = lateness(operator.metrics_url)
             rss, _ = proc_stats(operator.process.pid)
         finally:
-            acceptor.__exit__()
+            acceptor.stop()
             operator.close()
     lags = []
     for steps in transitions.seen.values():

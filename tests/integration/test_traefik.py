@@ -81,7 +81,7 @@ def test_the_route_the_router_writes_is_accepted_by_traefik(
     assert wait_for(accepted, timeout=60), _get(cluster, "httproute", "fraud-detector", "-n",
                                                 namespace)  # fmt: skip
     # (long past the deadline for a route no controller reports on)
-    assert router.refusal(datetime.now(UTC) + timedelta(minutes=5)) is None
+    assert router.acceptance(datetime.now(UTC) + timedelta(minutes=5)).refused is None
     assert router.read_weight() == 20
 
 
@@ -102,9 +102,9 @@ def test_a_route_whose_gateway_does_not_exist_is_not_in_effect_after_the_deadlin
     router.set_weight(20)
     # Then it is not refused before the deadline (a controller may still report), and after it
     # the router says that no controller accepted it, naming the Gateway
-    assert router.refusal(datetime.now(UTC)) is None
+    assert router.acceptance(datetime.now(UTC)).refused is None
     later = datetime.now(UTC) + timedelta(seconds=ACCEPTANCE_SECONDS + 1)
-    said = router.refusal(later)
+    said = router.acceptance(later).refused
     assert said is not None
     assert f"no controller accepted HTTPRoute fraud-detector for Gateway {namespace}/nowhere" in (
         said)  # fmt: skip

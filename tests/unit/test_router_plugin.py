@@ -15,7 +15,7 @@ from modelrollout.domain.machine import World
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import Owner
 from modelrollout.routers import registry
-from modelrollout.routers.base import Capability, Router
+from modelrollout.routers.base import Acceptance, Capability, Router
 from modelrollout.testing.fakes import FakeCluster, FakeNotifier, FakeSource
 from modelrollout.testing.manifests import rollout
 
@@ -36,11 +36,8 @@ class LedgerRouter:
     def read_weight(self) -> int | None:
         return self.ledger[-1] if self.ledger else None
 
-    def accepted(self) -> bool:
-        return True
-
-    def refusal(self, now: datetime) -> str | None:
-        return None
+    def acceptance(self, now: datetime) -> Acceptance:
+        return Acceptance(accepted=True)
 
     def shape(self, world: World) -> World:
         return world

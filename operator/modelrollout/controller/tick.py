@@ -296,7 +296,8 @@ class Ticker:
             return None
         desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
         canary = status.canary
-        refused_route = router.refusal(moment)
+        acceptance = router.acceptance(moment)
+        refused_route = acceptance.refused
         available = canary is not None and self.cluster.available(
             owner, deployment_name(owner.name, canary.revision))  # fmt: skip
         seen = Observations(
@@ -311,7 +312,7 @@ class Ticker:
             command=command_of(rollout.annotations),
             fault=m.owed,
             route_refused=refused_route,
-            route_accepted=router.accepted(),
+            route_accepted=acceptance.accepted,
         )
         if seen.results is not None:  # what was measured, whatever this tick goes on to decide
             metrics.record(owner.namespace, owner.name, seen.results)

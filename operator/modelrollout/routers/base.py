@@ -7,6 +7,7 @@ rollout, so deleting the rollout removes it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -33,6 +34,17 @@ class RouterError(RuntimeError):
         self.terminating = terminating  # the namespace is being deleted
 
 
+@dataclass(frozen=True)
+class Acceptance:
+    """`accepted`: the routing controller accepted the route at its current generation, so the
+    weight it carries is in effect (a step's weight counts only then). `refused`: why the route
+    is not in effect, in the controller's words, or that no controller accepted it within the
+    router's deadline; None while it is in effect or may still be accepted."""
+
+    accepted: bool
+    refused: str | None = None
+
+
 class Router(Protocol):
     capabilities: frozenset[Capability]
 
@@ -43,14 +55,8 @@ class Router(Protocol):
     def read_weight(self) -> int | None:
         """The canary weight the routing object carries now, or None when it does not exist."""
 
-    def refusal(self, now: datetime) -> str | None:
-        """Why the route is not in effect at `now`: the routing controller refuses it at its
-        current generation (in its own words), or no controller has accepted it within the
-        router's deadline; None when it is in effect, or may still be accepted."""
-
-    def accepted(self) -> bool:
-        """Whether the routing controller accepted the route at its current generation, so the
-        weight it carries is in effect; a step's weight counts only then."""
+    def acceptance(self, now: datetime) -> Acceptance:
+        """What the routing controller says of the route at `now`, from one read of it."""
 
     def shape(self, world: World) -> World:
         """The world as this router needs it (a replica-ratio router sizes the revisions by

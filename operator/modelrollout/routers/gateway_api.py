@@ -14,7 +14,7 @@ from modelrollout.domain.machine import World
 from modelrollout.domain.revision import canary_service, stable_service
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Manifest, Owner
-from modelrollout.routers.base import Capability, RouterError
+from modelrollout.routers.base import Acceptance, Capability, RouterError
 
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
 CONFLICT_RETRIES = 5
@@ -23,13 +23,31 @@ CONFLICT_RETRIES = 5
 ACCEPTANCE_SECONDS = 30
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _parent_key(ref: Manifest, namespace: str) -> tuple[str, str, str]:
     return (str(ref.get("namespace") or namespace), str(ref.get("name")),
             str(ref.get("sectionName") or ""))  # fmt: skip
+
+
+def accepted_parents(route: Manifest, *, current: bool) -> set[tuple[str, str, str]]:
+    """The parents (namespace, name, section) whose controller set Accepted=True on `route`,
+    at its current generation when `current`."""
+    metadata = route.get("metadata") or {}
+    generation, namespace = metadata.get("generation"), str(metadata.get("namespace"))
+    return {
+        _parent_key(parent.get("parentRef") or {}, namespace)
+        for parent in (route.get("status") or {}).get("parents") or []
+        if any(c.get("type") == "Accepted" and c.get("status") == "True"
+               and (not current or c.get("observedGeneration") in (None, generation))
+               for c in parent.get("conditions") or [])
+    }  # fmt: skip
+
+
+def unaccepted_parent(route: Manifest, *, current: bool) -> Manifest | None:
+    """The first of the route's own parentRefs no controller accepted it for, if any."""
+    namespace = str((route.get("metadata") or {}).get("namespace"))
+    accepted = accepted_parents(route, current=current)
+    return next((ref for ref in (route.get("spec") or {}).get("parentRefs") or []
+                 if _parent_key(ref, namespace) not in accepted), None)  # fmt: skip
 
 
 def build_route(
@@ -135,19 +153,22 @@ class GatewayAPIRouter:
         route = self._get(fresh=False)
         return None if route is None else canary_weight_of(route, self._owner.name)
 
-    def refusal(self, now: datetime) -> str | None:
-        """Why the route is not in effect: a parent (Gateway) whose controller set
-        Accepted=False for the route's current generation, in its words; or a parent no
-        controller has accepted the route for, ACCEPTANCE_SECONDS after the route was created
-        (no status at all is not acceptance: its Gateway does not exist, or no running
-        controller serves it)."""
+    def acceptance(self, now: datetime) -> Acceptance:
+        """Accepted when every parent's controller accepted the route at its current generation
+        (Traefik reports within a second of a change). Refused when a parent's controller set
+        Accepted=False at the current generation, in its words; or when a parent has no
+        acceptance at all ACCEPTANCE_SECONDS after the route was created (no status is not
+        acceptance: its Gateway does not exist, or no running controller serves it)."""
         route = self._get(fresh=False)
         if route is None:
-            return None
+            return Acceptance(accepted=False)
+        return Acceptance(accepted=unaccepted_parent(route, current=True) is None,
+                          refused=self._refused(route, now))  # fmt: skip
+
+    def _refused(self, route: Manifest, now: datetime) -> str | None:
         metadata = route.get("metadata") or {}
         generation = metadata.get("generation")
-        parents = (route.get("status") or {}).get("parents") or []
-        for parent in parents:
+        for parent in (route.get("status") or {}).get("parents") or []:
             for condition in parent.get("conditions") or []:
                 if (condition.get("type") == "Accepted" and condition.get("status") == "False"
                         and condition.get("observedGeneration") in (None, generation)):  # fmt: skip
@@ -155,40 +176,16 @@ class GatewayAPIRouter:
                     why = f"{condition.get('reason', '')}: {condition.get('message', '')}"
                     return f"Gateway {name} does not accept HTTPRoute {self._owner.name}: {why}"
         created = metadata.get("creationTimestamp")
-        if created is None or (now - _parse_time(created)).total_seconds() < ACCEPTANCE_SECONDS:
+        if created is None or (now - datetime.fromisoformat(created)).total_seconds() < (
+                ACCEPTANCE_SECONDS):  # fmt: skip
             return None
-        accepted = self._accepted_by(route, current=False)
-        for ref in self._traffic.parent_refs:
-            wanted = ref.model_dump(by_alias=True, exclude_none=True)
-            if _parent_key(wanted, self._owner.namespace) not in accepted:
-                where = wanted.get("namespace", self._owner.namespace)
-                return (f"no controller accepted HTTPRoute {self._owner.name} for Gateway "
-                        f"{where}/{wanted['name']} within {ACCEPTANCE_SECONDS} s of its "
-                        "creation: that Gateway does not exist, or no running controller "
-                        "serves it")  # fmt: skip
-        return None
-
-    def accepted(self) -> bool:
-        """Every parent's controller accepted the route at its current generation: the weight
-        it carries is in effect (Traefik reports within a second of a change)."""
-        route = self._get(fresh=False)
-        if route is None:
-            return False
-        accepted = self._accepted_by(route, current=True)
-        return all(_parent_key(r.model_dump(by_alias=True, exclude_none=True),
-                               self._owner.namespace) in accepted
-                   for r in self._traffic.parent_refs)  # fmt: skip
-
-    def _accepted_by(self, route: Manifest, *, current: bool) -> set[tuple[str, str, str]]:
-        """The parents whose controller set Accepted=True (at the current generation)."""
-        generation = (route.get("metadata") or {}).get("generation")
-        return {
-            _parent_key(parent.get("parentRef") or {}, self._owner.namespace)
-            for parent in (route.get("status") or {}).get("parents") or []
-            if any(c.get("type") == "Accepted" and c.get("status") == "True"
-                   and (not current or c.get("observedGeneration") in (None, generation))
-                   for c in parent.get("conditions") or [])
-        }  # fmt: skip
+        missing = unaccepted_parent(route, current=False)
+        if missing is None:
+            return None
+        where = missing.get("namespace", self._owner.namespace)
+        return (f"no controller accepted HTTPRoute {self._owner.name} for Gateway "
+                f"{where}/{missing.get('name')} within {ACCEPTANCE_SECONDS} s of its creation: "
+                "that Gateway does not exist, or no running controller serves it")  # fmt: skip
 
     def shape(self, world: World) -> World:
         return world

@@ -12,20 +12,9 @@ from typing import Any
 
 from kubernetes import client
 
+from modelrollout.routers.gateway_api import GROUP, PLURAL, VERSION, unaccepted_parent
+
 CONTROLLER = "modelrollout.io/bench-acceptor"
-GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
-
-
-def _accepted(route: dict[str, Any]) -> bool:
-    generation = route["metadata"].get("generation")
-    parents = (route.get("status") or {}).get("parents") or []
-    wanted = len((route.get("spec") or {}).get("parentRefs") or [])
-    current = [
-        p for p in parents
-        if any(c.get("type") == "Accepted" and c.get("status") == "True"
-               and c.get("observedGeneration") == generation for c in p.get("conditions") or [])
-    ]  # fmt: skip
-    return len(current) >= wanted
 
 
 def _status(route: dict[str, Any]) -> dict[str, Any]:
@@ -50,11 +39,11 @@ class RouteAcceptor:
         self._thread = threading.Thread(target=self._run, daemon=True, name="route-acceptor")
         self.requests = 0
 
-    def __enter__(self) -> RouteAcceptor:
+    def start(self) -> RouteAcceptor:
         self._thread.start()
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
 
@@ -69,7 +58,7 @@ class RouteAcceptor:
         listed: Any = self._objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)
         self.requests += 1
         for route in listed["items"]:
-            if _accepted(route):
+            if unaccepted_parent(route, current=True) is None:
                 continue
             meta = route["metadata"]
             self._objects.patch_namespaced_custom_object_status(

@@ -25,7 +25,7 @@ from modelrollout.domain.judging import Measurement
 from modelrollout.domain.machine import Event, World
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Desired, Manifest, Owner
-from modelrollout.routers.base import Capability, Router
+from modelrollout.routers.base import Acceptance, Capability, Router
 from modelrollout.routers.registry import router_for
 from modelrollout.testing.cluster import rest_of
 
@@ -170,11 +170,8 @@ class FakeRouter:
         self._routes = routes
         self._key = key
 
-    def refusal(self, now: datetime) -> str | None:
-        return self._routes.refused
-
-    def accepted(self) -> bool:
-        return self._routes.accepted
+    def acceptance(self, now: datetime) -> Acceptance:
+        return Acceptance(accepted=self._routes.accepted, refused=self._routes.refused)
 
     def shape(self, world: World) -> World:
         return world

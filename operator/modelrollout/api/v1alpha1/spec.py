@@ -35,16 +35,12 @@ _NO_FULL_WEIGHT_AGAINST_STABLE = (
 )
 
 
-def _against_stable(spec: Any) -> list[str]:
-    """The signals that compare the canary with the stable over the same window."""
-    signals = spec.analysis.signals if spec.analysis is not None else []
-    return [s.name for s in signals if s.compare is not None or s.fairness is not None
-            or (s.drift is not None and s.drift.against == "stable")]  # fmt: skip
-
-
 def _no_full_weight_against_stable(spec: Any) -> bool:
-    full = any(step.set_weight == 100 for step in spec.strategy.steps)
-    return not (full and _against_stable(spec))
+    signals = spec.analysis.signals if spec.analysis is not None else []
+    against_stable = any(s.compare is not None or s.fairness is not None
+                         or (s.drift is not None and s.drift.against == "stable")
+                         for s in signals)  # fmt: skip
+    return not against_stable or all(step.set_weight != 100 for step in spec.strategy.steps)
 
 
 def _selector_matches(spec: Any) -> bool:
