@@ -45,9 +45,7 @@ def cluster(controlplane_binaries: Binaries) -> Iterator[LocalCluster]:
 def modelrollout_crd(cluster: LocalCluster) -> None:
     """The generated ModelRollout CRD, installed and Established."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io", "--timeout=60s"
-    )
+    cluster.established("modelrollouts.modelrollout.io")
 
 
 @pytest.fixture(scope="session")

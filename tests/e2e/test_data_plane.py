@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,14 @@ from modelrollout.testing.cluster import LocalCluster, wait_for
 from modelrollout.testing.kubelet import PLACEMENT
 from modelrollout.testing.podserver import CRASH, ECHO, JOB
 from modelrollout.testing.prometheus import PrometheusServer
-from modelrollout.testing.stories import NAME, Story, served, stable_behind_traefik, within
+from modelrollout.testing.stories import (
+    NAME,
+    Story,
+    served,
+    stable_behind_traefik,
+    users,
+    within,
+)
 from modelrollout.testing.traefik import Traefik
 
 pytestmark = pytest.mark.cluster
@@ -89,6 +97,66 @@ def test_a_canary_that_crashes_at_start_is_rolled_back_on_its_deadline_naming_th
     assert "model weights not found" in message, message
     assert story.status().get("canaryWeight", 0) == 0
     assert gateway.send(host, 100) == {"v1": 100}
+
+
+def test_a_canary_that_serves_30_s_then_exits_and_restarts_is_rolled_back_naming_the_crash(
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, host: str
+) -> None:
+    steps = [{"setWeight": 50}, {"analyze": {"duration": "90s"}}]
+    stable_behind_traefik(story, gateway, host, pods_metrics.url, steps)
+    # When v2 serves for 30 s, exits 1 and is restarted by the node, while users send requests
+    with users(gateway, host) as answered:
+        story.apply(served("v2", host, pods_metrics.url, steps, env={"EXIT_AFTER": "30"}))
+        story.until("v2 is rolled back", lambda: story.phase() == "RolledBack", timeout=120)
+    # Then it is rolled back, never promoted, on the crash: its exit code, what it said, and its
+    # restart are in the reason (its Deployment was Available again a moment later)
+    status = story.status()
+    assert story.stable_version() == "v1"
+    assert "Promoted" not in [h.get("outcome") for h in status["history"]
+                              if h.get("revision") == status["canary"]["revision"]]  # fmt: skip
+    reason = status["history"][-1]["reason"]
+    assert "restarted or stopped being ready" in reason, reason
+    assert "exited with code 1 (Error): out of memory after serving 30 s" in reason, reason
+    assert "1 restart" in reason, reason
+    assert answered["v2"] > 0, answered  # it did serve users before it crashed
+    assert wait_for(lambda: gateway.send(host, 100) == {"v1": 100}, timeout=30)
+
+
+def test_a_canary_whose_answers_fail_through_the_gateway_while_ready_is_rolled_back(
+    story: Story, gateway: Traefik, pods_metrics: PrometheusServer, host: str, tmp_path: Path
+) -> None:
+    steps = [{"setWeight": 50}, {"analyze": {"duration": "90s"}}]
+    switches = tmp_path / "fail"
+    switches.mkdir()
+    (switches / "v2").touch()  # v2 answers every request with 500; its health check passes
+    env = {"FAIL_DIR": str(switches)}
+    stable_behind_traefik(story, gateway, host, pods_metrics.url, steps, env=env)
+    # When v2 takes 50% while users send requests through the gateway
+    with users(gateway, host) as answered:
+        story.apply(served("v2", host, pods_metrics.url, steps, env=env))
+        story.until("v2 is rolled back", lambda: story.phase() == "RolledBack", timeout=120)
+    # Then the errors users saw through the gateway roll it back, never promoted, though its
+    # pods stayed Ready: nothing restarted, and the reason is the error signal
+    status = story.status()
+    assert story.stable_version() == "v1"
+    reason = status["history"][-1]["reason"]
+    assert reason.startswith("signal errors"), reason
+    assert "restarted" not in reason, reason
+    assert answered["v2"] > 0, answered
+    pods = json.loads(
+        story.cluster.kubectl(
+            "get",
+            "pods",
+            "-n",
+            story.namespace,
+            "-l",
+            f"modelrollout.io/revision={status['canary']['revision']}",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
+    assert all(sum(c.get("restartCount", 0) for c in p["status"].get("containerStatuses") or [])
+               == 0 for p in pods), pods  # fmt: skip
 
 
 def test_pods_are_processes_deleting_one_stops_it_and_scaling_changes_their_number(

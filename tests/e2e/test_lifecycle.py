@@ -5,11 +5,7 @@ from the answers of the pods themselves."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +13,7 @@ from typing import Any
 import pytest
 
 from modelrollout.testing.prometheus import PrometheusServer
-from modelrollout.testing.stories import NAME, Story, served, within
+from modelrollout.testing.stories import NAME, Story, served, users, within
 from modelrollout.testing.traefik import Traefik
 
 pytestmark = pytest.mark.cluster
@@ -35,25 +31,6 @@ def baked(version: str, host: str, prometheus: str, switches: Path) -> dict[str,
     # a loaded machine Traefik has been seen to take more than 2 s to apply a route
     m["spec"]["scaleDownDelay"] = "10s"
     return m
-
-
-@contextmanager
-def users(gateway: Traefik, host: str) -> Iterator[Counter[str]]:
-    """Requests through the gateway all along, as users would send them; what answered them."""
-    stop = threading.Event()
-    answered: Counter[str] = Counter()
-
-    def send() -> None:
-        while not stop.is_set():
-            answered.update(gateway.send(host, 40))
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    try:
-        yield answered
-    finally:
-        stop.set()
-        thread.join(timeout=30)
 
 
 def answered_only_by(story: Story, gateway: Traefik, host: str, version: str) -> None:

@@ -18,6 +18,7 @@ from modelrollout.api.v1alpha1 import (
 from modelrollout.domain.machine import (
     Command,
     Event,
+    Incident,
     Observations,
     advance,
     canary_replicas,
@@ -77,13 +78,15 @@ class Rollout:
              weight: int | None = None, results: list[SignalResult] | None = None,
              command: Command | None = None, trouble: str | None = None,
              unrouted: str | None = None, accepted: bool = True,
+             incidents: tuple[Incident, ...] = (), served: float | None = None,
              ) -> ModelRolloutStatus:  # fmt: skip
         self.now += timedelta(seconds=after)
         if weight is None:  # a router that does what it is told, unless a test says otherwise
             weight = self.status.canary_weight
         seen = Observations(self.now, desired, available, weight, results, command,
                             canary_trouble=trouble, route_refused=unrouted,
-                            route_accepted=accepted)  # fmt: skip
+                            route_accepted=accepted, canary_incidents=incidents,
+                            canary_requests=served)  # fmt: skip
         step = advance(self.spec, self.status, seen)
         # restart-safety: the next tick sees only what would be stored in the object's status
         self.wire = step.status.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -285,6 +288,62 @@ def test_the_deadline_rollback_names_what_keeps_the_pods_from_being_ready() -> N
     status = r.tick(V2, after=121, available=False, trouble=crash)
     assert status.phase == "RolledBack"
     assert status.message == f"canary not Available within progressDeadline 2m: {crash}"
+
+
+CRASHED = "pod p-1 container server exited with code 1 (Error): out of memory, 1 restart"
+
+
+def test_a_canary_whose_pods_crashed_between_ticks_is_rolled_back_naming_the_crash() -> None:
+    r = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "10m"}}])
+    r.tick(V2, after=10, results=passing())
+    assert r.status.canary_weight == 50
+    # Given the canary is Available again at the tick: only the watch saw it crash and restart
+    crashed = (Incident(r.now + timedelta(seconds=5), "p-1", CRASHED),)
+    status = r.tick(V2, after=10, results=passing(), incidents=crashed)
+    assert status.phase == "RolledBack"
+    assert status.message == ("the canary's pods restarted or stopped being ready 1 time "
+                              f"(restartLimit 0): {CRASHED}")  # fmt: skip
+
+
+def test_incidents_of_an_earlier_canary_do_not_count_and_restart_limit_tolerates_some() -> None:
+    r = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "10m"}}], restartLimit=1)
+    before = Incident(r.now - timedelta(seconds=1), "p-0", "pod p-0 stopped being ready")
+    once = (before, Incident(r.now + timedelta(seconds=5), "p-1", CRASHED))
+    assert r.tick(V2, after=10, results=passing(), incidents=once).phase == "Progressing"
+    twice = (*once, Incident(r.now + timedelta(seconds=5), "p-1", CRASHED))
+    status = r.tick(V2, after=10, results=passing(), incidents=twice)
+    assert status.phase == "RolledBack"
+    assert "2 times (restartLimit 1)" in (status.message or "")
+
+
+def test_a_step_passes_only_once_the_canary_served_requests_in_it() -> None:
+    r = started(steps=[{"setWeight": 50}, {"analyze": {"duration": "1m"}}], progressDeadline="5m")
+    r.tick(V2, results=passing(), served=0)  # asks for 50%
+    r.tick(V2, results=passing(), served=0)  # the route shows it
+    assert r.status.current_step == 1
+    # The analyze step's minute is up, the signals pass, but the canary served nobody: it holds
+    status = r.tick(V2, after=61, results=passing(), served=0)
+    assert (status.phase, status.current_step) == ("Progressing", 1)
+    progressing = next(c for c in status.conditions if c.type == "Progressing")
+    assert progressing.reason == "WaitingForTraffic"
+    assert "served 0 requests in this step" in progressing.message
+    assert r.reasons().count("WaitingForTraffic") == 1
+    # and past progressDeadline it is rolled back, saying why
+    status = r.tick(V2, after=240, results=passing(), served=0)
+    assert status.phase == "RolledBack"
+    assert "served 0 requests" in (status.message or "")
+    assert "progressDeadline 5m passed" in (status.message or "")
+
+
+def test_requests_not_counted_or_at_weight_0_do_not_hold_a_step() -> None:
+    for steps, served in (([{"setWeight": 50}, {"analyze": {"duration": "1m"}}], None),
+                          ([{"setWeight": 0}, {"analyze": {"duration": "1m"}}], 0.0),
+                          ([{"setWeight": 50}, {"analyze": {"duration": "1m"}}], 1.0)):  # fmt: skip
+        r = started(steps=steps)
+        r.tick(V2, results=passing(), served=served)
+        r.tick(V2, results=passing(), served=served)
+        status = r.tick(V2, after=61, results=passing(), served=served)
+        assert status.current_step == 2, (steps, served)
 
 
 def test_a_route_no_controller_accepted_holds_the_steps_then_rolls_back_naming_it() -> None:

@@ -117,3 +117,25 @@ def test_failed_everywhere_gives_every_signal_the_same_error() -> None:
     assert [(r.name, r.verdict, r.message) for r in results] == [
         ("accuracy", "Error", "Prometheus credentials: Secret ns/x: not found")
     ]
+
+
+def requests(version: str) -> str:
+    return f'model_requests_total{{model="fraud",version="{version}"}}'
+
+
+def served(series: dict[str, dict[str, float]], **check: Any) -> float | None:
+    context = Context(values={"model": "fraud"}, canary_version="v2", stable_version="v1",
+                      canary_since=NOW - timedelta(seconds=60), now=NOW, weight=50,
+                      weight_since=None, at="t", step_since=NOW - timedelta(seconds=30))  # fmt: skip
+    analysis = Analysis.model_validate({"prometheus": {"address": "http://p"},
+                                        "signals": [ACCURACY], "sampleRatio": check})  # fmt: skip
+    return Evaluation(cast(Prometheus, FakeSource(series)), context, lambda _: "").served(analysis)
+
+
+def test_the_canarys_requests_in_the_step_are_counted_by_the_sample_ratio_selector() -> None:
+    assert served({requests("v2"): {"": 42.0}, requests("v1"): {"": 40.0}}) == 42.0
+    # only the stable's series: the canary served nobody
+    assert served({requests("v1"): {"": 40.0}}) == 0.0
+    # no series for either arm, or the check disabled: not counted, as the sample ratio check
+    assert served({}) is None
+    assert served({requests("v2"): {"": 42.0}}, enabled=False) is None

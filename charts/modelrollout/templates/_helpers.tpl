@@ -40,7 +40,9 @@ The permissions the operator needs, each for a reason (docs/install.md lists the
 - configmaps: drift references (get). secrets: Prometheus credentials (get).
 - events: every decision is posted as an Event (create).
 - jobs: a retraining's Job, created by its name and read for its outcome (create, get); pods:
-  why a canary's pods are not ready, and a retraining Job's termination message (list).
+  the revisions' pods are watched for crashes, restarts and readiness lost between ticks, and
+  listed for why a canary's pods are not ready and a retraining Job's termination message
+  (list, watch).
 - customresourcedefinitions: kopf lists and watches CRDs to find the ModelRollout resource and
   notice it being installed or removed (list, watch; cluster-scoped, read-only, so a ClusterRole
   even in namespaced mode).
@@ -64,11 +66,12 @@ The permissions the operator needs, each for a reason (docs/install.md lists the
 - apiGroups: [""]
   resources: [configmaps, secrets]
   verbs: [get]
-# once, when a canary misses its progressDeadline: why its pods are not ready; a retraining
-# Job's termination message
+# the revisions' pods, watched for crashes and restarts between ticks; listed when a canary
+# misses its progressDeadline (why its pods are not ready) and for a retraining Job's
+# termination message
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, watch]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, create]

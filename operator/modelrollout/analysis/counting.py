@@ -51,6 +51,8 @@ class Context:
     plans: dict[str, signals.Plan] = field(default_factory=dict)
     # The monitor's baseline window (its first after promotion), for a drift against: baseline.
     baseline: tuple[datetime, datetime] | None = None
+    # When the current step began: the canary's requests are counted from then (Evaluation.served).
+    step_since: datetime | None = None
 
 
 class Counting:

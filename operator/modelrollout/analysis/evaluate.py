@@ -91,6 +91,25 @@ class Evaluation:
             return signals.error(signals.SAMPLE_RATIO, "sampleRatio", unexpected(error), self.c.at)
 
 
+    def served(self, analysis: Analysis) -> float | None:
+        """Requests the canary served since the step began, by the sample ratio's selector;
+        None when not counted: the check disabled, no step start, no series for either arm, or
+        a measurement that failed (the signals say that failure themselves)."""
+        check = analysis.sample_ratio
+        since = self.c.step_since
+        if not check.enabled or since is None or self.c.canary_version == self.c.stable_version:
+            return None
+        counting = Counting(self.source, self.c, self.load_reference)
+        try:
+            canary = counting.increases(check.requests, self.c.canary_version, since=since)
+            if "" in canary:
+                return canary[""]
+            stable = counting.increases(check.requests, self.c.stable_version, since=since)
+        except (MeasurementError, TemplateError, ValueError):
+            return None
+        return 0.0 if "" in stable else None
+
+
 def unexpected(error: BaseException) -> str:
     """A short, readable line for an error nobody planned for: what failed, not a traceback."""
     lines = str(error).strip().splitlines()

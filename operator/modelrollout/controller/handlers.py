@@ -27,6 +27,7 @@ from modelrollout.controller.notify import Outbox
 from modelrollout.controller.scheduler import Scheduler
 from modelrollout.controller.tick import Ticker
 from modelrollout.domain.machine import Event
+from modelrollout.domain.revision import REVISION_LABEL
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ROLLOUT_LABEL, Owner
 from modelrollout.k8s.rest import Connection, Rest
@@ -134,6 +135,8 @@ def _owned(kind: Kind, event: kopf.RawEvent, memo: kopf.Memo) -> None:
     namespace = key_of(body)[0]
     if event["type"] == "DELETED":
         news = kind.remove(body) is not None
+        if kind is memo.store.deployments:
+            memo.store.pods.forget(namespace, key_of(body)[1])
     else:
         changed = kind.put(body)
         news = changed is not None and _news(*changed)
@@ -158,6 +161,22 @@ async def deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) ->
 @kopf.on.event("", "v1", "services", labels=_OWNED)
 async def service_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     _owned(memo.store.services, event, memo)
+
+
+@kopf.on.event("", "v1", "pods", labels={REVISION_LABEL: kopf.PRESENT})
+async def pod_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A pod of one of our revisions (they carry its label, not the rollout's): a crash, a
+    restart or readiness lost since the last tick makes its rollout due at once (k8s/pods.py)."""
+    body = cast(dict[str, Any], event["object"])
+    if event["type"] == "DELETED":
+        memo.store.pods.remove(body)
+        return
+    interrupted = memo.store.pods.put(body)
+    if interrupted is None:
+        return
+    seen = memo.store.deployments.get(interrupted)
+    if isinstance(seen, Workload) and seen.rollout is not None:
+        memo.scheduler.poke((interrupted[0], seen.rollout))
 
 
 @kopf.on.event(ROUTE_GROUP, ROUTE_VERSION, ROUTE_PLURAL, labels=_OWNED)

@@ -15,7 +15,7 @@ from modelrollout.api.v1alpha1 import (
     NotificationsStatus,
     PrometheusSource,
 )
-from modelrollout.domain.machine import Event
+from modelrollout.domain.machine import Event, Incident
 from modelrollout.domain.outbox import Progress
 from modelrollout.k8s.owner import ClusterError, Desired, Manifest, Owner
 from modelrollout.routers.base import Router, RouterError
@@ -30,6 +30,10 @@ class Cluster(Protocol):
 
     def available(self, owner: Owner, deployment: str) -> bool:
         """Whether the Deployment is Available with at least one ready replica."""
+
+    def incidents(self, owner: Owner, revision: str) -> list[Incident]:
+        """Interruptions of the revision's pods seen since the operator started: crashes,
+        restarts, readiness lost (k8s/pods.py)."""
 
     def why_unready(self, owner: Owner, revision: str) -> str | None:
         """What keeps the revision's pods from being ready (a crash loop, an image that cannot

@@ -300,6 +300,7 @@ class Ticker:
         refused_route = acceptance.refused
         available = canary is not None and self.cluster.available(
             owner, deployment_name(owner.name, canary.revision))  # fmt: skip
+        results, served = self._evaluate(m, rollout, spec, status, moment)
         seen = Observations(
             now=moment,
             desired=desired,
@@ -308,11 +309,15 @@ class Ticker:
             if canary is None or available or not past_progress_deadline(spec, status, moment)
             else self._trouble(owner, canary.revision),
             weight=router.read_weight(),
-            results=self._evaluate(m, rollout, spec, status, moment),
+            results=results,
+            canary_requests=served,
             command=command_of(rollout.annotations),
             fault=m.owed,
             route_refused=refused_route,
             route_accepted=acceptance.accepted,
+            canary_incidents=tuple(self.cluster.incidents(owner, canary.revision))
+            if canary is not None and status.phase in IN_FLIGHT
+            else (),
         )
         if seen.results is not None:  # what was measured, whatever this tick goes on to decide
             metrics.record(owner.namespace, owner.name, seen.results)
@@ -560,18 +565,20 @@ class Ticker:
 
     def _evaluate(self, m: _Memory, rollout: Rollout, spec: ModelRolloutSpec,
                   status: ModelRolloutStatus,
-                  now: datetime) -> list[SignalResult] | None:  # fmt: skip
+                  now: datetime) -> tuple[list[SignalResult] | None, float | None]:  # fmt: skip
+        """The signals' results when an evaluation is due, and the canary's requests in the
+        current step (None: not counted)."""
         analysis = spec.analysis
         if analysis is None or not evaluation_due(spec, status, now):
-            return None
+            return None, None
         canary, stable = status.canary, status.stable
         if canary is None or stable is None:
-            return None
+            return None, None
         m.stage = "credentials"
         try:
             credentials = self._credentials(rollout.owner, spec)
         except MeasurementError as error:
-            return failed_everywhere(analysis, str(error), timestamp(now))
+            return failed_everywhere(analysis, str(error), timestamp(now)), None
         m.stage = "measure"
         try:
             source = self.sources(analysis.prometheus, credentials)
@@ -589,11 +596,13 @@ class Ticker:
                 at=timestamp(now),
                 period=period_of(analysis),
                 plans=plans(spec, status, now),
+                step_since=_parse_time(status.step_started_at, now),
             )
             load = partial(self._reference, rollout.owner.namespace)
-            return Evaluation(source, context, load).run(analysis)
+            evaluation = Evaluation(source, context, load)
+            return evaluation.run(analysis), evaluation.served(analysis)
         except Exception as error:  # every signal says what went wrong
-            return failed_everywhere(analysis, unexpected(error), timestamp(now))
+            return failed_everywhere(analysis, unexpected(error), timestamp(now)), None
 
     def _reference(self, namespace: str, ref: ConfigMapKeyRef) -> str:
         try:

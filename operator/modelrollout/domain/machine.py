@@ -61,6 +61,16 @@ class Command:
 
 
 @dataclass(frozen=True)
+class Incident:
+    """An interruption of one of a revision's pods, seen by the pod watch between ticks: it was
+    Ready and stopped being Ready, or its containers restarted while it was (k8s/pods.py)."""
+
+    at: datetime
+    pod: str
+    what: str  # what its containers said: exit codes, reasons, messages, restarts
+
+
+@dataclass(frozen=True)
 class Observations:
     now: datetime
     desired: RevisionRef
@@ -80,6 +90,12 @@ class Observations:
     # A controller accepted the route at its current generation: the weight it carries is in
     # effect (a step's weight counts, and promotion completes, only then).
     route_accepted: bool = True
+    # Interruptions of the canary's pods (all that the watch kept; _interrupted counts those
+    # since the canary started).
+    canary_incidents: tuple[Incident, ...] = ()
+    # Requests the canary served in the current step (analysis.sampleRatio.requests), measured
+    # with `results`; None: not counted.
+    canary_requests: float | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +208,7 @@ def _progress(t: _Tick, s: ModelRolloutStatus, canary: RevisionRef,
         s, done = _apply_command(t, s, command)
         if done:
             return s
-    for check in (_faulted, _stalled, _unrouted, _judged):
+    for check in (_faulted, _interrupted, _stalled, _unrouted, _judged):
         ended = check(t, s)
         if ended[1]:
             return ended[0]
@@ -207,6 +223,23 @@ def _faulted(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]
     if t.seen.fault is None:
         return s, False
     return _rollback(t, s, t.seen.fault), True
+
+
+def _interrupted(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
+    """The canary's pods crashed, restarted or stopped being ready more often since it started
+    than spec.restartLimit allows: roll it back, naming the last one. A tick samples only the
+    Deployment, which a container back within a second never shows (issue 20: a canary that
+    served 30 s, exited 1 and restarted was promoted and went on restarting)."""
+    if s.canary_since is None or not t.seen.canary_incidents:
+        return s, False
+    since = _parse(s.canary_since)
+    seen = [i for i in t.seen.canary_incidents if i.at >= since]
+    if len(seen) <= t.spec.restart_limit:
+        return s, False
+    times = f"{len(seen)} time{'s' if len(seen) != 1 else ''}"
+    reason = (f"the canary's pods restarted or stopped being ready {times} (restartLimit "
+              f"{t.spec.restart_limit}): {seen[-1].what}")  # fmt: skip
+    return _rollback(t, s, reason), True
 
 
 def _stalled(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
@@ -251,7 +284,7 @@ def _judged(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
     at_gate = (_promoting(t.spec, s) and not _approved(t.spec, s) and s.canary_weight < 100
                and s.phase != "Baking")  # fmt: skip
     judgement = tally(_counters(s), t.seen.results, t.spec.analysis, inconclusive_counts=at_gate)
-    s = _with_results(s, judgement.counters, t.seen.results, t.now)
+    s = _with_results(s, judgement.counters, t.seen.results, t.now, t.seen.canary_requests)
     if judgement.outcome is Outcome.ROLLBACK:
         return _rollback(t, s, judgement.reason), True
     # A bake does not ask a human about thin evidence: the canary passed its gate, and the bake
@@ -276,6 +309,9 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         elif step.analyze is not None:
             if elapsed < parse_duration(step.analyze.duration) or not _measured(t.spec, s):
                 return s
+            starved = _starved(t.spec, s)
+            if starved is not None:
+                return _wait_for_traffic(t, s, starved)
         elif step.pause is not None:
             if step.pause.duration is None:
                 t.emit("Normal", "Paused", f"step {index} waits for `promote`")
@@ -286,6 +322,31 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         s = s.edit(current_step=index, step_started_at=t.now)
         t.emit("Normal", "StepAdvanced", f"step {index} of {len(steps)} done")
     return _promote(t, s)
+
+
+def _starved(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> str | None:
+    """Why the canary has not served enough in this step to pass it (issue 20: a canary that
+    served nobody was promoted, "all 4 steps passed"), or None: enough, not counted, or a weight
+    of 0 (a canary that only a header rule reaches, say)."""
+    counted = s.analysis.canary_requests if s.analysis is not None else None
+    if spec.analysis is None or counted is None or s.canary_weight <= 0:
+        return None
+    need = spec.analysis.sample_ratio.min_canary_requests
+    if counted >= need:
+        return None
+    return (f"the canary served {int(counted)} requests in this step, fewer than the {need} "
+            "it needs to pass it (analysis.sampleRatio.minCanaryRequests)")  # fmt: skip
+
+
+def _wait_for_traffic(t: _Tick, s: ModelRolloutStatus, why: str) -> ModelRolloutStatus:
+    """Hold the step, saying why; past progressDeadline (from the step's start), roll back."""
+    if past_progress_deadline(t.spec, s, t.seen.now):
+        return _rollback(t, s, f"{why}, and progressDeadline {t.spec.progress_deadline} passed")
+    progressing = next((c for c in s.conditions if c.type == "Progressing"), None)
+    if progressing is None or progressing.reason != "WaitingForTraffic":
+        t.emit("Warning", "WaitingForTraffic", why)
+    return with_condition(s, "Progressing", "True", reason="WaitingForTraffic", message=why,
+                          now=t.now)  # fmt: skip
 
 
 def _ask_weight(s: ModelRolloutStatus, weight: int) -> ModelRolloutStatus:
@@ -313,6 +374,9 @@ def _promote(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
     canary, old = s.canary, s.stable
     if canary is None or old is None or not _measured(t.spec, s):
         return s  # never promote on a failed or missing measurement
+    starved = _starved(t.spec, s)
+    if starved is not None and s.canary_weight < 100:
+        return _wait_for_traffic(t, s, starved)
     unproven = _unproven(t.spec, s)
     if unproven and s.canary_weight < 100 and not _approved(t.spec, s):
         # The gate: hold at the current weight while evidence gathers. Each Inconclusive
@@ -343,6 +407,9 @@ def _bake(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
     if bake is not None:
         if _in_step(t, s) < parse_duration(bake.duration) or not _measured(t.spec, s):
             return s
+        starved = _starved(t.spec, s)
+        if starved is not None:
+            return _wait_for_traffic(t, s, starved)
         if not t.seen.canary_available:
             return s  # past progressDeadline, _stalled rolls it back
     steps = len(t.spec.strategy.steps)
@@ -513,7 +580,7 @@ def _with_counters(s: ModelRolloutStatus, counters: Counters) -> ModelRolloutSta
 
 
 def _with_results(s: ModelRolloutStatus, counters: Counters, results: list[SignalResult],
-                  now: str) -> ModelRolloutStatus:  # fmt: skip
+                  now: str, served: float | None = None) -> ModelRolloutStatus:  # fmt: skip
     """The latest results, and each compare signal's planned looks with this one's appended."""
     looks = {p.name: list(p.looks) for p in (s.analysis.looks if s.analysis else [])}
     for result in results:
@@ -522,6 +589,7 @@ def _with_results(s: ModelRolloutStatus, counters: Counters, results: list[Signa
     analysis = AnalysisStatus(
         counters=counters, signals=list(results), last_evaluated_at=now,
         looks=[PlannedLooks(name=n, looks=seen) for n, seen in sorted(looks.items())],
+        canary_requests=served,
     )  # fmt: skip
     return s.edit(analysis=analysis)
 

@@ -17,7 +17,8 @@ import logging
 from typing import Any, cast
 
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
-from modelrollout.domain.revision import REVISION_LABEL
+from modelrollout.domain.machine import Incident
+from modelrollout.domain.revision import REVISION_LABEL, deployment_name
 from modelrollout.k8s.objects import FIELD_MANAGER, error_message, why_unready
 from modelrollout.k8s.owner import (
     APPLIED_ANNOTATION,
@@ -133,6 +134,19 @@ class KubeCluster:
             for item in listed.get("items") or []:
                 self.store.deployments.put(item)
         return self.store.deployments.owned_by(owner.namespace, owner.name)
+
+    def incidents(self, owner: Owner, revision: str) -> list[Incident]:
+        """Interruptions of the revision's pods (k8s/pods.py): from the pod watch, or, when not
+        watching, from listing its pods now (then only restarts, not readiness flaps)."""
+        if not self.watching:
+            listed = self._send(
+                f"listing the pods of revision {revision} in {owner.namespace}", "GET",
+                path(*_CORE, "pods", owner.namespace),
+                query={"labelSelector": f"{REVISION_LABEL}={revision}"},
+            )  # fmt: skip
+            for item in listed.get("items") or []:
+                self.store.pods.put(item)
+        return self.store.pods.incidents(owner.namespace, deployment_name(owner.name, revision))
 
     def why_unready(self, owner: Owner, revision: str) -> str | None:
         listed = self._send(

@@ -15,6 +15,7 @@ from typing import Any
 
 from modelrollout.domain.revision import REVISION_LABEL
 from modelrollout.k8s.owner import APPLIED_ANNOTATION, ROLLOUT_LABEL, Manifest
+from modelrollout.k8s.pods import Pods
 
 Key = tuple[str, str]  # namespace, name
 
@@ -172,6 +173,7 @@ class Store:
         self.deployments = Kind(whole=False)
         self.services = Kind(whole=False)
         self.routes = Kind(whole=True)
+        self.pods = Pods()
 
 
 __all__ = ["Key", "Kind", "Store", "Workload", "key_of", "older"]

@@ -461,7 +461,28 @@ class LocalCluster(StartStop):
         for directory in self.binaries.crd_dirs:
             # server-side apply: the Istio CRDs exceed the client-side last-applied annotation
             self.kubectl("apply", "--server-side", "-f", str(directory), timeout=120)
-        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        self.established()
+
+    def established(self, *names: str, timeout: float = 60) -> None:
+        """Wait until the CRDs `names` (every CRD when none) are Established. `kubectl wait`
+        fails at once, rather than waits, on a CRD whose status has no conditions yet (just
+        created on a busy API server: "accessor error: <nil>"), so the condition is read."""
+
+        def condition_true() -> bool:
+            got = self.kubectl("get", "crd", *names, "-o", "json", check=False)
+            if got.returncode != 0:
+                return False
+            body = json.loads(got.stdout)
+            items = body["items"] if "items" in body else [body]
+            return bool(items) and all(
+                any(c.get("type") == "Established" and c.get("status") == "True"
+                    for c in (i.get("status") or {}).get("conditions") or [])
+                for i in items)  # fmt: skip
+
+        if not wait_for(condition_true, timeout):
+            raise ControlPlaneError(
+                f"CRDs {' '.join(names) or 'all'} not Established in {timeout} s"
+            )
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.5) -> bool:

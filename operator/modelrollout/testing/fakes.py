@@ -22,7 +22,7 @@ from modelrollout.analysis.series import Credentials, Increases
 from modelrollout.api.v1alpha1 import ModelRolloutSpec, Notifications, PrometheusSource
 from modelrollout.controller.tick import Ticker
 from modelrollout.domain.judging import Measurement
-from modelrollout.domain.machine import Event, World
+from modelrollout.domain.machine import Event, Incident, World
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Desired, Manifest, Owner
 from modelrollout.routers.base import Acceptance, Capability, Router
@@ -69,6 +69,7 @@ class FakeCluster:
         self.corrections: list[str] = []  # what the next converge says it put back
         self.forgotten: list[Key] = []  # rollouts the ticker said were gone
         self.trouble: dict[Key, str] = {}  # (namespace, revision): why its pods are not ready
+        self.interruptions: dict[Key, list[Incident]] = {}  # (namespace, revision)
         self.jobs: dict[Key, Manifest] = {}  # created Jobs; a test sets their "outcome"
         self._versions = itertools.count(1)
 
@@ -105,6 +106,10 @@ class FakeCluster:
         self.faults.check("available")
         seen = self.deployments.get((owner.namespace, deployment))
         return seen is not None and seen.available and seen.replicas > 0
+
+    def incidents(self, owner: Owner, revision: str) -> list[Incident]:
+        self.faults.check("incidents")
+        return list(self.interruptions.get((owner.namespace, revision), ()))
 
     def why_unready(self, owner: Owner, revision: str) -> str | None:
         self.faults.check("why_unready")

@@ -184,6 +184,8 @@ INVALID: list[Invalid] = [
             "spec.traffic.gatewayAPI.parentRefs"),
     Invalid("a malformed progressDeadline", _set("spec.progressDeadline", "10 minutes"),
             "spec.progressDeadline"),
+    Invalid("a restartLimit past what the pod watch keeps", _set("spec.restartLimit", 31),
+            "spec.restartLimit"),
     Invalid("a malformed analyze duration", _set("spec.strategy.steps.1.analyze.duration", "5x"),
             "spec.strategy.steps[1].analyze.duration"),
     Invalid("a malformed pause duration", _set("spec.strategy.steps.2.pause.duration", "soon"),

@@ -5,7 +5,9 @@ tens of milliseconds):
   model version as JSON and an `X-Served-By` header, and counts what it served on /metrics as
   `model_requests_total{model, version, code}` (what the sample-ratio check reads), for Prometheus;
   with $FAIL_DIR set, it answers 500 to every request while a file named after its version is
-  there (a test degrades a model that is already serving, without a new revision);
+  there (a test degrades a model that is already serving, without a new revision); with
+  $EXIT_AFTER set, it serves that many seconds, says so in its termination message and exits 1
+  (a model server that crash-loops after serving: the kubelet restarts it);
 - `crash`: a model server that fails while loading its model, says why and exits 3;
 - `job`: a batch step that sleeps `--seconds`, writes `--message` to its termination message and
   exits with `--exit`; with `--url`, it GETs that URL first and its message is the answer's body.
@@ -93,6 +95,12 @@ def serve() -> None:
         (os.environ["POD_IP"], int(os.environ.get("PORT", "8080"))), Handler
     )
     print(f"serving {version} as {pod} on {server.server_address}", flush=True)
+    if os.environ.get("EXIT_AFTER"):
+        seconds = float(os.environ["EXIT_AFTER"])
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        time.sleep(seconds)
+        print(f"error: out of memory after serving {seconds:g} s", file=sys.stderr, flush=True)
+        _terminate_with(f"out of memory after serving {seconds:g} s", 1)
     server.serve_forever()
 
 

@@ -12,6 +12,10 @@ import json
 import math
 import subprocess
 import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kubernetes import config
@@ -204,6 +208,25 @@ def stable_behind_traefik(story: Story, gateway: Traefik, host: str, prometheus:
     story.until("v1 is stable", lambda: story.phase() == "Promoted")
     assert wait_for(lambda: gateway.send(host, 20) == {"v1": 20}, timeout=30), gateway.send(
         host, 20)  # fmt: skip
+
+
+@contextmanager
+def users(gateway: Traefik, host: str) -> Iterator[Counter[str]]:
+    """Requests through the gateway all along, as users would send them; what answered them."""
+    stop = threading.Event()
+    answered: Counter[str] = Counter()
+
+    def send() -> None:
+        while not stop.is_set():
+            answered.update(gateway.send(host, 40))
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    try:
+        yield answered
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def within(count: int, total: int, weight: int) -> bool:

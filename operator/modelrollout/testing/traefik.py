@@ -123,27 +123,39 @@ def send(
 ) -> Counter[str]:
     """`count` GET requests to the gateway at `url` for `host`, over `connections` kept-alive
     connections, the paths taken in turn; how many each model version answered, whatever the
-    status (an answer that was not a pod's, e.g. the gateway's 404 or 503, by status code).
+    status (an answer that was not a pod's, e.g. the gateway's 404 or 503, by status code; an
+    answer cut off or a connection closed, as `broken: <error>`).
     Given the gateway's `network`, the connections are made inside it (no relay between)."""
     address = url.removeprefix("http://")
     ip, port = address.rsplit(":", 1)
     seen: Counter[str] = Counter()
     lock = threading.Lock()
 
-    def worker(share: int, offset: int) -> None:
+    def connect() -> http.client.HTTPConnection:
         connection = http.client.HTTPConnection(address, timeout=10)
         if network is not None:
             connection.sock = network.connect(ip, int(port), timeout=10)
+        return connection
+
+    def worker(share: int, offset: int) -> None:
+        connection = connect()
         mine: Counter[str] = Counter()
         for i in range(share):
-            connection.request("GET", paths[(offset + i) % len(paths)],
-                               headers={"Host": host, **(headers or {})})  # fmt: skip
-            answer = connection.getresponse()
-            body = answer.read()
-            if answer.getheader("X-Served-By"):  # a pod's answer, even an error
-                mine[json.loads(body)["version"]] += 1
-            else:
-                mine[f"HTTP {answer.status}"] += 1
+            try:
+                connection.request("GET", paths[(offset + i) % len(paths)],
+                                   headers={"Host": host, **(headers or {})})  # fmt: skip
+                answer = connection.getresponse()
+                body = answer.read()
+                if answer.getheader("X-Served-By"):  # a pod's answer, even an error
+                    mine[json.loads(body)["version"]] += 1
+                else:
+                    mine[f"HTTP {answer.status}"] += 1
+            except (OSError, http.client.HTTPException, ValueError) as error:
+                # a pod that died mid-answer, or the gateway closing the connection: counted as
+                # what a user saw, on a new connection
+                mine[f"broken: {type(error).__name__}"] += 1
+                connection.close()
+                connection = connect()
         connection.close()
         with lock:
             seen.update(mine)

@@ -233,7 +233,9 @@ class SampleRatio(Model):
     """The sample ratio mismatch check: the canary's share of `requests` since the weight in
     effect was seen on the route must fit that weight (an always-valid beta-binomial mixture
     test: its p-value below `pValue` is an Error, at most `pValue` of correct splits per weight
-    however often it looks). Skipped while the selector has no series."""
+    however often it looks). Skipped while the selector has no series. While it has, an analyze
+    step, the evidence gate and a bake pass only once the canary served `minCanaryRequests` in
+    that step (at a weight above 0): a canary that served nobody is not judged good."""
 
     enabled: bool = True
     requests: str = Field(
@@ -244,5 +246,6 @@ class SampleRatio(Model):
     )
     p_value: float = Field(default=0.001, gt=0, lt=0.5)
     min_samples: int = Field(default=200, ge=0, le=100_000_000)
+    min_canary_requests: int = Field(default=1, ge=0, le=100_000_000)
 
     _selectors = field_validator("requests")(check_selector)

@@ -49,6 +49,10 @@ def _selector_matches(spec: Any) -> bool:
     return all(have.get(k) == v for k, v in wanted.items())
 
 
+# The pod watch keeps the last 32 interruptions of each Deployment (k8s/pods.py).
+RESTART_LIMIT_MAX = 30
+
+
 class ModelRolloutSpec(Ruled):
     RULES = (
         Rule(_SELECTOR_MATCHES_TEMPLATE, _selector_matches,
@@ -77,6 +81,9 @@ class ModelRolloutSpec(Ruled):
     traffic: Traffic
     progress_deadline: str = Field(default="10m", pattern=DURATION_PATTERN, max_length=32)
     scale_down_delay: str = Field(default="30s", pattern=DURATION_PATTERN, max_length=32)
+    # How many times the canary's pods may restart or stop being ready (once Ready) during a
+    # rollout before it is rolled back; 0: the first crash of a canary that served fails it.
+    restart_limit: int = Field(default=0, ge=0, le=RESTART_LIMIT_MAX)
     strategy: Strategy
     analysis: Analysis | None = None
     bake: Bake | None = None

@@ -107,6 +107,9 @@ class AnalysisStatus(Reported):
     last_evaluated_at: str | None = None
     # Each compare signal's looks so far within the plan (alpha spending, docs/analysis.md).
     looks: list[PlannedLooks] = Field(default_factory=list)
+    # Requests the canary served in the current step by analysis.sampleRatio.requests, at the
+    # last evaluation; absent: not counted (the check disabled, or no series for either arm).
+    canary_requests: float | None = None
 
 
 class Condition(Reported):
