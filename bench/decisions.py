@@ -8,8 +8,10 @@ them. Nothing of the policy is restated here: change a default in the API and th
 The rollout: steps setWeight 2, analyze 10m, setWeight 5, analyze 10m, setWeight 20, analyze 10m,
 setWeight 50, analyze 10m; interval 1m; signals: accuracy compare (margin 1 point unless the
 scenario says, alpha 5%), input drift (Jensen-Shannon on the amount histogram, max 0.1) and
-approval parity (fairness, margin 0.05). The simulation ticks every 30 s; each tick's requests are
-Poisson, split by the weight the route has, with Bernoulli outcomes from the scenario's truth.
+approval parity (fairness, margin 0.05). The simulation ticks every 30 s (10 s or 60 s where the
+scenario says); each tick's requests are Poisson, split by the weight the route has, with
+Bernoulli outcomes from the scenario's truth; labels arrive at once, late, or in batches (an ETL
+job that publishes every few minutes what came in since the last).
 
 Per scenario: rollback, promote and pause rates (pause: a human is asked at the gate), the
 canary's requests served until the decision (exposure; a bad canary promoted counts all it
@@ -44,8 +46,7 @@ from modelrollout.domain.signals import Histogram, Segments
 from modelrollout.testing.driver import Decision, Simulated, stamp
 from modelrollout.testing.manifests import rollout
 
-TICK = 30.0
-TICKS_PER_MINUTE = 2
+TICK = 30.0  # the operator's tick, unless a scenario says otherwise
 EDGES = (10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
 SEGMENTS = ("a", "b")
 SPRT_ALPHA, SPRT_BETA = 0.05, 0.05
@@ -62,6 +63,8 @@ class Scenario:
     drift: float = 0.0  # the base rate moves by this much over 40 minutes, both arms alike
     swing: float = 0.0  # daily swing of the base rate (amplitude), and of traffic (x 1 +- 0.6)
     late_minutes: int = 0  # labels arrive this late
+    batch_minutes: int = 0  # labels are published in batches this often (an ETL job), else at once
+    tick: float = TICK  # seconds between the operator's ticks
     errors: bool = False  # the KPI is an error rate (lower is better), not an accuracy
     margin: float = 0.01
     amount_shift: float = 0.0  # input drift of the canary (log-mean of amounts)
@@ -73,6 +76,11 @@ class Scenario:
         worse = -self.difference if not self.errors else self.difference
         return worse > self.margin or self.amount_shift > 0 or self.unfair
 
+    @property
+    def per_tick(self) -> float:
+        """Ticks per minute."""
+        return 60.0 / self.tick
+
     def stable_rate(self, minute: np.ndarray) -> np.ndarray:
         rate = self.base + self.drift * np.minimum(minute, 40.0) / 40.0
         if self.swing:
@@ -82,7 +90,7 @@ class Scenario:
 
     def traffic(self, minute: np.ndarray) -> np.ndarray:
         swing = 0.6 * np.sin(2 * np.pi * minute / 30.0) if self.swing else np.zeros_like(minute)
-        result: np.ndarray = self.per_minute / TICKS_PER_MINUTE * (1.0 + swing)
+        result: np.ndarray = self.per_minute / self.per_tick * (1.0 + swing)
         return result
 
 
@@ -113,6 +121,17 @@ SCENARIOS = [
     A("input drift", amount_shift=0.5),
     A("unfair", unfair=True),
 ]
+# Issue 20: labels published in batches, and slower or faster ticks; each shape with an identical
+# canary and canaries 1.25 and 2 points worse at margin 1 point.
+SHAPES = [("labels every 1 min", {"batch_minutes": 1}),
+          ("labels every 3 min, 10-s ticks", {"batch_minutes": 3, "tick": 10.0}),
+          ("labels every 5 min, 60-s ticks", {"batch_minutes": 5, "tick": 60.0}),
+          ("labels every 5 min", {"batch_minutes": 5}),
+          ("10-s ticks", {"tick": 10.0}),
+          ("60-s ticks", {"tick": 60.0})]  # fmt: skip
+TRUTHS = (("A/A", 0.0), ("regress 1.25pt", -0.0125), ("regress 2pt", -0.02))
+SCENARIOS += [A(f"{truth} {shape}", difference=d, per_minute=1200, **options)  # type: ignore[arg-type]
+              for shape, options in SHAPES for truth, d in TRUTHS]  # fmt: skip
 
 
 def make_spec(s: Scenario) -> ModelRolloutSpec:
@@ -138,10 +157,10 @@ def bucket_probabilities(log_mean: float) -> np.ndarray:
     return result
 
 
-def schedule(spec: ModelRolloutSpec, horizon: int) -> np.ndarray:
+def schedule(spec: ModelRolloutSpec, horizon: int, tick_seconds: float) -> np.ndarray:
     """The canary's weight at each tick until the gate, from the machine itself: a rollout whose
     signals never decide goes through every step and waits at the gate."""
-    sim = Simulated(spec, TICK)
+    sim = Simulated(spec, tick_seconds)
     weights: list[int] = []
 
     def served(_tick: int, weight: int) -> float:
@@ -150,7 +169,7 @@ def schedule(spec: ModelRolloutSpec, horizon: int) -> np.ndarray:
 
     def undecided(tick: int) -> list[SignalResult]:
         return [SignalResult(name=s.name, kind=s.kind, verdict="Inconclusive",
-                             at=stamp(tick, TICK)) for s in spec.analysis.signals]  # type: ignore[union-attr]  # fmt: skip
+                             at=stamp(tick, tick_seconds)) for s in spec.analysis.signals]  # type: ignore[union-attr]  # fmt: skip
 
     sim.run(horizon, served, undecided)
     return np.array(weights + [weights[-1]] * (horizon - len(weights)))
@@ -178,19 +197,28 @@ class Streams:
 
 def simulate(s: Scenario, weights: np.ndarray, runs: int, rng: np.random.Generator) -> Streams:
     ticks = weights.size
-    minute = np.arange(ticks) / TICKS_PER_MINUTE
+    minute = np.arange(ticks) / s.per_tick
     total = rng.poisson(np.broadcast_to(s.traffic(minute), (runs, ticks)))
     n_c = rng.binomial(total, weights / 100.0)
     n_s = total - n_c
     p_s = s.stable_rate(minute)
     p_c = np.clip(p_s + s.difference, 0.0, 1.0)
     x_c, x_s = rng.binomial(n_c, p_c), rng.binomial(n_s, p_s)
-    lag = s.late_minutes * TICKS_PER_MINUTE
+    lag = round(s.late_minutes * s.per_tick)
+    batch = round(s.batch_minutes * s.per_tick)
 
     def arrive(counts: np.ndarray) -> np.ndarray:
-        if not lag:
-            return counts
-        return np.concatenate([np.zeros((runs, lag), dtype=counts.dtype), counts[:, :-lag]], axis=1)
+        if lag:
+            counts = np.concatenate([np.zeros((runs, lag), dtype=counts.dtype), counts[:, :-lag]],
+                                    axis=1)  # fmt: skip
+        if batch > 1:  # what came in since the last batch is published at once, every `batch`
+            total = np.cumsum(counts, axis=1)
+            published = np.zeros_like(total)
+            edges = np.arange(batch - 1, ticks, batch)
+            published[:, edges] = total[:, edges]
+            published = np.maximum.accumulate(published, axis=1)
+            counts = np.diff(published, axis=1, prepend=0)
+        return counts
 
     h_c = rng.multinomial(n_c, bucket_probabilities(4.0 + s.amount_shift))
     h_s = rng.multinomial(n_s, bucket_probabilities(4.0))
@@ -209,8 +237,9 @@ def per_period(values: np.ndarray, upto: int, periods: np.ndarray) -> np.ndarray
     return out
 
 
-def drive(spec: ModelRolloutSpec, st: Streams, run: int, horizon: int) -> Decision:
-    sim = Simulated(spec, TICK)
+def drive(spec: ModelRolloutSpec, st: Streams, run: int, horizon: int,
+          tick_seconds: float) -> Decision:  # fmt: skip
+    sim = Simulated(spec, tick_seconds)
     periods = np.array([sim.period(t) for t in range(1, horizon + 1)])
     compare = spec.analysis.signals[0].compare  # type: ignore[union-attr]
     drift = spec.analysis.signals[1].drift  # type: ignore[union-attr]
@@ -224,7 +253,7 @@ def drive(spec: ModelRolloutSpec, st: Streams, run: int, horizon: int) -> Decisi
         return float(st.n_c[run, tick - 1])
 
     def judge(tick: int) -> list[SignalResult]:
-        at = stamp(tick, TICK)
+        at = stamp(tick, tick_seconds)
         rows = per_period(rate_rows, tick, periods)
         plan = plans(spec, sim.status, sim.now(tick)).get("kpi")
         kpi = judge_compare_rate("kpi", compare, [tuple(r) for r in rows], at, plan=plan)
@@ -257,7 +286,7 @@ def oracle(s: Scenario, st: Streams) -> np.ndarray:
     canary exactly at the margin (delta0 = -margin), H1: the true difference; it rolls back when
     the log-likelihood ratio reaches ln((1 - beta) / alpha). NaN where it never does."""
     sign = -1.0 if s.errors else 1.0  # the advantage: positive is better
-    lag = s.late_minutes * TICKS_PER_MINUTE
+    lag = round(s.late_minutes * s.per_tick)
     p_c, p_s = st.p_c, st.p_s
     if lag:  # the labels arriving at a tick are of requests `lag` ticks before
         p_c = np.concatenate([np.full(lag, p_c[0]), p_c[:-lag]])
@@ -288,17 +317,20 @@ class Row:
     minutes_p50: float
     oracle_p50: float
     seconds: float
+    gate_p50: float = math.nan  # minutes at the gate, of the rollouts that reached it
+    runs: int = 0
 
 
 def measure(s: Scenario, runs: int, seed: int) -> Row:
     started = time.monotonic()
     spec = make_spec(s)
-    horizon = 120 * TICKS_PER_MINUTE
-    weights = schedule(spec, horizon)
+    horizon = round(120 * s.per_tick)
+    weights = schedule(spec, horizon, s.tick)
     st = simulate(s, weights, runs, np.random.default_rng(seed))
-    outcomes = [drive(spec, st, run, horizon) for run in range(runs)]
+    outcomes = [drive(spec, st, run, horizon, s.tick) for run in range(runs)]
     kind = np.array([o.outcome for o in outcomes])
     ticks = np.array([o.tick for o in outcomes])
+    gated = [o.tick - o.gate_tick for o in outcomes if o.gate_tick is not None]
     exposure = np.array([o.exposure for o in outcomes])
     oracle_exposure = oracle(s, st) if s.bad and not (s.amount_shift or s.unfair) else None
     return Row(
@@ -306,9 +338,10 @@ def measure(s: Scenario, runs: int, seed: int) -> Row:
         float(np.mean(kind == "Paused")), float(np.mean(kind == "Undecided")),
         float(np.median(exposure)) if s.bad else math.nan,
         float(np.quantile(exposure, 0.95)) if s.bad else math.nan,
-        float(np.median(ticks)) / TICKS_PER_MINUTE,
+        float(np.median(ticks)) / s.per_tick,
         float(np.nanmedian(oracle_exposure)) if oracle_exposure is not None else math.nan,
         time.monotonic() - started,
+        float(np.median(gated)) / s.per_tick if gated else math.nan, runs,
     )  # fmt: skip
 
 
@@ -324,10 +357,11 @@ def main() -> None:
     chosen = [s for s in SCENARIOS if args.only in s.name]
     started = time.monotonic()
     print(f"{runs} rollouts per scenario through machine.advance; steps 2/5/20/50% x 10 min, "
-          f"interval 1m, ticks of {TICK:.0f} s, seed {args.seed}")  # fmt: skip
+          f"interval 1m, ticks of {TICK:.0f} s unless the scenario says, seed {args.seed}; "
+          "gate: median minutes at the promotion gate")  # fmt: skip
     header = (
-        f"{'scenario':<26} {'margin':>6} {'rollback':>8} {'promote':>8} {'pause':>6} "
-        f"{'exposure p50':>12} {'p95':>7} {'minutes':>7} {'SPRT p50':>8} {'ratio':>6}"
+        f"{'scenario':<46} {'margin':>6} {'rollback':>8} {'promote':>8} {'pause':>6} "
+        f"{'exposure p50':>12} {'p95':>7} {'minutes':>7} {'gate':>5} {'SPRT p50':>8} {'ratio':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -337,11 +371,12 @@ def main() -> None:
     for row in rows:
         s = row.scenario
         ratio = row.exposure_p50 / row.oracle_p50 if row.oracle_p50 > 0 else math.nan
+        gate = "-" if math.isnan(row.gate_p50) else f"{row.gate_p50:.1f}"
         cells = [
-            f"{s.name:<26} {s.margin * 100:>5.1f}p",
+            f"{s.name:<46} {s.margin * 100:>5.1f}p",
             f"{row.rollback:>8.1%} {row.promote:>8.1%} {row.pause:>6.1%}",
             f"{_n(row.exposure_p50):>12} {_n(row.exposure_p95):>7} {row.minutes_p50:>7.1f}",
-            f"{_n(row.oracle_p50):>8} {_r(ratio):>6}",
+            f"{gate:>5} {_n(row.oracle_p50):>8} {_r(ratio):>6}",
         ]
         print(" ".join(cells) + (f"  undecided {row.undecided:.1%}" if row.undecided else ""))
     print(f"({time.monotonic() - started:.1f} s)")

@@ -215,8 +215,8 @@ def test_an_unfair_canary_is_rolled_back_on_fairness(scene: Scene) -> None:
 
 def test_a_canary_slightly_worse_within_the_margin_is_promoted(scene: Scene) -> None:
     # 1 point less accurate, with 3 points tolerated: promoted once that is shown with confidence.
-    # The gate may wait up to 30 looks (1 s each) for that evidence before asking a human.
-    scene.run(Truth(accuracy=0.89), [ACCURACY, DRIFT, PARITY], rate=1000, inconclusiveLimit=30)
+    # The gate may wait up to 30 s for that evidence before asking a human.
+    scene.run(Truth(accuracy=0.89), [ACCURACY, DRIFT, PARITY], rate=1000, gateBudget="30s")
     story = scene.story
     story.until("v2 is promoted", lambda: story.stable_version() == "v2", timeout=150)
     history = story.status()["history"][-1]
@@ -225,8 +225,37 @@ def test_a_canary_slightly_worse_within_the_margin_is_promoted(scene: Scene) -> 
     assert "RolledBack" not in events
 
 
+def test_a_canary_waiting_at_the_gate_says_how_much_evidence_it_needs_and_when(
+    scene: Scene,
+) -> None:
+    # Given an identical canary at 40 requests a second, margin 3 points: thousands of labelled
+    # requests per arm decide it, and the gate's budget is 10 minutes
+    scene.run(Truth(), [ACCURACY], rate=40, gateBudget="10m")
+    story = scene.story
+
+    def estimated() -> bool:
+        signals = (story.status().get("analysis") or {}).get("signals") or []
+        return any(s["name"] == "accuracy" and s.get("needed") for s in signals)
+
+    # When it waits at the gate with an interval but no decision yet
+    story.until("the gate estimates the evidence needed", estimated, timeout=90)
+    status = story.status()
+    accuracy = scene.signal("accuracy")
+    assert accuracy["verdict"] == "Inconclusive", accuracy
+    progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert progressing["reason"] == "WaitingForEvidence", progressing
+    assert "of gateBudget 10m left" in progressing["message"], progressing
+    # Then `modelrollout status` says how many more labelled requests and when they are expected
+    shown = story.cli("status", NAME)
+    assert "holding  WaitingForEvidence" in shown, shown
+    assert "more labelled requests, expected 20" in shown, shown  # an RFC 3339 time, this century
+    assert "accuracy needs about" in shown, shown
+    assert accuracy["needed"] > 0, accuracy
+    assert accuracy["expectedAt"] > accuracy["at"], accuracy
+
+
 def test_a_low_traffic_canary_pauses_inconclusive_instead_of_promoting(scene: Scene) -> None:
-    scene.run(Truth(), [ACCURACY], rate=10)
+    scene.run(Truth(), [ACCURACY], rate=10, gateBudget="15s")
     story = scene.story
     story.until("the rollout pauses", lambda: story.phase() == "Paused", timeout=90)
     status = story.status()

@@ -435,6 +435,7 @@ def gated(steps: list[dict[str, Any]] | None = None) -> Rollout:
     spec = make_spec(steps or [{"setWeight": 50}, {"analyze": {"duration": "1m"}}])
     raw = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     raw["analysis"]["signals"].append(COMPARE)
+    raw["analysis"]["gateBudget"] = "2m"
     r = Rollout(ModelRolloutSpec.model_validate(raw))
     r.tick(V1)
     r.tick(V2)
@@ -457,16 +458,16 @@ def test_evidence_still_gathering_does_not_count_as_inconclusive() -> None:
 
 
 def at_the_gate(r: Rollout) -> ModelRolloutStatus:
-    """The steps are done while compare is still Inconclusive: the rollout holds, then pauses
-    after inconclusiveLimit (3) + 1 more Inconclusive evaluations."""
+    """The steps are done while compare is still Inconclusive: the rollout holds for its
+    gateBudget (2m here), however many Inconclusive evaluations come, then pauses."""
     status = r.tick(V2, after=61, results=compared("Inconclusive"))
-    assert status.phase == "Progressing"
-    assert status.canary_weight == 50
-    assert "waiting for evidence" in next(c.message for c in status.conditions
-                                          if c.type == "Progressing")  # fmt: skip
-    for _ in range(4):
-        status = r.tick(V2, after=1, results=compared("Inconclusive"))
-    return status
+    for _ in range(10):
+        status = r.tick(V2, after=11, results=compared("Inconclusive"))
+        assert status.phase == "Progressing"
+        assert status.canary_weight == 50
+        assert "waiting for evidence" in next(c.message for c in status.conditions
+                                              if c.type == "Progressing")  # fmt: skip
+    return r.tick(V2, after=11, results=compared("Inconclusive"))
 
 
 def test_the_last_step_pauses_instead_of_promoting_on_thin_evidence() -> None:
@@ -475,6 +476,7 @@ def test_the_last_step_pauses_instead_of_promoting_on_thin_evidence() -> None:
     assert (status.phase, status.pause and status.pause.reason) == ("Paused", "Inconclusive")
     assert status.pause is not None
     assert "accuracy (Inconclusive: thin)" in (status.pause.message or "")
+    assert "waited its budget of 2m (analysis.gateBudget)" in (status.pause.message or "")
     assert status.canary_weight == 50  # still where it was, not at 100
     assert "Promoted" not in r.reasons()
 
@@ -532,9 +534,11 @@ def test_a_humans_abort_goes_before_a_fault() -> None:
     assert step.status.message == "aborted by ana"
 
 
-def test_the_plan_is_the_steps_timed_length_plus_the_gates_looks() -> None:
-    spec = make_spec(STEPS)  # analyze 1m, a pause for a human: 60 s, plus 4 looks of 30 s
-    assert planned_seconds(spec) == 60 + 4 * 30
+def test_the_plan_is_the_steps_timed_length_the_machines_waits_and_the_gates_budget() -> None:
+    # analyze 1m, a pause for a human: 60 s; a wait of one 30-s interval for each setWeight (2),
+    # the analyze step and the gate; the gate's default budget of 30 minutes
+    spec = make_spec(STEPS)
+    assert planned_seconds(spec) == 60 + 4 * 30 + 1800
 
 
 def test_each_compare_signals_looks_are_kept_in_status_until_the_next_canary() -> None:

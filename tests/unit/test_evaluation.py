@@ -126,7 +126,8 @@ def requests(version: str) -> str:
 def served(series: dict[str, dict[str, float]], **check: Any) -> float | None:
     context = Context(values={"model": "fraud"}, canary_version="v2", stable_version="v1",
                       canary_since=NOW - timedelta(seconds=60), now=NOW, weight=50,
-                      weight_since=None, at="t", step_since=NOW - timedelta(seconds=30))  # fmt: skip
+                      weight_since=None, at="t",
+                      step_since=NOW - timedelta(seconds=30))  # fmt: skip
     analysis = Analysis.model_validate({"prometheus": {"address": "http://p"},
                                         "signals": [ACCURACY], "sampleRatio": check})  # fmt: skip
     return Evaluation(cast(Prometheus, FakeSource(series)), context, lambda _: "").served(analysis)

@@ -90,7 +90,6 @@ class Evaluation:
         except Exception as error:
             return signals.error(signals.SAMPLE_RATIO, "sampleRatio", unexpected(error), self.c.at)
 
-
     def served(self, analysis: Analysis) -> float | None:
         """Requests the canary served since the step began, by the sample ratio's selector;
         None when not counted: the check disabled, no step start, no series for either arm, or

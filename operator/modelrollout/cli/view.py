@@ -46,7 +46,14 @@ def _evidence(signal: dict[str, Any]) -> str:
         parts.append(f"p {_num(signal['pValue'], '.2g')}")
     if signal.get("excluded"):
         parts.append("left out: " + ", ".join(signal["excluded"]))
+    if signal.get("needed") is not None:
+        when = signal.get("expectedAt") or "not within a year at the rate so far"
+        parts.append(f"needs ~{signal['needed']:,} more labelled requests, expected {when}")
     return "  ".join(parts)
+
+
+# Why a canary in flight holds where it is, from its Progressing condition.
+_HOLDING = ("WaitingForEvidence", "WaitingForTraffic", "RouteNotAccepted", "WaitingForCanary")
 
 
 def render_status(body: dict[str, Any]) -> str:
@@ -70,6 +77,10 @@ def render_status(body: dict[str, Any]) -> str:
         )
     if status.get("message"):
         lines.append(f"  reason  {status['message']}")
+    holding = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"
+                    and c.get("reason") in _HOLDING), None)  # fmt: skip
+    if holding is not None and status.get("phase") == "Progressing":
+        lines.append(f"  holding  {holding['reason']}: {holding.get('message', '')}".rstrip())
     result = status.get("analysis") or {}
     counters = result.get("counters") or {}
     if analysis:

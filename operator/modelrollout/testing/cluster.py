@@ -473,7 +473,7 @@ class LocalCluster(StartStop):
             if got.returncode != 0:
                 return False
             body = json.loads(got.stdout)
-            items = body["items"] if "items" in body else [body]
+            items = body.get("items", [body])
             return bool(items) and all(
                 any(c.get("type") == "Established" and c.get("status") == "True"
                     for c in (i.get("status") or {}).get("conditions") or [])

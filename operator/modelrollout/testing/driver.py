@@ -41,6 +41,7 @@ class Decision:
     tick: int
     exposure: float
     reason: str = ""
+    gate_tick: int | None = None  # when the steps were done and the promotion gate began
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Simulated:
         """Tick until a decision. Before each tick, `served(tick, weight)` records that tick's
         traffic (it returns the canary's requests); `judge(tick)` is asked when an evaluation is
         due and gives every signal's result from the counts recorded so far."""
+        gate: int | None = None
         for tick in range(1, ticks + 1):
             self.exposure += served(tick, self.weight)
             now = self.now(tick)
@@ -84,13 +86,15 @@ class Simulated:
                                 weight=self.weight, results=results)  # fmt: skip
             step = advance(self.spec, self.status, seen)
             self.status = step.status
+            if gate is None and (self.status.current_step or 0) >= len(self.spec.strategy.steps):
+                gate = tick
             phase = self.status.phase
             if phase in AT_REST or phase == "Paused":
                 reason = self.status.message or (
                     self.status.pause.message if self.status.pause else ""
                 )
-                return Decision(phase, tick, self.exposure, reason or "")
-        return Decision("Undecided", ticks, self.exposure)
+                return Decision(phase, tick, self.exposure, reason or "", gate)
+        return Decision("Undecided", ticks, self.exposure, gate_tick=gate)
 
 
 def stamp(tick: int, tick_seconds: float) -> str:

@@ -30,6 +30,8 @@ _INTERVAL_MESSAGE = (
 )
 
 
+GATE_BUDGET = "30m"
+
 BASELINE_MESSAGE = (
     "drift against: baseline is the monitor's (a promoted model's own first window); a canary "
     "is judged against stable, a reference or an offset"
@@ -56,6 +58,10 @@ class Analysis(Model):
     prometheus: PrometheusSource
     failure_limit: int = Field(default=0, ge=0, le=100)
     inconclusive_limit: int = Field(default=3, ge=0, le=100)
+    # How long the canary may hold its last weight at the promotion gate while its compare
+    # signals gather evidence; then a human is asked, told how much evidence is still needed.
+    # What it costs: up to this long of the canary at its last weight, unproven.
+    gate_budget: str = Field(default=GATE_BUDGET, pattern=DURATION_PATTERN, max_length=32)
     consecutive_error_limit: int = Field(default=4, ge=0, le=100)
     no_data: Literal["inconclusive", "fail"] = "inconclusive"
     sample_ratio: SampleRatio = Field(default_factory=SampleRatio)

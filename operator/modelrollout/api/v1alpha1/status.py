@@ -96,6 +96,10 @@ class SignalResult(Reported):
     message: str | None = None
     at: str
     look: Look | None = None
+    # compare, while undecided: labelled requests (both arms) still needed for the interval to
+    # leave the margin at the current estimate, and when that is expected at the rate so far
+    needed: int | None = None
+    expected_at: str | None = None
 
     _finite = field_validator("value", "min", "max", "canary", "stable", "lower", "upper",
                               "bound", "p_value")(finite_or_none)  # fmt: skip
