@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from modelrollout.cli.report import ReportData, markdown
 from modelrollout.cli.view import render_status, render_table
 
 BODY = {
@@ -71,3 +74,31 @@ def test_status_shows_the_numbers_behind_a_statistical_verdict() -> None:
     assert "<= 0.1  [+0.2, +0.26] vs max +0.1  n 400/900  jensenShannon 0.23 in" in text
     assert "weight 50%" in text
     assert "p 1e-12" in text
+
+
+def test_status_at_the_gate_shows_the_evidence_still_needed_and_when() -> None:
+    body = {
+        "metadata": {"namespace": "ml", "name": "fraud"},
+        "spec": {"strategy": {"steps": [{"setWeight": 50}]}, "analysis": {}},
+        "status": {
+            "phase": "Progressing",
+            "conditions": [{"type": "Progressing", "status": "True", "reason": "WaitingForEvidence",
+                            "message": "waiting for evidence before promoting (12 min of "
+                                       "gateBudget 30m left): accuracy (Inconclusive: ...)",
+                            "lastTransitionTime": "t"}],
+            "analysis": {"signals": [
+                {"name": "accuracy", "kind": "compare", "verdict": "Inconclusive", "value": 0.0,
+                 "lower": -0.02, "upper": 0.02, "bound": -0.01, "needed": 30000,
+                 "expectedAt": "2026-12-03T12:30:00Z", "at": "t"}]},
+        },
+    }  # fmt: skip
+    text = render_status(body)
+    assert "holding  WaitingForEvidence: waiting for evidence before promoting (12 min" in text
+    assert "needs ~30,000 more labelled requests, expected 2026-12-03T12:30:00Z" in text
+
+
+def test_the_report_lists_what_is_still_undecided() -> None:
+    data = ReportData("fraud", "ml", datetime(2026, 12, 3, tzinfo=UTC),
+                      datetime(2026, 12, 3, 1, tzinfo=UTC), phase="Progressing",
+                      needed=[("accuracy", 30000, "2026-12-03T12:30:00Z")])  # fmt: skip
+    assert "| accuracy | 30,000 | 2026-12-03T12:30:00Z |" in markdown(data, "r.png")

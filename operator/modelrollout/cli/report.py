@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from modelrollout.api.v1alpha1 import IN_FLIGHT
 from modelrollout.domain.durations import parse_duration
 
 Series = list[tuple[float, float]]  # (unix seconds, value)
@@ -46,6 +47,8 @@ class ReportData:
     decisions: list[Decision] = field(default_factory=list)
     phase: str = ""
     stable: str = ""
+    # undecided compare signals: (name, labelled requests still needed, expected at or "")
+    needed: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def _time(text: str) -> datetime:
@@ -118,6 +121,9 @@ def gather(body: dict[str, Any], prometheus: str, since: float,
         prometheus, f'max by (signal) (modelrollout_signal_verdict{{{ours},verdict="Fail"}}) == 1',
         start, end)  # fmt: skip
     data.decisions = [d for d in decisions(status) if start <= d.at <= end]
+    data.needed = [(s["name"], int(s["needed"]), s.get("expectedAt") or "")
+                   for s in (status.get("analysis") or {}).get("signals") or []
+                   if s.get("needed") is not None and status.get("phase") in IN_FLIGHT]  # fmt: skip
     return data
 
 
@@ -190,6 +196,11 @@ def markdown(data: ReportData, picture: str) -> str:
             bound = data.bounds.get(name) or [(0.0, float("nan"))]
             lines.append(f"| {name} | {last:.4g} | {bound[-1][1]:.4g} | "
                          f"{len(data.fails.get(name, []))} |")  # fmt: skip
+    if data.needed:
+        lines += ["", "| still undecided | labelled requests still needed | expected at (UTC) |",
+                  "|---|---|---|"]  # fmt: skip
+        for name, more, when in data.needed:
+            lines.append(f"| {name} | {more:,} | {when or 'not within a year at this rate'} |")
     return "\n".join(lines) + "\n"
 
 
