@@ -37,8 +37,6 @@ def tally(
     counters: Counters,
     results: list[SignalResult],
     analysis: Analysis,
-    *,
-    inconclusive_counts: bool = False,
 ) -> Judgement:
     """Fold one evaluation's verdicts into the counters and decide.
 
@@ -48,8 +46,8 @@ def tally(
       `failed > failureLimit` rolls back;
     - one with no failure but a NoData (under `noData: inconclusive`) adds one to `inconclusive`;
       `inconclusive > inconclusiveLimit` pauses for a human, never promotes; an Inconclusive
-      verdict (evidence still too thin) counts only once the steps are done and promotion waits
-      for it (`inconclusive_counts`): that is how long the gate waits before asking a human;
+      verdict (evidence still too thin) never counts: the promotion gate waits for it to decide
+      up to its budget (machine._gate, issue 20);
     - an evaluation with an Error adds one to `consecutiveErrors`, one without resets it; past
       `consecutiveErrorLimit` the errors count as one Fail. An unreachable Prometheus therefore
       never promotes, and only rolls back after a sustained outage, by the user's limit.
@@ -61,11 +59,7 @@ def tally(
     # A statistical signal that is still gathering evidence says Inconclusive at every look; that
     # is not a problem to count but the normal state of a young canary. The promotion gate
     # (machine.py) waits for those to reach Pass. What counts is a signal with no data at all.
-    unsure = [
-        r for r in results
-        if (r.verdict == "NoData" and not no_data_fails)
-        or (r.verdict == "Inconclusive" and inconclusive_counts)
-    ]  # fmt: skip
+    unsure = [r for r in results if r.verdict == "NoData" and not no_data_fails]
     errors = [r for r in results if r.verdict == "Error"]
 
     failed = counters.failed + (1 if failing else 0)

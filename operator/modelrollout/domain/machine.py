@@ -282,8 +282,6 @@ def _judged(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
     """Fold this tick's signal results, if any, into the counters; roll back or pause on them."""
     if t.seen.results is None or t.spec.analysis is None:
         return s, False
-    # At the gate an Inconclusive compare does not count toward inconclusiveLimit: the gate
-    # waits its budget instead (_promote; issue 20).
     judgement = tally(_counters(s), t.seen.results, t.spec.analysis)
     since = _parse(s.canary_since or t.now)
     results = [with_evidence(r, since, t.seen.now) for r in t.seen.results]
