@@ -123,9 +123,7 @@ def argo_run(n: int, build: Path) -> dict[str, float]:
     with LocalCluster(Binaries.locate()) as cluster:
         for crd in sorted((build / "crds").glob("*-crd.yaml")):
             cluster.kubectl("apply", "--server-side", "-f", str(crd))
-        # just applied, a CRD may have no conditions yet, which `kubectl wait` takes as an error
-        established = ("wait", "--for=condition=Established", "crd/rollouts.argoproj.io")
-        wait_for(lambda: cluster.kubectl(*established, check=False).returncode == 0, timeout=60)
+        cluster.established("rollouts.argoproj.io")
         metrics_port, health_port = free_ports(2)
         log = Path(cluster.workdir) / "argo-rollouts.log"
         controller = ManagedProcess(
