@@ -227,7 +227,7 @@ def apply_version(cluster: LocalCluster, n: int, version: str) -> None:
 def one_run(n: int, tick: float, idle: float, commands: int) -> dict[str, float]:
     with LocalCluster(Binaries.locate()) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
+        cluster.established("modelrollouts.modelrollout.io")
         operator = OperatorProcess(cluster.kubeconfig, tick_seconds=tick)
         operator.start()
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))

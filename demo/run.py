@@ -246,7 +246,7 @@ def run(scene: Scene, offline: dict[str, float], amounts: Any, began: float) -> 
           f"{time.monotonic() - began:.0f} s; prometheus at {prom.url}")  # fmt: skip
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     cluster.kubectl("apply", "-f", "-", stdin=gateway.manifest_json(NAMESPACE))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
+    cluster.established("modelrollouts.modelrollout.io")
     prepare(cluster, amounts)
     # The demo's Prometheus scrapes every second and its canaries live for seconds, not
     # minutes: compare the arms within 5-second periods (production default: 60 s).
