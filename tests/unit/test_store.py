@@ -7,7 +7,7 @@ from typing import Any
 
 from modelrollout.k8s.owner import APPLIED_ANNOTATION, ROLLOUT_LABEL
 from modelrollout.k8s.store import Store, Workload
-from modelrollout.routers.gateway_api import covers
+from modelrollout.routers.gateway_api import covers, route_news
 
 
 def deployment(version: str, *, ready: int = 1, replicas: int = 2,
@@ -93,3 +93,21 @@ def test_a_stored_body_leaves_out_what_no_tick_reads_and_keeps_the_rest() -> Non
     assert rollout["metadata"]["resourceVersion"] == "7"
     # and the body given was not changed
     assert "managedFields" in body["metadata"]
+
+
+def test_a_route_is_news_when_its_spec_or_its_acceptance_at_its_generation_changes() -> None:
+    def route(generation: int, accepted_at: int | None, weight: int = 50) -> dict[str, Any]:
+        parents = [] if accepted_at is None else [{
+            "parentRef": {"name": "public"}, "controllerName": "traefik.io/gateway-controller",
+            "conditions": [{"type": "Accepted", "status": "True",
+                            "observedGeneration": accepted_at}]}]  # fmt: skip
+        return {"metadata": {"namespace": "ml", "name": "r", "generation": generation},
+                "spec": {"parentRefs": [{"name": "public"}], "rules": [{"backendRefs": [
+                    {"name": "s", "port": 80, "weight": weight}]}]},
+                "status": {"parents": parents}}  # fmt: skip
+
+    assert route_news(None, route(1, None))
+    assert route_news(route(1, None), route(1, 1))  # the controller accepted it: a step may count
+    assert not route_news(route(1, 1), route(1, 1))  # the same status written again
+    assert route_news(route(1, 1), route(2, 1, weight=60))  # a new spec
+    assert route_news(route(2, 1, weight=60), route(2, 2, weight=60))  # accepted at the new one

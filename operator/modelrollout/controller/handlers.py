@@ -35,6 +35,7 @@ from modelrollout.k8s.store import Key, Kind, Store, Workload, key_of
 from modelrollout.routers.gateway_api import GROUP as ROUTE_GROUP
 from modelrollout.routers.gateway_api import PLURAL as ROUTE_PLURAL
 from modelrollout.routers.gateway_api import VERSION as ROUTE_VERSION
+from modelrollout.routers.gateway_api import route_news
 from modelrollout.routers.registry import router_for
 
 # Threads that tick rollouts; any number of rollouts share them.
@@ -147,7 +148,7 @@ def _owned(kind: Kind, event: kopf.RawEvent, memo: kopf.Memo) -> None:
 def _news(before: Any, after: Any) -> bool:
     if isinstance(after, Workload):
         return after.news(before)
-    return before is None or before.get("spec") != after.get("spec")
+    return route_news(before, after)
 
 
 _OWNED = {ROLLOUT_LABEL: kopf.PRESENT}

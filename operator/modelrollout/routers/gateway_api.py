@@ -50,6 +50,16 @@ def unaccepted_parent(route: Manifest, *, current: bool) -> Manifest | None:
                  if _parent_key(ref, namespace) not in accepted), None)  # fmt: skip
 
 
+def route_news(before: Manifest | None, after: Manifest) -> bool:
+    """Whether a change of a route may ask its rollout for a decision: its spec changed (another
+    writer), or which parents accepted it at its generation did (a step waits for that). Without
+    the second, a step learnt of its acceptance only at the next timer tick: a wave of 250
+    rollouts took 124 s instead of about 30 (bench/peer.py)."""
+    if before is None or before.get("spec") != after.get("spec"):
+        return True
+    return accepted_parents(before, current=True) != accepted_parents(after, current=True)
+
+
 def build_route(
     owner: Owner, traffic: GatewayAPITraffic, port: int, canary_weight: int
 ) -> Manifest:
