@@ -52,8 +52,8 @@ def with_evidence(result: SignalResult, since: datetime, now: datetime) -> Signa
     if more == 0:
         expected = now
     elif minutes > 0 and n > 0:
-        wait = timedelta(minutes=more / (n / minutes)) if more / (n / minutes) < 1e9 else HORIZON
-        expected = now + wait if wait < HORIZON else None
+        wait = more / (n / minutes)  # minutes, at the labelled rate so far
+        expected = now + timedelta(minutes=wait) if wait < HORIZON.total_seconds() / 60 else None
     at = expected.strftime("%Y-%m-%dT%H:%M:%SZ") if expected is not None else None
     return result.model_copy(update={"needed": more, "expected_at": at})
 

@@ -271,11 +271,7 @@ def _unrouted(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool
     if past_progress_deadline(t.spec, s, t.seen.now):
         reason = f"the route was not in effect within progressDeadline {t.spec.progress_deadline}"
         return _rollback(t, s, f"{reason}: {refused}"), True
-    progressing = next((c for c in s.conditions if c.type == "Progressing"), None)
-    if progressing is None or progressing.reason != "RouteNotAccepted":
-        t.emit("Warning", "RouteNotAccepted", refused)
-    return with_condition(s, "Progressing", "True", reason="RouteNotAccepted", message=refused,
-                          now=t.now), True  # fmt: skip
+    return _held(t, s, "RouteNotAccepted", refused), True
 
 
 def _judged(t: _Tick, s: ModelRolloutStatus) -> tuple[ModelRolloutStatus, bool]:
@@ -343,11 +339,16 @@ def _wait_for_traffic(t: _Tick, s: ModelRolloutStatus, why: str) -> ModelRollout
     """Hold the step, saying why; past progressDeadline (from the step's start), roll back."""
     if past_progress_deadline(t.spec, s, t.seen.now):
         return _rollback(t, s, f"{why}, and progressDeadline {t.spec.progress_deadline} passed")
+    return _held(t, s, "WaitingForTraffic", why)
+
+
+def _held(t: _Tick, s: ModelRolloutStatus, reason: str, why: str) -> ModelRolloutStatus:
+    """Hold the canary where it is with condition Progressing `reason`; a Warning says why once,
+    when the hold begins, not at every tick of it."""
     progressing = next((c for c in s.conditions if c.type == "Progressing"), None)
-    if progressing is None or progressing.reason != "WaitingForTraffic":
-        t.emit("Warning", "WaitingForTraffic", why)
-    return with_condition(s, "Progressing", "True", reason="WaitingForTraffic", message=why,
-                          now=t.now)  # fmt: skip
+    if progressing is None or progressing.reason != reason:
+        t.emit("Warning", reason, why)
+    return with_condition(s, "Progressing", "True", reason=reason, message=why, now=t.now)
 
 
 def _gate(t: _Tick, s: ModelRolloutStatus, unproven: str, budget: str) -> ModelRolloutStatus:

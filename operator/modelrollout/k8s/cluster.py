@@ -139,22 +139,20 @@ class KubeCluster:
         """Interruptions of the revision's pods (k8s/pods.py): from the pod watch, or, when not
         watching, from listing its pods now (then only restarts, not readiness flaps)."""
         if not self.watching:
-            listed = self._send(
-                f"listing the pods of revision {revision} in {owner.namespace}", "GET",
-                path(*_CORE, "pods", owner.namespace),
-                query={"labelSelector": f"{REVISION_LABEL}={revision}"},
-            )  # fmt: skip
-            for item in listed.get("items") or []:
+            for item in self._revision_pods(owner, revision):
                 self.store.pods.put(item)
         return self.store.pods.incidents(owner.namespace, deployment_name(owner.name, revision))
 
     def why_unready(self, owner: Owner, revision: str) -> str | None:
+        return why_unready(self._revision_pods(owner, revision))
+
+    def _revision_pods(self, owner: Owner, revision: str) -> list[Manifest]:
         listed = self._send(
             f"listing the pods of revision {revision} in {owner.namespace}", "GET",
             path(*_CORE, "pods", owner.namespace),
             query={"labelSelector": f"{REVISION_LABEL}={revision}"},
         )  # fmt: skip
-        return why_unready(listed.get("items") or [])
+        return list(listed.get("items") or [])
 
     def config_value(self, namespace: str, name: str, key: str) -> str:
         where = f"reference ConfigMap {namespace}/{name}"

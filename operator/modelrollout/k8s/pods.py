@@ -29,7 +29,6 @@ KEPT = 32
 
 @dataclass(frozen=True)
 class _Pod:
-    deployment: str
     ready: bool
     restarts: int
 
@@ -103,7 +102,7 @@ class Pods:
             return None
         namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         status = body.get("status") or {}
-        pod = _Pod(deployment, _ready(status), _restarts(status))
+        pod = _Pod(_ready(status), _restarts(status))
         with self._lock:
             before = self._seen.get((namespace, name))
             self._seen[(namespace, name)] = pod
