@@ -19,7 +19,7 @@ import kopf
 
 from modelrollout.analysis.counting import MetricsSource
 from modelrollout.analysis.series import Credentials
-from modelrollout.api.settings import MAX_WORKERS, METRICS_PORT
+from modelrollout.api.settings import MAX_WORKERS, METRICS_PORT, NAMESPACES
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION, PrometheusSource
 from modelrollout.controller import metrics
 from modelrollout.controller.delivery import Sender
@@ -32,6 +32,7 @@ from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ROLLOUT_LABEL, Owner
 from modelrollout.k8s.rest import Connection, Rest
 from modelrollout.k8s.store import Key, Kind, Store, Workload, key_of
+from modelrollout.k8s.watch import Watch, collection
 from modelrollout.routers.gateway_api import GROUP as ROUTE_GROUP
 from modelrollout.routers.gateway_api import PLURAL as ROUTE_PLURAL
 from modelrollout.routers.gateway_api import VERSION as ROUTE_VERSION
@@ -72,6 +73,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.scheduler = Scheduler(partial(_work, memo.ticker), workers=WORKERS)
     memo.scheduler.lateness = metrics.LATENESS.observe
     memo.scheduler.start()
+    memo.pod_watches = _watch_pods(memo)
     metrics.serve(int(METRICS_PORT.number()))
 
 
@@ -93,6 +95,8 @@ def _work(ticker: Ticker, key: Key) -> float | None:
 
 @kopf.on.cleanup()
 def stop(memo: kopf.Memo, **_: Any) -> None:
+    for watch in memo.pod_watches:
+        watch.stop()
     memo.scheduler.stop()
     memo.outbox.stop()
     memo.sender.stop()
@@ -164,12 +168,11 @@ async def service_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
     _owned(memo.store.services, event, memo)
 
 
-@kopf.on.event("", "v1", "pods", labels={REVISION_LABEL: kopf.PRESENT})
-async def pod_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+def _pod_changed(memo: kopf.Memo, kind: str, body: dict[str, Any]) -> None:
     """A pod of one of our revisions (they carry its label, not the rollout's): a crash, a
-    restart or readiness lost since the last tick makes its rollout due at once (k8s/pods.py)."""
-    body = cast(dict[str, Any], event["object"])
-    if event["type"] == "DELETED":
+    restart or readiness lost since the last tick makes its rollout due at once (k8s/pods.py).
+    Fed by a raw watch (k8s/watch.py), not kopf: pods are many and only counted."""
+    if kind == "DELETED":
         memo.store.pods.remove(body)
         return
     interrupted = memo.store.pods.put(body)
@@ -178,6 +181,16 @@ async def pod_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     seen = memo.store.deployments.get(interrupted)
     if isinstance(seen, Workload) and seen.rollout is not None:
         memo.scheduler.poke((interrupted[0], seen.rollout))
+
+
+def _watch_pods(memo: kopf.Memo) -> list[Watch]:
+    namespaces: list[str | None] = [n.strip() for n in str(NAMESPACES).split(",") if n.strip()]
+    watches = [Watch(memo.api, collection("", "v1", "pods", namespace), selector=REVISION_LABEL,
+                     on_event=partial(_pod_changed, memo))
+               for namespace in namespaces or [None]]  # fmt: skip
+    for watch in watches:
+        watch.start()
+    return watches
 
 
 @kopf.on.event(ROUTE_GROUP, ROUTE_VERSION, ROUTE_PLURAL, labels=_OWNED)

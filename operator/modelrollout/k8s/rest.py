@@ -19,6 +19,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,8 +172,50 @@ class Rest:
         parsed: Manifest = json.loads(answer.data) if answer.data else {}
         return parsed
 
+    def stream(self, path: str, query: dict[str, str], *,
+               read_timeout: float) -> Iterator[Manifest]:  # fmt: skip
+        """A watch: the JSON objects of a newline-delimited answer, as they arrive. ApiError
+        for an error status or a broken connection; the iterator ends when the server ends it."""
+        url = self.connection.server.rstrip("/") + path + "?" + urlencode(query)
+        headers = {"Accept": JSON, **self._authorization()}
+        try:
+            answer = self._pool.request("GET", url, headers=headers, preload_content=False,
+                                        timeout=urllib3.Timeout(connect=5.0, read=read_timeout),
+                                        retries=False)  # fmt: skip
+        except urllib3.exceptions.HTTPError as error:
+            raise ApiError(None, f"no answer from {self.connection.server}: {error}") from error
+        ended = False
+        try:
+            if answer.status >= 400:
+                raise ApiError(answer.status, answer.reason or "",
+                               answer.read().decode(errors="replace"))  # fmt: skip
+            yield from _lines(answer.stream(STREAM_CHUNK))
+            ended = True
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise ApiError(None, f"watch broken: {error}") from error
+        finally:
+            if not ended:
+                answer.close()  # left mid-stream: the connection cannot serve another request
+            answer.release_conn()
+
     def close(self) -> None:
         self._pool.clear()
+
+
+STREAM_CHUNK = 64 * 1024
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[Manifest]:
+    """The JSON objects of a newline-delimited stream, whatever its chunking."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *whole, pending = pending.split(b"\n")
+        for line in whole:
+            if line.strip():
+                yield json.loads(line)
+    if pending.strip():
+        yield json.loads(pending)
 
 
 def path(group: str, version: str, plural: str, namespace: str, name: str | None = None,
