@@ -11,14 +11,13 @@ import pytest
 
 from modelrollout.controller.tick import (
     FORBIDDEN,
-    REFUSED_CONDITION,
-    ROUTE_CONDITION,
     TICK_FAILED,
     UNSUPPORTED_ROUTER,
     Rollout,
 )
 from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
 from modelrollout.domain.judging import Measurement
+from modelrollout.domain.lifecycle import REFUSED_CONDITION, ROUTE_CONDITION
 from modelrollout.k8s.owner import ClusterError
 from modelrollout.testing.fakes import FakeWorld
 from modelrollout.testing.manifests import rollout

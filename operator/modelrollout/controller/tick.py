@@ -48,18 +48,16 @@ from modelrollout.controller.ports import (
     RouterFor,
     SourceFor,
 )
-from modelrollout.domain import outbox, watch
+from modelrollout.domain import lifecycle, outbox, watch
 from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
+from modelrollout.domain.lifecycle import REFUSED_CONDITION
 from modelrollout.domain.machine import (
     Command,
     Event,
-    EventType,
     Observations,
     World,
-    advance,
     desired_world,
     evaluation_due,
-    machine_message,
     next_due,
     past_progress_deadline,
     plans,
@@ -90,13 +88,6 @@ FAULT_LIMIT = int(settings.FAULT_LIMIT.number())
 # rollout's own timers (machine.next_due) make it due sooner.
 TICK_SECONDS = settings.TICK_SECONDS.number()
 RESYNC_SECONDS = settings.RESYNC_SECONDS.number()
-FAULT_CONDITION = "OperatorFault"
-# The operator would not act on this rollout at all (forbidden, invalid spec, no such router):
-# said by this condition and the message, in one status write, and taken back by the first tick
-# that goes through.
-REFUSED_CONDITION = "Refused"
-# The routing controller (a Gateway) refuses the route: the canary's weight reaches no request.
-ROUTE_CONDITION = "RouteAccepted"
 
 
 @dataclass(frozen=True)
@@ -321,13 +312,25 @@ class Ticker:
         )
         if seen.results is not None:  # what was measured, whatever this tick goes on to decide
             metrics.record(owner.namespace, owner.name, seen.results)
+        m.stage = "retraining"
+        job = self._retraining_job(owner, spec, status, moment)
+        m.stage = "monitor"
+        look = self._look(rollout, spec, status, moment)
         m.stage = "decide"
-        step = advance(spec, status, seen)
-        lived, later = self._after_promotion(m, rollout, spec, read=status, decided=step.status,
-                                             seen=seen)  # fmt: skip
-        events = [*step.events, *later]
-        at = timestamp(moment)
-        new_status = _route(_accepted(_without_fault(lived, at), at), refused_route, at)
+        decision = lifecycle.decide(spec, status, seen, name=owner.name, job=job, look=look)
+        if decision.monitored is not None:  # the monitor's verdicts are exported like a canary's
+            metrics.record(owner.namespace, owner.name, decision.monitored)
+        return self._conclude(m, rollout, spec, read=status, decision=decision, router=router,
+                              desired=desired, weight=seen.weight,
+                              at=timestamp(moment))  # fmt: skip
+
+    def _conclude(self, m: _Memory, rollout: Rollout, spec: ModelRolloutSpec, *,
+                  read: ModelRolloutStatus, decision: lifecycle.Decision, router: Router | None,
+                  desired: RevisionRef, weight: int | None,
+                  at: str) -> ModelRolloutStatus | None:  # fmt: skip
+        """The tail of every tick, a fail-safe's included: the outbox, the status write, the
+        sender, metrics, Events, then the world the new status asks for. None on a conflict."""
+        owner, events, new_status = rollout.owner, decision.events, decision.status
         version = (new_status.canary or new_status.stable or desired).version
         told = self._outbox(owner, spec, new_status, events, at=at, version=version)
         new_status = new_status.edit(observed_generation=rollout.generation, notifications=told)
@@ -335,7 +338,7 @@ class Ticker:
         # an operator restarting over a dying one) gets a conflict and changes nothing. Nothing
         # is written when nothing changed.
         m.stage = "status write"
-        if new_status != status and self._record(m, rollout, new_status) is None:
+        if new_status != read and self._record(m, rollout, new_status) is None:
             return None
         m.owed = None
         self._offer(owner, spec, new_status)
@@ -349,13 +352,12 @@ class Ticker:
         for event in events:
             self._send(owner, event, spec, version)
         world = desired_world(spec, new_status)
-        world = watch.with_fallback(spec, new_status, world) if world is not None else None
         m.stage = "converge"
-        if world is not None:
-            world = router.shape(world)
+        if world is not None and router is not None:
+            world = router.shape(watch.with_fallback(spec, new_status, world))
             for said in self._converge(owner, spec, desired.revision, world, router):
                 self._send(owner, Event("Warning", "Corrected", said), spec, version)
-            m.moved = world.weight != seen.weight
+            m.moved = world.weight != weight
         return new_status
 
     # -- notifications ---------------------------------------------------------------------------
@@ -381,37 +383,7 @@ class Ticker:
             log.exception("%s/%s: could not hand notices to the sender", owner.namespace,
                           owner.name)  # fmt: skip
 
-    # -- after promotion -------------------------------------------------------------------------
-
-    def _after_promotion(self, m: _Memory, rollout: Rollout, spec: ModelRolloutSpec, *,
-                         read: ModelRolloutStatus, decided: ModelRolloutStatus,
-                         seen: Observations) -> tuple[ModelRolloutStatus, list[Event]]:  # fmt: skip
-        """The retraining's Job, a human's approve or reject, and a look of the monitor, folded
-        into the status the machine decided; with the Events of both."""
-        moment, owner = seen.now, rollout.owner
-        events: list[Event] = []
-
-        def say(kind: EventType, reason: str, message: str, notify: bool,
-                details: tuple[tuple[str, str], ...] = ()) -> None:  # fmt: skip
-            events.append(Event(kind, reason, message, notify, details))
-
-        m.stage = "retraining"
-        job = self._retraining_job(owner, spec, read, moment)
-        m.stage = "monitor"
-        look = self._look(rollout, spec, read, moment)
-        m.stage = "decide"
-        lived = watch.job_seen(spec, decided, job, moment, say)
-        command = seen.command if seen.command and seen.command.id != read.last_command else None
-        lived = watch.fallback_ends(lived, command, say)
-        if command is not None:
-            lived = watch.decide(lived, command, moment, say)
-        if look is not None:
-            lived, triggers = watch.watch(spec, lived, look, say)
-            if lived.monitor is not None:  # the monitor's verdicts are exported like a canary's
-                metrics.record(owner.namespace, owner.name, lived.monitor.signals)
-            lived = watch.fall_back(spec, lived, triggers, moment, say)
-            lived = watch.retrain(spec, lived, triggers, moment, job_name=owner.name, emit=say)
-        return lived, events
+    # -- after promotion: what the pure decision needs read -----------------------------------
 
     def _retraining_job(self, owner: Owner, spec: ModelRolloutSpec, status: ModelRolloutStatus,
                         now: datetime) -> watch.JobSeen | None:  # fmt: skip
@@ -522,7 +494,7 @@ class Ticker:
                 self._fail_safe(m, rollout, now, message)
             else:
                 status = ModelRolloutStatus.model_validate(rollout.raw_status)
-                said = _faulty(status.edit(message=message), message, now)
+                said = lifecycle.faulty(status.edit(message=message), message, now)
                 self._record(m, rollout, said)
         except Exception:
             log.exception("%s: could not record the fault", where)
@@ -545,21 +517,9 @@ class Ticker:
         desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
         seen = Observations(now=now, desired=desired, command=command_of(rollout.annotations),
                             fault=m.owed)  # fmt: skip
-        step = advance(spec, status, seen)
-        new_status = _faulty(step.status, message, now)
-        told = self._outbox(owner, spec, new_status, step.events, at=timestamp(now),
-                            version=desired.version)  # fmt: skip
-        new_status = new_status.edit(notifications=told)
-        if self._record(m, rollout, new_status) is None:
-            return
-        m.owed = None
-        self._offer(owner, spec, new_status)
-        for event in step.events:
-            self._send(owner, event, spec, desired.version)
-        world = desired_world(spec, new_status)
-        if world is not None and router is not None:
-            world = watch.with_fallback(spec, new_status, world)
-            self._converge(owner, spec, desired.revision, router.shape(world), router)
+        decision = lifecycle.fail_safe(spec, status, seen, message)
+        self._conclude(m, rollout, spec, read=status, decision=decision, router=router,
+                       desired=desired, weight=None, at=timestamp(now))  # fmt: skip
 
     # -- observing -----------------------------------------------------------------------------
 
@@ -675,16 +635,6 @@ class Ticker:
         return written is not None
 
 
-def _parsed(known: ModelRolloutSpec | None, raw: dict[str, Any]) -> ModelRolloutSpec:
-    """The spec as a model; the one parsed last time when the raw spec is the same."""
-    if (
-        known is not None
-        and known.model_dump(mode="json", by_alias=True, exclude_unset=True) == raw
-    ):
-        return known
-    return ModelRolloutSpec.model_validate(raw)
-
-
 def _template_values(owner: Owner, spec: ModelRolloutSpec, interval: str,
                      status: ModelRolloutStatus) -> dict[str, str]:  # fmt: skip
     values = {
@@ -700,43 +650,6 @@ def _template_values(owner: Owner, spec: ModelRolloutSpec, interval: str,
     if status.canary is not None:
         values["version"] = status.canary.version
     return values
-
-
-def _faulty(s: ModelRolloutStatus, message: str, now: datetime) -> ModelRolloutStatus:
-    return with_condition(s, FAULT_CONDITION, "True", reason="TickFailed", message=message,
-                          now=timestamp(now))  # fmt: skip
-
-
-def _holds(s: ModelRolloutStatus, kind: str) -> bool:
-    return any(c.type == kind and c.status == "True" for c in s.conditions)
-
-
-def _without_fault(s: ModelRolloutStatus, now: str) -> ModelRolloutStatus:
-    """A tick that goes through ends a fault that was said, and takes its message back."""
-    if not _holds(s, FAULT_CONDITION):
-        return s
-    s = s.edit(message=machine_message(s))
-    return with_condition(s, FAULT_CONDITION, "False", reason="TickCompleted", now=now)
-
-
-def _accepted(s: ModelRolloutStatus, now: str) -> ModelRolloutStatus:
-    """A tick that goes through ends a refusal: a granted permission or a fixed spec shows at
-    once, not only when the next canary starts."""
-    if not _holds(s, REFUSED_CONDITION):
-        return s
-    s = s.edit(message=machine_message(s))
-    return with_condition(s, REFUSED_CONDITION, "False", reason="Accepted", now=now)
-
-
-def _route(s: ModelRolloutStatus, refused: str | None, now: str) -> ModelRolloutStatus:
-    """Condition RouteAccepted: False with the controller's words while it refuses the route,
-    True again once it no longer does (set only after a refusal was seen)."""
-    if refused is not None:
-        return with_condition(s, ROUTE_CONDITION, "False", reason="RouteRefused",
-                              message=refused, now=now)  # fmt: skip
-    if any(c.type == ROUTE_CONDITION and c.status == "False" for c in s.conditions):
-        return with_condition(s, ROUTE_CONDITION, "True", reason="Accepted", now=now)
-    return s
 
 
 def _readable(error: BaseException) -> str:
