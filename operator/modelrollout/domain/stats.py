@@ -101,6 +101,47 @@ class Estimate:
         return Estimate(-self.value, self.se, self.n)
 
 
+def always_valid_p(estimate: Estimate, bound: float) -> float:
+    """A p-value for "the advantage is at most `bound`", valid at any stopping time: the least
+    alpha whose one-sided confidence sequence (as `Estimate.interval`) has its lower bound above
+    `bound`. As the sequence holds at every n at once, so does the p-value, and so does its
+    running minimum over looks (P(some look has p <= a) <= a under the null): A/B/n keeps that
+    minimum per challenger and runs Holm on it (docs/analysis.md, "A/B/n"). 1.0 when even
+    alpha 0.5 does not put the bound below the estimate."""
+    if estimate.se <= 0 or estimate.n <= 0 or not math.isfinite(estimate.value):
+        return 1.0
+    z = (estimate.value - bound) / estimate.se
+    if z <= 0 or cs_multiplier(estimate.n, 2 * AV_P_CEILING) >= z:
+        return 1.0
+    low, high = math.log(AV_P_FLOOR), math.log(AV_P_CEILING)
+    if cs_multiplier(estimate.n, 2 * AV_P_FLOOR) < z:
+        return AV_P_FLOOR
+    for _ in range(60):  # the multiplier falls as alpha grows: bisect on log alpha
+        middle = (low + high) / 2
+        if cs_multiplier(estimate.n, 2 * math.exp(middle)) < z:
+            high = middle
+        else:
+            low = middle
+    return math.exp(high)
+
+
+AV_P_FLOOR = 1e-12
+AV_P_CEILING = 0.4999
+
+
+def holm(p_values: dict[str, float], alpha: float) -> set[str]:
+    """Holm's step-down: the hypotheses rejected at family-wise level alpha, whatever the
+    dependence between the p-values (Holm 1979). Sorted ascending, the i-th (from 0) of m is
+    rejected when it and every one before it is at most alpha / (m - i)."""
+    ordered = sorted(p_values.items(), key=lambda item: (item[1], item[0]))
+    rejected: set[str] = set()
+    for i, (name, p) in enumerate(ordered):
+        if p > alpha / (len(ordered) - i):
+            break
+        rejected.add(name)
+    return rejected
+
+
 def too_few_events(*arms: tuple[float, float]) -> bool:
     """True when some arm has fewer than 5 successes or 5 failures: no normal approximation."""
     return any(min(x, n - x) < MIN_EXPECTED for x, n in arms)
