@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from modelrollout.testing.cluster import LocalCluster
-from modelrollout.testing.manifests import EXAMPLE_ROLLOUTS, INVALID, Invalid, examples, rollout
+from modelrollout.testing.manifests import (
+    EXAMPLE_ROLLOUTS,
+    INVALID,
+    Invalid,
+    abn_rollout,
+    examples,
+    rollout,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.cluster
@@ -37,6 +44,12 @@ def test_a_valid_rollout_is_admitted_with_defaults(cluster: LocalCluster, namesp
     assert stored["spec"]["analysis"]["noData"] == "inconclusive"
     header = cluster.kubectl("get", "modelrollouts", "-n", namespace).stdout.splitlines()[0]
     assert header.split() == ["NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "STEP", "AGE"]
+
+
+@pytest.mark.usefixtures("modelrollout_crd")
+def test_an_abn_rollout_is_admitted(cluster: LocalCluster, namespace: str) -> None:
+    code, err = _apply(cluster, namespace, abn_rollout())
+    assert code == 0, err
 
 
 @pytest.mark.usefixtures("modelrollout_crd")

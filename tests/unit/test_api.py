@@ -19,7 +19,14 @@ from modelrollout.api.v1alpha1 import (
     ModelRolloutStatus,
     StatusEdit,
 )
-from modelrollout.testing.manifests import EXAMPLE_ROLLOUTS, INVALID, Invalid, examples, rollout
+from modelrollout.testing.manifests import (
+    EXAMPLE_ROLLOUTS,
+    INVALID,
+    Invalid,
+    abn_rollout,
+    examples,
+    rollout,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,3 +146,10 @@ def test_full_weight_is_admitted_when_no_signal_is_judged_against_the_stable() -
     spec["analysis"]["signals"][-1]["drift"] = {"histogram": "model_score_bucket"}
     with pytest.raises(ValidationError, match=r"setWeight: 100 leaves the stable no traffic"):
         ModelRolloutSpec.model_validate(spec)
+
+
+def test_an_abn_rollout_is_valid_with_the_phase_defaults() -> None:
+    spec = ModelRolloutSpec.model_validate(abn_rollout()["spec"])
+    assert [c.version for c in spec.challengers] == ["v3", "v4"]
+    assert spec.strategy.abn is not None
+    assert (spec.strategy.abn.margin, spec.strategy.abn.alpha) == (0.0, 0.05)

@@ -81,6 +81,12 @@ UNSUPPORTED_ROUTER = (
     "Nothing was created."
 )
 INVALID_SPEC = "invalid spec"
+# The API admits spec.challengers (docs/arms.md) before the ticker can route and count several
+# arms: refused, with nothing created, rather than rolled out as if they were not there.
+ABN_NOT_SERVED = (
+    "spec.challengers: this operator version judges A/B/n in its domain but does not yet route "
+    "or count several arms in a cluster (docs/arms.md). Nothing was created."
+)
 TICK_FAILED = "the operator could not complete a tick"
 # Ticks in a row that may fail before a canary the operator cannot watch loses its traffic.
 FAULT_LIMIT = int(settings.FAULT_LIMIT.number())
@@ -284,6 +290,9 @@ class Ticker:
             # Without a router nothing would send the canary traffic, and its weight would only
             # be a number in status: do nothing rather than promote on evidence never gathered.
             self._refuse(rollout, "UnsupportedRouter", UNSUPPORTED_ROUTER)
+            return None
+        if spec.challengers:
+            self._refuse(rollout, "NotServed", ABN_NOT_SERVED)
             return None
         desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
         canary = status.canary

@@ -168,6 +168,30 @@ def _unmatched_selector(m: Manifest) -> None:
     _spec(m)["selector"]["matchLabels"] = {"app": "something-else"}
 
 
+def abn_rollout(name: str = "fraud-detector") -> Manifest:
+    """A valid A/B/n ModelRollout: spec.model and two challengers judged on a compare signal."""
+    m = rollout(name=name)
+    _abn(lambda _: None)(m)
+    return m
+
+
+def _abn(then: Callable[[Manifest], None]) -> Callable[[Manifest], None]:
+    """A valid A/B/n rollout (a compare objective, two challengers, the phase) before `then`."""
+
+    def change(m: Manifest) -> None:
+        m["spec"]["analysis"]["signals"] = [
+            {
+                "name": "accuracy",
+                "compare": {"successes": "ok_total", "total": "all_total", "margin": 0.01},
+            }
+        ]
+        m["spec"]["challengers"] = [{"version": "v3"}, {"version": "v4"}]
+        m["spec"]["strategy"]["abn"] = {"duration": "2h"}
+        then(m)
+
+    return change
+
+
 INVALID: list[Invalid] = [
     Invalid("a step with two actions", _set("spec.strategy.steps.0", {"setWeight": 5, "pause": {}}),
             "spec.strategy.steps[0]"),
@@ -335,4 +359,22 @@ INVALID: list[Invalid] = [
     Invalid("an approval neither none nor required",
             _monitored(_set("spec.monitor.onAlarm.0.retrain.approval", "maybe")),
             "spec.monitor.onAlarm[0].retrain.approval"),
+    Invalid("challengers without an A/B/n phase",
+            _set("spec.challengers", [{"version": "v3"}]), "spec.challengers"),
+    Invalid("an A/B/n phase without challengers",
+            _set("spec.strategy.abn", {"duration": "1h"}), "spec.challengers"),
+    Invalid("a challenger with the model's own version", _abn(_set("spec.challengers.0.version",
+            "2026-11-20")), "spec.challengers"),
+    Invalid("two challengers with one version",
+            _abn(_set("spec.challengers.1", {"version": "v3"})), "spec.challengers"),
+    Invalid("challengers with no compare signal to win on",
+            _abn(_set("spec.analysis.signals.0", {"name": "e", "threshold": {
+                "query": "errors", "max": 0.01}})), "spec.challengers"),
+    Invalid("more than five candidates",
+            _abn(_set("spec.challengers", [{"version": f"v{n}"} for n in range(3, 8)])),
+            "spec.challengers"),
+    Invalid("an A/B/n margin above 1", _abn(_set("spec.strategy.abn.margin", 2)),
+            "spec.strategy.abn.margin"),
+    Invalid("an A/B/n phase without a duration", _abn(_set("spec.strategy.abn", {})),
+            "spec.strategy.abn.duration"),
 ]  # fmt: skip

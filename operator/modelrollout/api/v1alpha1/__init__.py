@@ -175,6 +175,7 @@ from modelrollout.api.v1alpha1.signals import (
 from modelrollout.api.v1alpha1.signals import (
     ThresholdSignal as ThresholdSignal,
 )
+from modelrollout.api.v1alpha1.spec import MAX_CHALLENGERS as MAX_CHALLENGERS
 from modelrollout.api.v1alpha1.spec import (
     ModelRolloutSpec as ModelRolloutSpec,
 )
@@ -202,12 +203,14 @@ from modelrollout.api.v1alpha1.status import (
 from modelrollout.api.v1alpha1.status import (
     VERDICTS as VERDICTS,
 )
+from modelrollout.api.v1alpha1.status import AbnStatus as AbnStatus
 from modelrollout.api.v1alpha1.status import (
     Alarm as Alarm,
 )
 from modelrollout.api.v1alpha1.status import (
     AnalysisStatus as AnalysisStatus,
 )
+from modelrollout.api.v1alpha1.status import ArmStatus as ArmStatus
 from modelrollout.api.v1alpha1.status import (
     Condition as Condition,
 )
@@ -283,6 +286,7 @@ from modelrollout.api.v1alpha1.status import (
 from modelrollout.api.v1alpha1.status import (
     Verdict as Verdict,
 )
+from modelrollout.api.v1alpha1.strategy import Abn as Abn
 from modelrollout.api.v1alpha1.strategy import (
     Duration as Duration,
 )
@@ -310,6 +314,7 @@ from modelrollout.api.v1alpha1.workload import (
 from modelrollout.api.v1alpha1.workload import (
     NAME_MESSAGE as NAME_MESSAGE,
 )
+from modelrollout.api.v1alpha1.workload import Challenger as Challenger
 from modelrollout.api.v1alpha1.workload import (
     LabelSelector as LabelSelector,
 )

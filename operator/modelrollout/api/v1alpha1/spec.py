@@ -12,7 +12,13 @@ from modelrollout.api.v1alpha1.notifications import Notifications
 from modelrollout.api.v1alpha1.rules import DURATION_PATTERN, Rule, Ruled, ruled
 from modelrollout.api.v1alpha1.strategy import Strategy
 from modelrollout.api.v1alpha1.traffic import Traffic
-from modelrollout.api.v1alpha1.workload import LabelSelector, ModelRef, PodTemplate, ServicePorts
+from modelrollout.api.v1alpha1.workload import (
+    Challenger,
+    LabelSelector,
+    ModelRef,
+    PodTemplate,
+    ServicePorts,
+)
 
 _SELECTOR_MATCHES_TEMPLATE = (
     "!has(self.selector.matchLabels) || (has(self.template.metadata) && "
@@ -51,6 +57,18 @@ def _selector_matches(spec: Any) -> bool:
 
 # The pod watch keeps the last 32 interruptions of each Deployment (k8s/pods.py).
 RESTART_LIMIT_MAX = 30
+# spec.model and up to this many challengers: five candidates against the champion at most.
+MAX_CHALLENGERS = 4
+
+
+def _challenger_versions_unique(spec: Any) -> bool:
+    versions = [spec.model.version, *(c.version for c in spec.challengers)]
+    return len(set(versions)) == len(versions)
+
+
+def _objective(spec: Any) -> bool:
+    signals = spec.analysis.signals if spec.analysis is not None else []
+    return not spec.challengers or any(s.compare is not None for s in signals)
 
 
 class ModelRolloutSpec(Ruled):
@@ -71,10 +89,27 @@ class ModelRolloutSpec(Ruled):
              "against it (compare, fairness, drift against: stable) could not be judged at a "
              "later analyze step nor at the evidence gate; promotion takes the canary to 100% "
              "once the evidence decides", ".strategy.steps"),
+        Rule("(has(self.challengers) && size(self.challengers) > 0) == has(self.strategy.abn)",
+             lambda m: bool(m.challengers) == (m.strategy.abn is not None),
+             "spec.challengers and strategy.abn go together: the challengers are judged in the "
+             "A/B/n phase, which needs at least one challenger", ".challengers"),
+        Rule("!has(self.challengers) || self.challengers.all(c, c.version != "
+             "self.model.version && self.challengers.filter(d, d.version == c.version)"
+             ".size() == 1)",
+             _challenger_versions_unique,
+             "challengers[].version must differ from model.version and from each other: the "
+             "version names the arm", ".challengers"),
+        Rule("!has(self.challengers) || (has(self.analysis) && has(self.analysis.signals) && "
+             "self.analysis.signals.exists(s, has(s.compare)))",
+             _objective,
+             "spec.challengers needs a compare signal in analysis.signals: the first one is "
+             "the objective the winner must be better on", ".challengers"),
     )  # fmt: skip
     model_config = ConfigDict(json_schema_extra=ruled(*RULES))
     replicas: int = Field(default=1, ge=1, le=1000)
     model: ModelRef
+    # A/B/n: more candidates judged beside spec.model at once (docs/arms.md)
+    challengers: list[Challenger] = Field(default_factory=list, max_length=MAX_CHALLENGERS)
     selector: LabelSelector
     template: PodTemplate
     service: ServicePorts = Field(default_factory=ServicePorts)

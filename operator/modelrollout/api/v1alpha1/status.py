@@ -296,6 +296,45 @@ class StatusEdit(TypedDict, total=False):
     retraining: RetrainingStatus | None
     notifications: NotificationsStatus | None
     fallback: FallbackState | None
+    arms: list[ArmStatus]
+    abn: AbnStatus | None
+
+
+ArmRole = Literal["champion", "challenger"]
+ArmState = Literal["Running", "Eliminated", "Won", "Lost"]
+
+
+class ArmStatus(Reported):
+    """One arm of an A/B/n phase: a revision, its role, its share of the requests, its state
+    and, for a challenger, its standing against the champion on the objective: the advantage
+    with bounds that hold for all challengers at once, and the running minimum of its
+    always-valid p-value (docs/analysis.md, "A/B/n")."""
+
+    version: str
+    revision: str
+    role: ArmRole
+    share: int = 0
+    state: ArmState = "Running"
+    reason: str = ""
+    estimate: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    p_value: float = 1.0
+
+
+AbnOutcome = Literal["Running", "Winner", "NoWinner", "ChampionStays"]
+
+
+class AbnStatus(Reported):
+    """The A/B/n phase of a set of candidates (`candidates`: the set's revision, so that the
+    same set is not judged again once it has an outcome)."""
+
+    candidates: str
+    since: str
+    outcome: AbnOutcome = "Running"
+    winner: str | None = None
+    message: str = ""
+    last_evaluated_at: str | None = None
 
 
 class ModelRolloutStatus(Reported):
@@ -319,6 +358,8 @@ class ModelRolloutStatus(Reported):
     retraining: RetrainingStatus | None = None
     notifications: NotificationsStatus | None = None
     fallback: FallbackState | None = None
+    arms: list[ArmStatus] = Field(default_factory=list, max_length=6)
+    abn: AbnStatus | None = None
 
     def edit(self, **changes: Unpack[StatusEdit]) -> ModelRolloutStatus:
         """A copy with `changes`, each checked against the field's type."""

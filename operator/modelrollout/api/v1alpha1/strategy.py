@@ -23,5 +23,19 @@ class Step(Ruled):
     pause: Pause | None = None
 
 
+class Abn(Model):
+    """The A/B/n phase, before the steps (docs/arms.md): the champion (the stable revision),
+    spec.model and every spec.challengers entry take equal shares of the traffic, each candidate
+    is judged against the champion on the objective (analysis's first compare signal), and the
+    winner, named only with confidence (better by `margin`, error at most `alpha` across all
+    candidates and looks: docs/analysis.md, "A/B/n"), goes on through the steps. Past `duration`
+    without a winner the rollout pauses for a human with the ranked table."""
+
+    duration: str = Field(pattern=DURATION_PATTERN, max_length=32)
+    margin: float = Field(default=0.0, ge=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+
+
 class Strategy(Model):
     steps: list[Step] = Field(min_length=1, max_length=64)
+    abn: Abn | None = None

@@ -56,6 +56,15 @@ class PodTemplate(Model):
     spec: dict[str, Any] = Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
 
 
+class Challenger(Model):
+    """A candidate judged beside spec.model in A/B/n: its model version, and optionally its own
+    model URI and pod template (else spec.model's URI and spec.template)."""
+
+    version: str = Field(pattern=LABEL_VALUE_PATTERN, max_length=63)
+    uri: str | None = Field(default=None, max_length=2048)
+    template: PodTemplate | None = None
+
+
 class ServicePorts(Model):
     port: int = Field(default=80, ge=1, le=65535)
     target_port: int | str = Field(
