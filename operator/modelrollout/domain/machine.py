@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from modelrollout.api.v1alpha1 import (
     IN_FLIGHT,
     AnalysisStatus,
-    Condition,
     Counters,
     HistoryEntry,
     ModelRolloutSpec,
@@ -39,6 +38,8 @@ from modelrollout.api.v1alpha1 import (
     ScaleDown,
     SignalResult,
 )
+from modelrollout.domain import experiment
+from modelrollout.domain.conditions import timestamp, with_condition
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.evidence import said, with_evidence
 from modelrollout.domain.judging import Outcome, tally
@@ -97,6 +98,12 @@ class Observations:
     # Requests the canary served in the current step (analysis.sampleRatio.requests), measured
     # with `results`; None: not counted.
     canary_requests: float | None = None
+    # A/B/n (domain/experiment.py): spec.model's revision and every challenger's, in the spec's
+    # order (empty: one candidate, today's canary); what was seen of each by revision; and the
+    # split the route has in effect by revision (None: as asked).
+    candidates: tuple[RevisionRef, ...] = ()
+    arms: dict[str, experiment.ArmSeen] = field(default_factory=dict)
+    shares: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,11 +119,6 @@ class Event:
 class Step:
     status: ModelRolloutStatus
     events: list[Event] = field(default_factory=list)
-
-
-def timestamp(moment: datetime) -> str:
-    """How times are written in status: RFC 3339 in UTC, to the second."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse(text: str) -> datetime:
@@ -161,12 +163,39 @@ def advance(spec: ModelRolloutSpec, status: ModelRolloutStatus, seen: Observatio
     command = seen.command if seen.command and seen.command.id != s.last_command else None
     if command is not None:
         s = s.edit(last_command=command.id)
+    if seen.candidates and s.stable is not None:
+        phase = _abn(t, s, command)
+        if isinstance(phase, ModelRolloutStatus):
+            return Step(phase, events)
+        t = replace(t, seen=replace(seen, desired=phase))  # the winner goes on as the canary
     changed = _on_new_revision(t, s)
     if changed is not None:
         return Step(changed, events)
     if s.canary is None or s.phase == "Promoted":
         return Step(s, events)
     return Step(_progress(t, s, s.canary, command), events)
+
+
+def _abn(t: _Tick, s: ModelRolloutStatus,
+         command: Command | None) -> ModelRolloutStatus | RevisionRef:  # fmt: skip
+    """A/B/n: the status after this tick of the phase, or the revision the steps go on with
+    (the winner; spec.model when the set holds nothing but the champion)."""
+    candidates, champion = t.seen.candidates, s.stable
+    if champion is None or all(c.revision == champion.revision for c in candidates):
+        return candidates[0]
+    if experiment.running(s, candidates):
+        kind = command.kind if command is not None else None
+        seen = experiment.Seen(t.seen.now, t.now, candidates, t.seen.arms, t.seen.shares,
+                               command=kind if kind in ("promote", "abort") else None,
+                               by=_by(command) if command is not None else "")  # fmt: skip
+        return experiment.step(t.spec, s, seen, t.emit)
+    if experiment.concluded(s, candidates):
+        won = experiment.winner(s)
+        return won if won is not None else s  # the champion stays until the set changes
+    if s.canary is not None and s.phase in IN_FLIGHT:
+        t.emit("Normal", "Superseded", f"canary {s.canary.revision} replaced by an A/B/n phase")
+        s = _end_canary(s, t.now, "Superseded", "replaced by an A/B/n phase")
+    return experiment.start(s, champion, candidates, t.now, t.emit)
 
 
 def _on_new_revision(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus | None:
@@ -651,17 +680,6 @@ def plans(spec: ModelRolloutSpec, s: ModelRolloutStatus, now: datetime) -> dict[
         for signal in spec.analysis.signals
         if signal.compare is not None
     }
-
-
-def with_condition(s: ModelRolloutStatus, kind: str, value: Literal["True", "False"], *,
-                   reason: str, now: str, message: str = "") -> ModelRolloutStatus:  # fmt: skip
-    """Set one condition; its transition time changes only when its status does."""
-    kept = [c for c in s.conditions if c.type != kind]
-    old = next((c for c in s.conditions if c.type == kind), None)
-    since = old.last_transition_time if old is not None and old.status == value else now
-    new = Condition(type=kind, status=value, reason=reason, message=message,
-                    last_transition_time=since)  # fmt: skip
-    return s.edit(conditions=sorted([*kept, new], key=lambda c: c.type))
 
 
 def _expire_scale_downs(s: ModelRolloutStatus, now: datetime) -> ModelRolloutStatus:

@@ -1,0 +1,310 @@
+"""The A/B/n phase of the step machine (docs/arms.md): before the steps, the champion (the
+stable revision) and every candidate take shares of the traffic, and the phase ends with a
+winner, which the machine then takes through the steps and the bake as its canary; with a pause
+for a human when nobody won with confidence in `strategy.abn.duration`; or with the champion
+staying when every candidate was eliminated.
+
+Pure, like the machine: `step` folds one tick's observations into status.abn and status.arms.
+The verdict at each look is domain/abn.py's; this module keeps its state (the running minimum of
+each candidate's p-value, eliminations, the shares) and speaks (Events, conditions, pauses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from modelrollout.api.v1alpha1 import (
+    Abn,
+    AbnStatus,
+    ArmStatus,
+    HistoryEntry,
+    ModelRolloutSpec,
+    ModelRolloutStatus,
+    PauseState,
+    RevisionRef,
+    SignalResult,
+)
+from modelrollout.domain import abn, stats
+from modelrollout.domain.conditions import with_condition
+from modelrollout.domain.durations import parse_duration
+
+Emit = Callable[[Literal["Normal", "Warning"], str, str], None]
+HISTORY_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class ArmSeen:
+    """What was seen of one candidate at this tick: whether its pods are Available; when an
+    evaluation was due, every signal's result for it against the champion, and its objective's
+    advantage (the first compare signal's estimate; None: not enough to estimate)."""
+
+    available: bool = True
+    results: list[SignalResult] | None = None
+    objective: stats.Estimate | None = None
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One tick, for the phase: the candidates the spec lists (spec.model first), what was seen
+    of each by revision, and the split the route has in effect by revision (None: as asked)."""
+
+    now: datetime
+    now_text: str
+    candidates: tuple[RevisionRef, ...]
+    arms: dict[str, ArmSeen] = field(default_factory=dict)
+    shares: dict[str, int] | None = None
+    command: Literal["promote", "abort"] | None = None
+    by: str = ""
+
+
+def candidates_revision(candidates: Sequence[RevisionRef]) -> str:
+    """The set's own revision: it changes when a candidate is added, removed or changed."""
+    joined = ",".join(sorted(c.revision for c in candidates))
+    return hashlib.sha256(joined.encode()).hexdigest()[:10]
+
+
+def shares(running: int) -> tuple[int, int]:
+    """Equal shares: (each candidate's, the champion's); the champion takes the remainder."""
+    each = 100 // (running + 1)
+    return each, 100 - each * running
+
+
+def winner(s: ModelRolloutStatus) -> RevisionRef | None:
+    """The winning candidate, once the phase has named one."""
+    if s.abn is None or s.abn.outcome != "Winner" or s.abn.winner is None:
+        return None
+    arm = next((a for a in s.arms if a.version == s.abn.winner), None)
+    return RevisionRef(revision=arm.revision, version=arm.version) if arm is not None else None
+
+
+def concluded(s: ModelRolloutStatus, candidates: Sequence[RevisionRef]) -> bool:
+    return s.abn is not None and s.abn.candidates == candidates_revision(candidates) and (
+        s.abn.outcome != "Running")  # fmt: skip
+
+
+def running(s: ModelRolloutStatus, candidates: Sequence[RevisionRef]) -> bool:
+    """This set's phase is under way (measured and judged every interval)."""
+    return (s.abn is not None and s.abn.candidates == candidates_revision(candidates)
+            and s.abn.outcome == "Running")  # fmt: skip
+
+
+def start(s: ModelRolloutStatus, champion: RevisionRef, candidates: Sequence[RevisionRef],
+          now: str, emit: Emit) -> ModelRolloutStatus:  # fmt: skip
+    """A new set: every candidate that is not the champion beside it, at equal shares."""
+    identity = candidates_revision(candidates)
+    candidates = [c for c in candidates if c.revision != champion.revision]
+    each, rest = shares(len(candidates))
+    arms = [ArmStatus(version=champion.version, revision=champion.revision, role="champion",
+                      share=rest)]  # fmt: skip
+    arms += [ArmStatus(version=c.version, revision=c.revision, role="challenger", share=each)
+             for c in candidates]  # fmt: skip
+    names = ", ".join(c.version for c in candidates)
+    emit("Normal", "AbnStarted", f"A/B/n: {names} against {champion.version}, {each}% each")
+    s = s.edit(
+        abn=AbnStatus(candidates=identity, since=now),
+        arms=arms, phase="Progressing", canary=None, canary_since=now, canary_weight=0,
+        current_step=None, step_started_at=now, pause=None, message=None,
+    )  # fmt: skip
+    s = with_condition(s, "Progressing", "True", reason="AbnStarted", message=names, now=now)
+    return with_condition(s, "Degraded", "False", reason="AbnStarted", now=now)
+
+
+def due(spec: ModelRolloutSpec, s: ModelRolloutStatus, now: datetime) -> bool:
+    """The candidates are judged every analysis interval while the phase runs (not paused)."""
+    if spec.analysis is None or s.abn is None or s.abn.outcome != "Running":
+        return False
+    if s.phase != "Progressing":
+        return False
+    last = s.abn.last_evaluated_at
+    if last is None:
+        return True
+    elapsed = (now - datetime.fromisoformat(last)).total_seconds()
+    return elapsed >= parse_duration(spec.analysis.interval)
+
+
+def step(spec: ModelRolloutSpec, s: ModelRolloutStatus, seen: Seen,
+         emit: Emit) -> ModelRolloutStatus:  # fmt: skip
+    """One tick of a running phase."""
+    phase, state = spec.strategy.abn, s.abn
+    if phase is None or state is None:
+        return s
+    if seen.command == "abort":
+        return _champion_stays(s, state, seen, f"{seen.by or 'a human'} aborted the A/B/n "
+                               "phase", emit)  # fmt: skip
+    if s.phase == "Paused":
+        return _human_pick(s, state, seen, emit) if seen.command == "promote" else s
+    s = _eliminate_unavailable(spec, s, state, seen)
+    asked = {a.revision: a.share for a in s.arms}
+    if (seen.shares is not None and seen.shares != asked) or any(
+            seen.arms.get(a.revision) is None for a in _challengers(s, "Running")):  # fmt: skip
+        return s  # the judging waits for the split asked for, and for every arm to be seen
+    if not any(seen.arms[a.revision].results is not None for a in _challengers(s, "Running")):
+        return _maybe_reshare(spec, s, state, seen)
+    return _judge(spec, phase, s, state, seen=seen, emit=emit)
+
+
+def _challengers(s: ModelRolloutStatus, state: str | None = None) -> list[ArmStatus]:
+    return [a for a in s.arms if a.role == "challenger" and (state is None or a.state == state)]
+
+
+def _eliminate_unavailable(spec: ModelRolloutSpec, s: ModelRolloutStatus, state: AbnStatus,
+                           seen: Seen) -> ModelRolloutStatus:  # fmt: skip
+    """A candidate whose pods are not Available within progressDeadline of the phase's start
+    is eliminated with that reason (its share goes back at the next period)."""
+    started = datetime.fromisoformat(state.since)
+    late = (seen.now - started).total_seconds() > parse_duration(spec.progress_deadline)
+    why = f"not Available within progressDeadline {spec.progress_deadline}"
+
+    def gone(a: ArmStatus) -> bool:
+        look = seen.arms.get(a.revision)
+        return (late and a.role == "challenger" and a.state == "Running" and look is not None
+                and not look.available)  # fmt: skip
+
+    return s.edit(arms=[a.model_copy(update={"state": "Eliminated", "reason": why})
+                        if gone(a) else a for a in s.arms])  # fmt: skip
+
+
+def _evidence(spec: ModelRolloutSpec, arm: ArmStatus, look: ArmSeen) -> abn.Evidence:
+    """What a look says of one candidate: the first Fail of any signal (a guardrail, or a
+    compare worse than tolerated) eliminates it; another compare signal not yet Pass keeps it
+    from winning."""
+    signals = spec.analysis.signals if spec.analysis is not None else []
+    objective = next((x.name for x in signals if x.compare is not None), None)
+    compares = {x.name for x in signals if x.compare is not None}
+    results = look.results or []
+    failed = next((r for r in results if r.verdict == "Fail"), None)
+    worse = f"{failed.name}: {failed.message or 'Fail'}" if failed is not None else None
+    open_ones = [f"{r.name} ({r.verdict})" for r in results
+                 if r.name in compares and r.name != objective and r.verdict != "Pass"]  # fmt: skip
+    return abn.Evidence(arm.version, look.objective, worse=worse,
+                        unproven="; ".join(open_ones) or None, p_before=arm.p_value,
+                        eliminated=arm.reason if arm.state == "Eliminated" else None)  # fmt: skip
+
+
+def _judge(spec: ModelRolloutSpec, phase: Abn, s: ModelRolloutStatus, state: AbnStatus, *,
+           seen: Seen, emit: Emit) -> ModelRolloutStatus:  # fmt: skip
+    challengers = _challengers(s)
+    evidence = [_evidence(spec, a, seen.arms.get(a.revision, ArmSeen())) for a in challengers]
+    elapsed = (seen.now - datetime.fromisoformat(state.since)).total_seconds()
+    verdict = abn.judge(evidence, alpha=phase.alpha, margin=phase.margin,
+                        ending=elapsed >= parse_duration(phase.duration))  # fmt: skip
+    standing = {row.arm: row for row in verdict.standings}
+
+    def standing_of(a: ArmStatus) -> ArmStatus:
+        row = standing.get(a.version)
+        if row is None:
+            return a
+        kept = row.state if row.state in ("Won", "Eliminated") else a.state
+        return a.model_copy(update={"state": kept, "reason": row.reason, "p_value": row.p_value,
+                                    "estimate": row.estimate, "lower": row.lower,
+                                    "upper": row.upper})  # fmt: skip
+
+    state = state.model_copy(update={"last_evaluated_at": seen.now_text,
+                                     "message": verdict.message})  # fmt: skip
+    s = s.edit(arms=[standing_of(a) for a in s.arms], abn=state)
+    for name in verdict.eliminated:
+        emit("Warning", "ArmEliminated", f"{name}: {standing[name].reason}")
+    if verdict.outcome == "Winner" and verdict.winner is not None:
+        emit("Normal", "WinnerNamed", verdict.message)
+        return _won(s, state, verdict.winner, seen)
+    if verdict.outcome == "ChampionStays":
+        return _champion_stays(s, state, seen, verdict.message, emit)
+    if verdict.outcome == "NoWinner":
+        emit("Warning", "Paused", verdict.message)
+        return s.edit(phase="Paused", pause=PauseState(reason="NoWinner", since=seen.now_text,
+                                                        message=verdict.message))  # fmt: skip
+    return _maybe_reshare(spec, s, state, seen)
+
+
+def _maybe_reshare(spec: ModelRolloutSpec, s: ModelRolloutStatus, state: AbnStatus,
+                   seen: Seen) -> ModelRolloutStatus:  # fmt: skip
+    """An eliminated candidate's share goes back to the others at the next period boundary
+    (counted from the phase's start), so that no period mixes two splits."""
+    live = _challengers(s, "Running")
+    each, rest = shares(len(live))
+    wanted = {a.revision: (rest if a.role == "champion" else each if a.state == "Running" else 0)
+              for a in s.arms}  # fmt: skip
+    if all(a.share == wanted[a.revision] for a in s.arms):
+        return s
+    period = _period(spec)
+    since = datetime.fromisoformat(state.since)
+    elapsed = (seen.now - since).total_seconds()
+    boundary = since + timedelta(seconds=period * (elapsed // period))
+    asked_since = datetime.fromisoformat(s.step_started_at) if s.step_started_at else since
+    if boundary <= asked_since:
+        return s  # the split was set in this period: the next boundary changes it
+    arms = [a.model_copy(update={"share": wanted[a.revision]}) for a in s.arms]
+    return s.edit(arms=arms, step_started_at=seen.now_text)
+
+
+def _period(spec: ModelRolloutSpec) -> float:
+    # the analysis's period (analysis/evaluate.period_of): the interval, at least 60 s
+    interval = parse_duration(spec.analysis.interval) if spec.analysis is not None else 60.0
+    return max(interval, 60.0)
+
+
+def _won(s: ModelRolloutStatus, state: AbnStatus, name: str, seen: Seen) -> ModelRolloutStatus:
+    arms = [a.model_copy(update={"state": "Won" if a.version == name else "Lost"
+                                 if a.role == "challenger" and a.state == "Running"
+                                 else a.state}) for a in s.arms]  # fmt: skip
+    s = _history(s, arms, name, seen.now_text)
+    return s.edit(arms=arms, abn=state.model_copy(update={"outcome": "Winner", "winner": name}))
+
+
+def _human_pick(s: ModelRolloutStatus, state: AbnStatus, seen: Seen,
+                emit: Emit) -> ModelRolloutStatus:  # fmt: skip
+    """`promote` while paused without a winner: the leader (the best running estimate) wins."""
+    leader = next((a for a in sorted(_challengers(s, "Running"),
+                                     key=lambda a: -(a.estimate or 0.0))), None)  # fmt: skip
+    if leader is None:
+        return s
+    said = f"{seen.by or 'a human'} promoted the leader {leader.version} without confidence"
+    emit("Normal", "WinnerNamed", said)
+    state = state.model_copy(update={"message": said})
+    return _won(s.edit(phase="Progressing", pause=None, abn=state), state, leader.version, seen)
+
+
+def _champion_stays(s: ModelRolloutStatus, state: AbnStatus, seen: Seen, why: str,
+                    emit: Emit) -> ModelRolloutStatus:  # fmt: skip
+    emit("Warning", "RolledBack", why)
+    arms = [a.model_copy(update={"state": "Lost"}) if a.role == "challenger"
+            and a.state == "Running" else a for a in s.arms]  # fmt: skip
+    s = _history(s, arms, None, seen.now_text)
+    s = s.edit(arms=[a.model_copy(update={"share": 0 if a.role == "challenger" else 100})
+                     for a in arms],
+               abn=state.model_copy(update={"outcome": "ChampionStays", "message": why}),
+               phase="RolledBack", pause=None, message=why)  # fmt: skip
+    s = with_condition(s, "Progressing", "False", reason="ChampionStays", message=why,
+                       now=seen.now_text)  # fmt: skip
+    return with_condition(s, "Degraded", "True", reason="ChampionStays", message=why,
+                          now=seen.now_text)  # fmt: skip
+
+
+def _history(s: ModelRolloutStatus, arms: list[ArmStatus], winner_name: str | None,
+             now: str) -> ModelRolloutStatus:  # fmt: skip
+    """Every candidate that did not win is history, with its reason."""
+    entries = [HistoryEntry(version=a.version, revision=a.revision,
+                            outcome="RolledBack" if a.state == "Eliminated" else "Superseded",
+                            started_at=s.abn.since if s.abn is not None else now,
+                            finished_at=now,
+                            reason=f"A/B/n: {a.reason or a.state}")
+               for a in arms if a.role == "challenger" and a.version != winner_name]  # fmt: skip
+    return s.edit(history=[*s.history, *entries][-HISTORY_LENGTH:])
+
+
+__all__ = [
+    "ArmSeen",
+    "Seen",
+    "candidates_revision",
+    "concluded",
+    "due",
+    "running",
+    "shares",
+    "start",
+    "step",
+    "winner",
+]
