@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from modelrollout.cli.report import ReportData, markdown
-from modelrollout.cli.view import render_status, render_table
+from modelrollout.cli.view import arm_rows, render_status, render_table
 
 BODY = {
     "metadata": {"name": "fraud", "namespace": "ml"},
@@ -102,3 +103,44 @@ def test_the_report_lists_what_is_still_undecided() -> None:
                       datetime(2026, 12, 3, 1, tzinfo=UTC), phase="Progressing",
                       needed=[("accuracy", 30000, "2026-12-03T12:30:00Z")])  # fmt: skip
     assert "| accuracy | 30,000 | 2026-12-03T12:30:00Z |" in markdown(data, "r.png")
+
+
+ABN: dict[str, Any] = {
+    "metadata": {"name": "fraud", "namespace": "ml"},
+    "spec": {"strategy": {"steps": [{"setWeight": 50}]}},
+    "status": {
+        "phase": "Progressing",
+        "stable": {"revision": "aaa", "version": "v1"},
+        "abn": {"candidates": "c0ffee", "since": "2026-12-04T09:00:00Z", "outcome": "Winner",
+                "winner": "v3", "message": "v3 wins: advantage +0.03 over the champion"},
+        "arms": [
+            {"version": "v1", "revision": "aaa", "role": "champion", "share": 25},
+            {"version": "v2", "revision": "bbb", "role": "challenger", "share": 25,
+             "state": "Lost", "estimate": 0.001, "lower": -0.01, "upper": 0.012, "pValue": 0.6},
+            {"version": "v4", "revision": "ddd", "role": "challenger", "share": 0,
+             "state": "Eliminated", "estimate": -0.03, "lower": -0.041, "upper": -0.019,
+             "pValue": 1.0, "reason": "accuracy: canary worse than tolerated"},
+            {"version": "v3", "revision": "ccc", "role": "challenger", "share": 25,
+             "state": "Won", "estimate": 0.03, "lower": 0.018, "upper": 0.042, "pValue": 1e-6},
+        ],
+    },
+}  # fmt: skip
+
+
+def test_the_status_shows_the_abn_table_champion_then_winner_then_the_rest() -> None:
+    shown = render_status(ABN)
+    assert "A/B/n  Winner: v3 wins" in shown
+    rows = [line.split()[0] for line in shown.splitlines()[shown.splitlines().index(
+        next(line for line in shown.splitlines() if "A/B/n" in line)) + 1:]]  # fmt: skip
+    assert rows == ["v1", "v3", "v2", "v4"]
+    assert "[+0.018, +0.042]" in shown
+    assert "accuracy: canary worse than tolerated" in shown
+
+
+def test_the_report_carries_the_abn_table() -> None:
+    data = ReportData("fraud", "ml", datetime(2026, 12, 4, tzinfo=UTC),
+                      datetime(2026, 12, 4, 1, tzinfo=UTC),
+                      arms=arm_rows(ABN["status"]))  # fmt: skip
+    text = markdown(data, "r.png")
+    assert "| v3 | challenger | 25% | Won | +0.03 | [+0.018, +0.042] | 1e-06 |  |" in text
+    assert text.index("| v3 |") < text.index("| v2 |") < text.index("| v4 |")

@@ -19,6 +19,7 @@ from typing import Any
 import requests
 
 from modelrollout.api.v1alpha1 import IN_FLIGHT
+from modelrollout.cli.view import arm_rows
 from modelrollout.domain.durations import parse_duration
 
 Series = list[tuple[float, float]]  # (unix seconds, value)
@@ -49,6 +50,7 @@ class ReportData:
     stable: str = ""
     # undecided compare signals: (name, labelled requests still needed, expected at or "")
     needed: list[tuple[str, int, str]] = field(default_factory=list)
+    arms: list[tuple[str, ...]] = field(default_factory=list)  # the A/B/n table (view.arm_rows)
 
 
 def _time(text: str) -> datetime:
@@ -121,6 +123,7 @@ def gather(body: dict[str, Any], prometheus: str, since: float,
         prometheus, f'max by (signal) (modelrollout_signal_verdict{{{ours},verdict="Fail"}}) == 1',
         start, end)  # fmt: skip
     data.decisions = [d for d in decisions(status) if start <= d.at <= end]
+    data.arms = arm_rows(status)
     data.needed = [(s["name"], int(s["needed"]), s.get("expectedAt") or "")
                    for s in (status.get("analysis") or {}).get("signals") or []
                    if s.get("needed") is not None and status.get("phase") in IN_FLIGHT]  # fmt: skip
@@ -196,6 +199,11 @@ def markdown(data: ReportData, picture: str) -> str:
             bound = data.bounds.get(name) or [(0.0, float("nan"))]
             lines.append(f"| {name} | {last:.4g} | {bound[-1][1]:.4g} | "
                          f"{len(data.fails.get(name, []))} |")  # fmt: skip
+    if data.arms:
+        lines += ["", "| arm | role | share | state | advantage | bounds (all arms at once) | "
+                  "p | why |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for row in data.arms:
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     if data.needed:
         lines += ["", "| still undecided | labelled requests still needed | expected at (UTC) |",
                   "|---|---|---|"]  # fmt: skip

@@ -56,6 +56,20 @@ def _evidence(signal: dict[str, Any]) -> str:
 _HOLDING = ("WaitingForEvidence", "WaitingForTraffic", "RouteNotAccepted", "WaitingForCanary")
 
 
+def arm_rows(status: dict[str, Any]) -> list[tuple[str, ...]]:
+    """The A/B/n table: every arm with its role, share and state, and each candidate's advantage
+    over the champion with bounds that hold for all candidates at once; the best first."""
+    rows = []
+    for a in status.get("arms") or []:
+        bounds = (f"[{_num(a.get('lower'), '+.4g')}, {_num(a.get('upper'), '+.4g')}]"
+                  if a.get("lower") is not None else "-")  # fmt: skip
+        rows.append((a["version"], a["role"], f"{a.get('share', 0)}%", a.get("state", "Running"),
+                     _num(a.get("estimate"), "+.4g"), bounds,
+                     _num(a.get("pValue", 1.0), ".2g"), a.get("reason", "")))  # fmt: skip
+    order = {"champion": 0, "Won": 1, "Running": 2, "Lost": 3, "Eliminated": 4}
+    return sorted(rows, key=lambda r: (order.get(r[1], order.get(r[3], 5)), r[0]))
+
+
 def render_status(body: dict[str, Any]) -> str:
     meta, spec = body.get("metadata", {}), body.get("spec", {})
     status: dict[str, Any] = body.get("status") or {}
@@ -100,6 +114,13 @@ def render_status(body: dict[str, Any]) -> str:
             note = s["message"] if s.get("message") and s.get("verdict") != VERDICTS[0] else ""
             detail = "  ".join(part for part in (_bound(s), _evidence(s), note) if part)
             lines.append(f"    {s['name']:<20} {s['verdict']:<12} {shown:>10}  {detail}".rstrip())
+    abn = status.get("abn")
+    if abn:
+        lines.append(f"  A/B/n  {abn.get('outcome')}: {abn.get('message', '')}".rstrip())
+        for row in arm_rows(status):
+            version, role, share, state, estimate, bounds, p, reason = row
+            lines.append(f"    {version:<12} {role:<10} {share:>4} {state:<10} {estimate:>8} "
+                         f"{bounds:<22} p={p:<7} {reason}".rstrip())  # fmt: skip
     history = status.get("history") or []
     if history:
         lines.append("  history:")

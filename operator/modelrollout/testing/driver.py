@@ -22,6 +22,8 @@ from modelrollout.api.v1alpha1 import (
     RevisionRef,
     SignalResult,
 )
+from modelrollout.domain import experiment
+from modelrollout.domain.experiment import ArmSeen
 from modelrollout.domain.machine import Observations, advance, evaluation_due, timestamp
 
 STABLE = RevisionRef(revision="stable0001", version="v1")
@@ -95,6 +97,70 @@ class Simulated:
                 )
                 return Decision(phase, tick, self.exposure, reason or "", gate)
         return Decision("Undecided", ticks, self.exposure, gate_tick=gate)
+
+
+def candidates(k: int) -> tuple[RevisionRef, ...]:
+    """K candidates for an A/B/n rollout: v2 (spec.model) and the challengers v3, v4, ..."""
+    return tuple(RevisionRef(revision=f"cand{n:06d}", version=f"v{n}") for n in range(2, k + 2))
+
+
+@dataclass
+class AbnDecision:
+    """How a simulated A/B/n phase ended: Winner, NoWinner (a human is asked), ChampionStays,
+    or Undecided when the horizon ran out; at which tick; the winner's version."""
+
+    outcome: str
+    tick: int
+    winner: str | None = None
+    eliminated: tuple[str, ...] = ()
+
+
+@dataclass
+class SimulatedAbn:
+    """One A/B/n rollout: v1 stable, the candidates started at tick 0; the router does what it
+    is told. The machine decides everything (experiment.py through machine.advance)."""
+
+    spec: ModelRolloutSpec
+    candidates: tuple[RevisionRef, ...]
+    tick_seconds: float = 30.0
+    status: ModelRolloutStatus = field(default_factory=ModelRolloutStatus)
+
+    def __post_init__(self) -> None:
+        first = Observations(now=START, desired=STABLE)
+        self.status = advance(self.spec, self.status, first).status
+        seen = Observations(now=START, desired=self.candidates[0], candidates=self.candidates)
+        self.status = advance(self.spec, self.status, seen).status
+
+    def now(self, tick: int) -> datetime:
+        return START + timedelta(seconds=self.tick_seconds * tick)
+
+    def shares(self) -> dict[str, int]:
+        """Each arm's share now (by version), as the route has it."""
+        return {a.version: a.share for a in self.status.arms}
+
+    def run(self, ticks: int, served: Callable[[int, dict[str, int]], None],
+            judge: Callable[[int], dict[str, ArmSeen]]) -> AbnDecision:  # fmt: skip
+        """Tick until the phase ends. Before each tick `served(tick, shares)` records that
+        tick's traffic by version; `judge(tick)` is asked when an evaluation is due and gives
+        what was seen of each candidate, by version, from the counts so far."""
+        by_version = {c.version: c.revision for c in self.candidates}
+        for tick in range(1, ticks + 1):
+            served(tick, self.shares())
+            now = self.now(tick)
+            due = experiment.due(self.spec, self.status, now)
+            judged = judge(tick) if due else {}
+            arms = {by_version[v]: seen for v, seen in judged.items()}
+            arms = {c.revision: arms.get(c.revision, ArmSeen()) for c in self.candidates}
+            seen = Observations(now=now, desired=self.candidates[0], canary_available=True,
+                                candidates=self.candidates, arms=arms)  # fmt: skip
+            self.status = advance(self.spec, self.status, seen).status
+            phase = self.status.abn
+            gone = tuple(a.version for a in self.status.arms if a.state == "Eliminated")
+            if phase is not None and phase.outcome != "Running":
+                return AbnDecision(phase.outcome, tick, phase.winner, gone)
+            if self.status.phase == "Paused":
+                return AbnDecision("NoWinner", tick, None, gone)
+        return AbnDecision("Undecided", ticks)
 
 
 def stamp(tick: int, tick_seconds: float) -> str:
