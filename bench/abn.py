@@ -82,10 +82,16 @@ class Row:
         return self.per_minute / PER_TICK * (1.0 + swing)
 
 
+START_SHARE: int | None = None  # --start-share; None: the API's default
+
+
 def abn_spec() -> ModelRolloutSpec:
     raw = abn_rollout()["spec"]
     raw["challengers"] = [{"version": f"v{n}"} for n in range(3, 7)]  # cut to K below
-    raw["strategy"] = {"abn": {"duration": f"{DURATION_MINUTES}m"},
+    phase: dict[str, object] = {"duration": f"{DURATION_MINUTES}m"}
+    if START_SHARE is not None:
+        phase["startShare"] = START_SHARE
+    raw["strategy"] = {"abn": phase,
                        "steps": [{"setWeight": 50}, {"analyze": {"duration": "10m"}}]}  # fmt: skip
     raw["analysis"]["interval"] = "1m"
     return ModelRolloutSpec.model_validate(raw)
@@ -234,8 +240,11 @@ def run_sequential(row: Row, rng: np.random.Generator) -> dict[str, float]:
     return {"minutes": elapsed / PER_TICK, "worst_served": worst_served}
 
 
-def rollouts(args: tuple[Row, int, int]) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-    row, runs, seed = args
+def rollouts(args: tuple[Row, int, int, int | None],
+             ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:  # fmt: skip
+    row, runs, seed, start_share = args
+    global START_SHARE  # noqa: PLW0603  (a worker process's setting, from the command line)
+    START_SHARE = start_share
     rng = np.random.default_rng(seed)
     ours = [run_abn(row, rng) for _ in range(runs)]
     sequential = [run_sequential(row, rng) for _ in range(max(10, runs // 4))]
@@ -252,13 +261,19 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--start-share", type=int, default=None, help="strategy.abn.startShare (default: the API's)"
+    )
     args = parser.parse_args()
     runs = 50 if args.quick else args.runs
     started = time.monotonic()
-    jobs = [(row, runs, 1000 + i) for i, row in enumerate(ROWS)]
+    jobs = [(row, runs, 1000 + i, args.start_share) for i, row in enumerate(ROWS)]
+    phase = abn_spec().strategy.abn
+    share = args.start_share or (phase.start_share if phase is not None else None)
     print(
         f"A/B/n against sequential canaries and a point-estimate rule: {runs} rollouts a row "
-        f"(sequential: {max(10, runs // 4)}), 1,200 labelled requests a minute, ticks 30 s"
+        f"(sequential: {max(10, runs // 4)}), 1,200 labelled requests a minute, ticks 30 s, "
+        f"startShare {share}"
     )
     print(
         "| K | traffic | truth | wrong winner | right winner | worse named | paused | "

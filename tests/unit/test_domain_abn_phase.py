@@ -32,7 +32,7 @@ CANDIDATES = (V2, V3, V4)
 def spec(**abn: Any) -> ModelRolloutSpec:
     raw = abn_rollout()["spec"]
     raw["strategy"]["steps"] = [{"setWeight": 50}]
-    raw["strategy"]["abn"] = {"duration": "1h", **abn}
+    raw["strategy"]["abn"] = {"duration": "1h", "startShare": 50, **abn}
     raw["analysis"]["interval"] = "1m"
     return ModelRolloutSpec.model_validate(raw)
 
@@ -152,3 +152,19 @@ def test_abort_ends_the_phase_with_the_champion() -> None:
     assert story.status.abn is not None
     assert story.status.abn.outcome == "ChampionStays"
     assert "bob" in story.status.abn.message
+
+
+def test_a_ramp_starts_candidates_small_and_doubles_their_share_each_period() -> None:
+    story = Story(spec(startShare=5))
+    story.tick(candidates=(V1,))
+    story.tick()
+    assert story.shares() == {"v1": 85, "v2": 5, "v3": 5, "v4": 5}
+    quiet = {v.version: (0.0, "Inconclusive") for v in CANDIDATES}
+    story.tick(after=30, evidence=quiet)
+    assert story.shares()["v2"] == 5  # not before the period ends
+    story.tick(after=30, evidence=quiet)
+    assert story.shares() == {"v1": 70, "v2": 10, "v3": 10, "v4": 10}
+    story.tick(evidence=quiet)
+    assert story.shares()["v2"] == 20
+    story.tick(evidence=quiet)
+    assert story.shares() == {"v1": 25, "v2": 25, "v3": 25, "v4": 25}  # equal: no further

@@ -67,9 +67,10 @@ def candidates_revision(candidates: Sequence[RevisionRef]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:10]
 
 
-def shares(running: int) -> tuple[int, int]:
-    """Equal shares: (each candidate's, the champion's); the champion takes the remainder."""
-    each = 100 // (running + 1)
+def shares(running: int, start_share: int = 100, periods: int = 0) -> tuple[int, int]:
+    """(each candidate's share, the champion's): `start_share` doubled once per period since the
+    phase began, at most the equal share; the champion takes the remainder."""
+    each = min(100 // (running + 1), start_share * 2 ** min(periods, 8))
     return each, 100 - each * running
 
 
@@ -92,12 +93,12 @@ def running(s: ModelRolloutStatus, candidates: Sequence[RevisionRef]) -> bool:
             and s.abn.outcome == "Running")  # fmt: skip
 
 
-def start(s: ModelRolloutStatus, champion: RevisionRef, candidates: Sequence[RevisionRef],
-          now: str, emit: Emit) -> ModelRolloutStatus:  # fmt: skip
+def start(s: ModelRolloutStatus, champion: RevisionRef, candidates: Sequence[RevisionRef], *,
+          start_share: int, now: str, emit: Emit) -> ModelRolloutStatus:  # fmt: skip
     """A new set: every candidate that is not the champion beside it, at equal shares."""
     identity = candidates_revision(candidates)
     candidates = [c for c in candidates if c.revision != champion.revision]
-    each, rest = shares(len(candidates))
+    each, rest = shares(len(candidates), start_share)
     arms = [ArmStatus(version=champion.version, revision=champion.revision, role="champion",
                       share=rest)]  # fmt: skip
     arms += [ArmStatus(version=c.version, revision=c.revision, role="challenger", share=each)
@@ -222,17 +223,19 @@ def _judge(spec: ModelRolloutSpec, phase: Abn, s: ModelRolloutStatus, state: Abn
 
 def _maybe_reshare(spec: ModelRolloutSpec, s: ModelRolloutStatus, state: AbnStatus,
                    seen: Seen) -> ModelRolloutStatus:  # fmt: skip
-    """An eliminated candidate's share goes back to the others at the next period boundary
-    (counted from the phase's start), so that no period mixes two splits."""
+    """Shares change only at a period boundary (counted from the phase's start), so that no
+    period mixes two splits: the ramp's doubling, and an eliminated candidate's share given back
+    to the others."""
+    period = _period(spec)
+    since = datetime.fromisoformat(state.since)
+    elapsed = (seen.now - since).total_seconds()
     live = _challengers(s, "Running")
-    each, rest = shares(len(live))
+    start_share = spec.strategy.abn.start_share if spec.strategy.abn is not None else 100
+    each, rest = shares(len(live), start_share, int(elapsed // period))
     wanted = {a.revision: (rest if a.role == "champion" else each if a.state == "Running" else 0)
               for a in s.arms}  # fmt: skip
     if all(a.share == wanted[a.revision] for a in s.arms):
         return s
-    period = _period(spec)
-    since = datetime.fromisoformat(state.since)
-    elapsed = (seen.now - since).total_seconds()
     boundary = since + timedelta(seconds=period * (elapsed // period))
     asked_since = datetime.fromisoformat(s.step_started_at) if s.step_started_at else since
     if boundary <= asked_since:

@@ -195,7 +195,10 @@ def _abn(t: _Tick, s: ModelRolloutStatus,
     if s.canary is not None and s.phase in IN_FLIGHT:
         t.emit("Normal", "Superseded", f"canary {s.canary.revision} replaced by an A/B/n phase")
         s = _end_canary(s, t.now, "Superseded", "replaced by an A/B/n phase")
-    return experiment.start(s, champion, candidates, t.now, t.emit)
+    start_share = t.spec.strategy.abn.start_share if t.spec.strategy.abn is not None else 100
+    return experiment.start(
+        s, champion, candidates, start_share=start_share, now=t.now, emit=t.emit
+    )
 
 
 def _on_new_revision(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus | None:

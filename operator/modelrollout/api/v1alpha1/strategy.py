@@ -29,9 +29,15 @@ class Abn(Model):
     is judged against the champion on the objective (analysis's first compare signal), and the
     winner, named only with confidence (better by `margin`, error at most `alpha` across all
     candidates and looks: docs/analysis.md, "A/B/n"), goes on through the steps. Past `duration`
-    without a winner the rollout pauses for a human with the ranked table."""
+    without a winner the rollout pauses for a human with the ranked table.
+
+    `startShare`: each candidate's share of the requests in the phase's first period; it doubles
+    at every period boundary until the candidates and the champion share equally (50 or more:
+    equal from the start). A candidate much worse than the champion is eliminated while it
+    serves few (bench/abn.py)."""
 
     duration: str = Field(pattern=DURATION_PATTERN, max_length=32)
+    start_share: int = Field(default=5, ge=1, le=50)
     margin: float = Field(default=0.0, ge=0, le=1)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
 
