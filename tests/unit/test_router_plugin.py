@@ -12,6 +12,7 @@ import pytest
 from modelrollout.api.v1alpha1 import ModelRolloutSpec
 from modelrollout.controller.tick import Ticker
 from modelrollout.domain.machine import World
+from modelrollout.domain.routes import Routes, canary_weight, two_arms
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import Owner
 from modelrollout.routers import registry
@@ -28,13 +29,14 @@ class LedgerRouter:
     capabilities = frozenset({Capability.WEIGHTS})
     ledger: list[int] = []  # noqa: RUF012 (the ledger is shared by every instance on purpose)
 
-    def set_weight(self, canary_weight: int) -> str | None:
-        if not self.ledger or self.ledger[-1] != canary_weight:
-            self.ledger.append(canary_weight)
+    def apply(self, routes: Routes) -> str | None:
+        weight = canary_weight(routes, "fraud-detector")
+        if weight is not None and (not self.ledger or self.ledger[-1] != weight):
+            self.ledger.append(weight)
         return None
 
-    def read_weight(self) -> int | None:
-        return self.ledger[-1] if self.ledger else None
+    def read(self) -> Routes | None:
+        return two_arms("fraud-detector", self.ledger[-1]) if self.ledger else None
 
     def acceptance(self, now: datetime) -> Acceptance:
         return Acceptance(accepted=True)

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from modelrollout.controller.tick import (
-    ABN_NOT_SERVED,
     FORBIDDEN,
     TICK_FAILED,
     UNSUPPORTED_ROUTER,
@@ -21,7 +20,7 @@ from modelrollout.domain.judging import Measurement
 from modelrollout.domain.lifecycle import REFUSED_CONDITION, ROUTE_CONDITION
 from modelrollout.k8s.owner import ClusterError
 from modelrollout.testing.fakes import FakeWorld
-from modelrollout.testing.manifests import abn_rollout, rollout
+from modelrollout.testing.manifests import rollout
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 NS, NAME = "ml", "fraud-detector"
@@ -207,7 +206,7 @@ def test_an_abort_is_applied_even_while_ticks_fail() -> None:
     ticker = world.ticker(fault_limit=3)
     ticker.run(NS, NAME, T0 + timedelta(seconds=2))
     world.cluster.annotate(NS, NAME, {COMMAND_ANNOTATION: encode(new_command("abort", "ana"))})
-    world.routes.faults.add("read_weight", ClusterError("connection reset", None))
+    world.routes.faults.add("read", ClusterError("connection reset", None))
     ticker.run(NS, NAME, T0 + timedelta(seconds=3))
     assert world.routes.weights[(NS, NAME)] == 0
     assert world.cluster.status()["phase"] == "RolledBack"
@@ -283,15 +282,3 @@ def test_in_a_namespace_being_deleted_nothing_is_refused_or_said() -> None:
     assert "message" not in world.cluster.status()
     assert "Forbidden" not in world.notifier.reasons()
 
-
-def test_an_abn_rollout_is_refused_until_arms_are_routed_and_nothing_is_created() -> None:
-    world = FakeWorld()
-    world.cluster.add(abn_rollout())
-    ticker = world.ticker()
-    ticker.run(NS, NAME, T0)
-    ticker.run(NS, NAME, T0 + timedelta(seconds=5))
-    status = world.cluster.status()
-    assert status["message"] == ABN_NOT_SERVED
-    assert (condition(status, REFUSED_CONDITION) or {}).get("reason") == "NotServed"
-    assert world.cluster.status_writes == 1
-    assert world.cluster.deployments == {}

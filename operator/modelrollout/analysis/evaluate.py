@@ -6,6 +6,7 @@ judge (domain/kinds/), both found by the kind's name; the verdict is the judge's
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from modelrollout.analysis.counting import (
     Context,
@@ -17,9 +18,10 @@ from modelrollout.analysis.counting import (
 from modelrollout.analysis.kinds import MEASURES
 from modelrollout.api import settings
 from modelrollout.api.v1alpha1 import Analysis, Signal, SignalResult
-from modelrollout.domain import signals
+from modelrollout.domain import signals, stats
 from modelrollout.domain.durations import parse_duration
-from modelrollout.domain.kinds import JUDGES
+from modelrollout.domain.experiment import ArmSeen
+from modelrollout.domain.kinds import JUDGES, compare
 from modelrollout.domain.templating import TemplateError
 
 # The shortest period within which canary and stable are compared (docs/analysis.md): several
@@ -45,31 +47,47 @@ class Evaluation:
         self.load_reference = load_reference
 
     def run(self, analysis: Analysis) -> list[SignalResult]:
-        results = [self._one(signal) for signal in analysis.signals]
+        results = [self._one(signal)[0] for signal in analysis.signals]
         ratio = self._sample_ratio(analysis)
         return [*results, ratio] if ratio is not None else results
 
-    def _one(self, signal: Signal) -> SignalResult:
+    def arm(self, analysis: Analysis) -> ArmSeen:
+        """An A/B/n candidate (the context's canary) against the champion (its stable): every
+        signal's result, and the objective's advantage (the first compare signal), from one
+        measurement of each signal."""
+        results: list[SignalResult] = []
+        objective: stats.Estimate | None = None
+        first = next((s.name for s in analysis.signals if s.compare is not None), None)
+        for signal in analysis.signals:
+            judged, measured = self._one(signal)
+            results.append(judged)
+            if signal.name == first and signal.compare is not None and measured is not None:
+                objective = compare.advantage(signal.compare, measured)
+        ratio = self._sample_ratio(analysis)
+        return ArmSeen(True, [*results, ratio] if ratio is not None else results, objective)
+
+    def _one(self, signal: Signal) -> tuple[SignalResult, Any]:
         try:
             return self._judge(signal)
         except (MeasurementError, TemplateError, ValueError) as error:
-            return signals.error(signal.name, signal.kind, str(error), self.c.at)
+            return signals.error(signal.name, signal.kind, str(error), self.c.at), None
         except Exception as error:  # a fault in one signal is that signal's Error verdict
-            return signals.error(signal.name, signal.kind, unexpected(error), self.c.at)
+            return signals.error(signal.name, signal.kind, unexpected(error), self.c.at), None
 
-    def _judge(self, signal: Signal) -> SignalResult:
+    def _judge(self, signal: Signal) -> tuple[SignalResult, Any]:
         """Measure the signal by its kind's measure, judge it by its kind's judge, and say
-        Inconclusive rather than NoData while series exist but nothing was counted yet."""
+        Inconclusive rather than NoData while series exist but nothing was counted yet; with
+        what was measured."""
         kind = signal.kind
         measure, judge = MEASURES.get(kind), JUDGES.get(kind)
         if measure is None or judge is None:
             return signals.error(signal.name, kind, f"no measure or judge for kind {kind}",
-                                 self.c.at)  # fmt: skip
+                                 self.c.at), None  # fmt: skip
         counting = Counting(self.source, self.c, self.load_reference)
         spec = signal.spec
-        judged = judge(signal.name, spec, measure(counting, spec), self.c.at,
-                       self.c.plans.get(signal.name))  # fmt: skip
-        return signals.gathering(judged, counting.matched)
+        measured = measure(counting, spec)
+        judged = judge(signal.name, spec, measured, self.c.at, self.c.plans.get(signal.name))
+        return signals.gathering(judged, counting.matched), measured
 
     def _sample_ratio(self, analysis: Analysis) -> SignalResult | None:
         check = analysis.sample_ratio

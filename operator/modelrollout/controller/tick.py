@@ -30,6 +30,7 @@ from modelrollout.api.v1alpha1 import (
     IN_FLIGHT,
     MAX_NAME_LENGTH,
     NAME_MESSAGE,
+    ArmStatus,
     ConfigMapKeyRef,
     ModelRolloutSpec,
     ModelRolloutStatus,
@@ -48,8 +49,10 @@ from modelrollout.controller.ports import (
     RouterFor,
     SourceFor,
 )
-from modelrollout.domain import lifecycle, outbox, watch
+from modelrollout.domain import experiment, lifecycle, outbox, routes, watch
+from modelrollout.domain import revision as revisions
 from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
+from modelrollout.domain.experiment import ArmSeen
 from modelrollout.domain.lifecycle import REFUSED_CONDITION
 from modelrollout.domain.machine import (
     Command,
@@ -64,7 +67,13 @@ from modelrollout.domain.machine import (
     timestamp,
     with_condition,
 )
-from modelrollout.domain.revision import FALLBACK_REVISION, deployment_name, revision_of
+from modelrollout.domain.revision import (
+    FALLBACK_REVISION,
+    candidate_specs,
+    deployment_name,
+    revision_of,
+)
+from modelrollout.domain.routes import Routes, canary_weight, routes_of, service_of, two_arms
 from modelrollout.domain.signals import error as signal_error
 from modelrollout.k8s.owner import Desired, Owner, unanswered
 from modelrollout.workloads.builders import (
@@ -81,12 +90,6 @@ UNSUPPORTED_ROUTER = (
     "Nothing was created."
 )
 INVALID_SPEC = "invalid spec"
-# The API admits spec.challengers (docs/arms.md) before the ticker can route and count several
-# arms: refused, with nothing created, rather than rolled out as if they were not there.
-ABN_NOT_SERVED = (
-    "spec.challengers: this operator version judges A/B/n in its domain but does not yet route "
-    "or count several arms in a cluster (docs/arms.md). Nothing was created."
-)
 TICK_FAILED = "the operator could not complete a tick"
 # Ticks in a row that may fail before a canary the operator cannot watch loses its traffic.
 FAULT_LIMIT = int(settings.FAULT_LIMIT.number())
@@ -226,7 +229,9 @@ class Ticker:
         if m.moved:
             m.moved = False
             return 0.0
-        in_flight = status.canary is not None and status.phase in IN_FLIGHT
+        in_flight = (status.canary is not None and status.phase in IN_FLIGHT) or (
+            status.abn is not None and status.abn.outcome == "Running"
+        )
         # a retraining's Job is read every poll while it runs (its outcome is no watch event),
         # and the sender's progress is recorded every poll while notices are pending
         busy = watch.job_due(status, now) is not None or (
@@ -291,16 +296,17 @@ class Ticker:
             # be a number in status: do nothing rather than promote on evidence never gathered.
             self._refuse(rollout, "UnsupportedRouter", UNSUPPORTED_ROUTER)
             return None
-        if spec.challengers:
-            self._refuse(rollout, "NotServed", ABN_NOT_SERVED)
-            return None
         desired = RevisionRef(revision=revision_of(spec), version=spec.model.version)
         canary = status.canary
         acceptance = router.acceptance(moment)
+        in_effect = router.read()
         refused_route = acceptance.refused
         available = canary is not None and self.cluster.available(
             owner, deployment_name(owner.name, canary.revision))  # fmt: skip
         results, served = self._evaluate(m, rollout, spec, status, moment)
+        candidates = revisions.candidates(spec)
+        arms, shares = self._arms(rollout, spec, status, moment, in_effect) if candidates \
+            else ({}, None)  # fmt: skip
         seen = Observations(
             now=moment,
             desired=desired,
@@ -308,7 +314,7 @@ class Ticker:
             canary_trouble=None
             if canary is None or available or not past_progress_deadline(spec, status, moment)
             else self._trouble(owner, canary.revision),
-            weight=router.read_weight(),
+            weight=canary_weight(in_effect, owner.name),
             results=results,
             canary_requests=served,
             command=command_of(rollout.annotations),
@@ -318,6 +324,9 @@ class Ticker:
             canary_incidents=tuple(self.cluster.incidents(owner, canary.revision))
             if canary is not None and status.phase in IN_FLIGHT
             else (),
+            candidates=candidates,
+            arms=arms,
+            shares=shares,
         )
         if seen.results is not None:  # what was measured, whatever this tick goes on to decide
             metrics.record(owner.namespace, owner.name, seen.results)
@@ -519,7 +528,7 @@ class Ticker:
         router = self.routers(owner, spec)
         if router is not None:
             try:
-                router.set_weight(0)
+                router.apply(two_arms(owner.name, 0))
             except Exception:
                 log.exception("%s/%s: could not take traffic off the canary", owner.namespace,
                               owner.name)  # fmt: skip
@@ -573,6 +582,50 @@ class Ticker:
         except Exception as error:  # every signal says what went wrong
             return failed_everywhere(analysis, unexpected(error), timestamp(now)), None
 
+    def _arms(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus,
+              now: datetime, in_effect: Routes | None,
+              ) -> tuple[dict[str, ArmSeen], dict[str, int] | None]:  # fmt: skip
+        """An A/B/n phase under way: what is seen of each running candidate (Available, and
+        when due, every signal against the champion) and the split in effect by revision."""
+        owner, world = rollout.owner, desired_world(spec, status)
+        if status.abn is None or status.abn.outcome != "Running" or world is None:
+            return {}, None
+        due = experiment.due(spec, status, now)
+        arms = {}
+        for arm in status.arms:
+            if arm.role != "challenger" or arm.state != "Running":
+                continue
+            available = self.cluster.available(owner, deployment_name(owner.name, arm.revision))
+            seen = self._evaluate_arm(rollout, spec, status, arm, now) if due and available \
+                else ArmSeen()  # fmt: skip
+            arms[arm.revision] = replace(seen, available=available)
+        return arms, routes.shares(in_effect, owner.name, world)
+
+    def _evaluate_arm(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus,
+                      arm: ArmStatus, now: datetime) -> ArmSeen:  # fmt: skip
+        """One candidate against the champion, like a canary against the stable; every signal
+        an Error with the reason when nothing could be measured."""
+        analysis, champion = spec.analysis, status.stable
+        if analysis is None or champion is None or status.abn is None:
+            return ArmSeen()
+        at = timestamp(now)
+        try:
+            credentials = self._credentials(rollout.owner, spec)
+            source = self.sources(analysis.prometheus, credentials)
+            as_canary = status.edit(canary=RevisionRef(revision=arm.revision, version=arm.version))
+            context = Context(
+                values=_template_values(rollout.owner, spec, analysis.interval, as_canary),
+                canary_version=arm.version, stable_version=champion.version,
+                canary_since=_parse_time(status.abn.since, now), now=now, weight=arm.share,
+                weight_since=_parse_time(status.step_started_at, now), at=at,
+                period=period_of(analysis),
+            )  # fmt: skip
+            load = partial(self._reference, rollout.owner.namespace)
+            return Evaluation(source, context, load).arm(analysis)
+        except Exception as error:  # every signal says what went wrong
+            said = str(error) if isinstance(error, MeasurementError) else unexpected(error)
+            return ArmSeen(True, failed_everywhere(analysis, said, at))
+
     def _reference(self, namespace: str, ref: ConfigMapKeyRef) -> str:
         try:
             return self.cluster.config_value(namespace, ref.name, ref.key)
@@ -593,23 +646,30 @@ class Ticker:
     def _converge(self, owner: Owner, spec: ModelRolloutSpec, current: str, world: World,
                   router: Router) -> list[str]:  # fmt: skip
         """The world the status asks for; what was put back after another writer, in words."""
-        deployments = [build_deployment(owner, spec, current, world.replicas[current])] \
-            if current in world.replicas else []  # fmt: skip
+        # every revision the spec can build (spec.model's, and in A/B/n each candidate's) is
+        # applied whole; the others (a replaced stable kept for scaleDownDelay) only scaled
+        specs = {revision_of(s): s for s in candidate_specs(spec)}
+        specs[current] = spec
+        built = {revision for revision in world.replicas if revision in specs}
+        deployments = [build_deployment(owner, specs[revision], revision, world.replicas[revision])
+                       for revision in sorted(built)]  # fmt: skip
+        built |= {current, FALLBACK_REVISION}
         if spec.fallback is not None:
             deployments.append(build_fallback(owner, spec))
+        services = [build_service(owner, spec, "stable", world.stable),
+                    build_service(owner, spec, "canary", world.canary or world.stable)]  # fmt: skip
+        for revision, _share in world.arms:  # an A/B/n phase: every candidate's Service
+            if revision != world.stable:
+                name = service_of(owner.name, world, revision)
+                services.append(build_service(owner, spec, "arm", revision, name=name))
         desired = Desired(
-            apply=[
-                *deployments,
-                build_service(owner, spec, "stable", world.stable),
-                build_service(owner, spec, "canary", world.canary or world.stable),
-            ],
+            apply=[*deployments, *services],
             scale={deployment_name(owner.name, revision): replicas
-                   for revision, replicas in world.replicas.items()
-                   if revision not in (current, FALLBACK_REVISION)},
+                   for revision, replicas in world.replicas.items() if revision not in built},
             keep=frozenset(world.replicas),
         )  # fmt: skip
         said = self.cluster.converge(owner, desired)
-        corrected = router.set_weight(world.weight)
+        corrected = router.apply(routes_of(owner.name, world))
         return [*said, corrected] if corrected else said
 
     # -- recording -----------------------------------------------------------------------------

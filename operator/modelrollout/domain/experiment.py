@@ -12,6 +12,7 @@ each candidate's p-value, eliminations, the shares) and speaks (Events, conditio
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from modelrollout.api.v1alpha1 import (
     ModelRolloutStatus,
     PauseState,
     RevisionRef,
+    ScaleDown,
     SignalResult,
 )
 from modelrollout.domain import abn, stats
@@ -59,6 +61,7 @@ class Seen:
     shares: dict[str, int] | None = None
     command: Literal["promote", "abort"] | None = None
     by: str = ""
+    accepted: bool = True  # the routing controller accepted the route at its generation
 
 
 def candidates_revision(candidates: Sequence[RevisionRef]) -> str:
@@ -114,6 +117,24 @@ def start(s: ModelRolloutStatus, champion: RevisionRef, candidates: Sequence[Rev
     return with_condition(s, "Degraded", "False", reason="AbnStarted", now=now)
 
 
+def next_due(spec: ModelRolloutSpec, s: ModelRolloutStatus, now: datetime) -> list[datetime]:
+    """When a running phase next wants a tick: its next evaluation, the next period boundary
+    (a share may change there) and the end of its duration."""
+    if spec.analysis is None or spec.strategy.abn is None or s.abn is None or (
+            s.abn.outcome != "Running"):  # fmt: skip
+        return []
+    since = datetime.fromisoformat(s.abn.since)
+    interval = timedelta(seconds=parse_duration(spec.analysis.interval))
+    last = s.abn.last_evaluated_at
+    period = _period(spec)
+    periods = (now - since).total_seconds() // period + 1
+    return [
+        datetime.fromisoformat(last) + interval if last else now,
+        since + timedelta(seconds=period * periods),
+        since + timedelta(seconds=parse_duration(spec.strategy.abn.duration)),
+    ]
+
+
 def due(spec: ModelRolloutSpec, s: ModelRolloutStatus, now: datetime) -> bool:
     """The candidates are judged every analysis interval while the phase runs (not paused)."""
     if spec.analysis is None or s.abn is None or s.abn.outcome != "Running":
@@ -129,7 +150,22 @@ def due(spec: ModelRolloutSpec, s: ModelRolloutStatus, now: datetime) -> bool:
 
 def step(spec: ModelRolloutSpec, s: ModelRolloutStatus, seen: Seen,
          emit: Emit) -> ModelRolloutStatus:  # fmt: skip
-    """One tick of a running phase."""
+    """One tick of a running phase; when it ends, the candidates that did not win keep their
+    pods for scaleDownDelay (the route still sends them what is in flight), then go."""
+    after = _step(spec, s, seen, emit)
+    if after.abn is None or after.abn.outcome == "Running":
+        return after
+    delay = timedelta(seconds=parse_duration(spec.scale_down_delay))
+    until = (seen.now + delay).strftime("%Y-%m-%dT%H:%M:%SZ")
+    losers = {a.revision: ScaleDown(revision=a.revision, after=until,
+                                    replicas=max(1, math.ceil(spec.replicas * a.share / 100)))
+              for a in after.arms if a.role == "challenger" and a.state != "Won"}  # fmt: skip
+    kept = [d for d in after.scale_down if d.revision not in losers]
+    return after.edit(scale_down=[*kept, *losers.values()])
+
+
+def _step(spec: ModelRolloutSpec, s: ModelRolloutStatus, seen: Seen,
+          emit: Emit) -> ModelRolloutStatus:  # fmt: skip
     phase, state = spec.strategy.abn, s.abn
     if phase is None or state is None:
         return s
@@ -140,7 +176,7 @@ def step(spec: ModelRolloutSpec, s: ModelRolloutStatus, seen: Seen,
         return _human_pick(s, state, seen, emit) if seen.command == "promote" else s
     s = _eliminate_unavailable(spec, s, state, seen)
     asked = {a.revision: a.share for a in s.arms}
-    if (seen.shares is not None and seen.shares != asked) or any(
+    if not seen.accepted or (seen.shares is not None and seen.shares != asked) or any(
             seen.arms.get(a.revision) is None for a in _challengers(s, "Running")):  # fmt: skip
         return s  # the judging waits for the split asked for, and for every arm to be seen
     if not any(seen.arms[a.revision].results is not None for a in _challengers(s, "Running")):
@@ -305,6 +341,7 @@ __all__ = [
     "candidates_revision",
     "concluded",
     "due",
+    "next_due",
     "running",
     "shares",
     "start",

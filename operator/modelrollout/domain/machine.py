@@ -187,7 +187,8 @@ def _abn(t: _Tick, s: ModelRolloutStatus,
         kind = command.kind if command is not None else None
         seen = experiment.Seen(t.seen.now, t.now, candidates, t.seen.arms, t.seen.shares,
                                command=kind if kind in ("promote", "abort") else None,
-                               by=_by(command) if command is not None else "")  # fmt: skip
+                               by=_by(command) if command is not None else "",
+                               accepted=t.seen.route_accepted)  # fmt: skip
         return experiment.step(t.spec, s, seen, t.emit)
     if experiment.concluded(s, candidates):
         won = experiment.winner(s)
@@ -757,6 +758,7 @@ def next_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) 
     while a canary is in flight the next evaluation, the end of a timed step and the progress
     deadline. None when only the world can move it (a watch event, a command)."""
     times = [_parse(d.after) for d in status.scale_down]
+    times += experiment.next_due(spec, status, now)
     if status.canary is not None and status.phase in IN_FLIGHT:
         if spec.analysis is not None and spec.analysis.signals and status.canary_weight > 0:
             last = status.analysis.last_evaluated_at if status.analysis else None
@@ -781,12 +783,14 @@ def next_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) 
 @dataclass(frozen=True)
 class World:
     """What the cluster should look like: Deployments (revision -> replicas), the revisions
-    the stable and canary Services select, and the canary's share of traffic."""
+    the stable and canary Services select, and the canary's share of traffic; in an A/B/n
+    phase, every arm's share instead (revision, percent; the champion first)."""
 
     replicas: dict[str, int]
     stable: str
     canary: str | None
     weight: int
+    arms: tuple[tuple[str, int], ...] = ()
 
 
 def canary_replicas(total: int, weight: int) -> int:
@@ -802,6 +806,8 @@ def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World |
     }
     replicas[status.stable.revision] = spec.replicas
     canary = status.canary
+    if status.abn is not None and status.abn.outcome == "Running" and canary is None:
+        return _abn_world(spec, status, replicas)
     if canary is None or status.phase == "Promoted":
         return World(replicas, status.stable.revision, None, 0)
     if status.phase == "RolledBack":
@@ -812,6 +818,20 @@ def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World |
         spec.replicas if full else canary_replicas(spec.replicas, status.canary_weight)
     )
     return World(replicas, status.stable.revision, canary.revision, status.canary_weight)
+
+
+def _abn_world(spec: ModelRolloutSpec, status: ModelRolloutStatus,
+               replicas: dict[str, int]) -> World | None:  # fmt: skip
+    """An A/B/n phase: every arm by its share; a candidate sized for its share, at least one pod
+    while the phase runs (an eliminated one too: the route may still send it what is in flight;
+    it goes with scaleDownDelay once the phase ends)."""
+    if status.stable is None:
+        return None
+    arms = tuple((a.revision, a.share) for a in status.arms)
+    for a in status.arms:
+        if a.role == "challenger":
+            replicas[a.revision] = canary_replicas(spec.replicas, a.share)
+    return World(replicas, status.stable.revision, None, 0, arms)
 
 
 __all__ = [

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from modelrollout.api.v1alpha1 import ModelRolloutSpec
+from modelrollout.api.v1alpha1 import Challenger, ModelRolloutSpec, RevisionRef
 
 REVISION_LABEL = "modelrollout.io/revision"
 MODEL_LABEL = "modelrollout.io/model"
@@ -41,3 +41,31 @@ def stable_service(rollout: str) -> str:
 
 def canary_service(rollout: str) -> str:
     return f"{rollout}-canary"
+
+
+def arm_service(rollout: str, index: int) -> str:
+    """An A/B/n candidate's Service, by its place (1..5) among the candidates: NAME-armN fits
+    the 63 characters of a Service name for any rollout name admission allows (56)."""
+    return f"{rollout}-arm{index}"
+
+
+def candidate_spec(spec: ModelRolloutSpec, challenger: Challenger) -> ModelRolloutSpec:
+    """The spec a challenger's revision is made from: spec.model with its version (and URI, if
+    it states one), and its own pod template if it states one."""
+    model = spec.model.model_copy(update={"version": challenger.version,
+                                          "uri": challenger.uri or spec.model.uri})  # fmt: skip
+    return spec.model_copy(update={"model": model,
+                                   "template": challenger.template or spec.template})  # fmt: skip
+
+
+def candidate_specs(spec: ModelRolloutSpec) -> list[ModelRolloutSpec]:
+    """A/B/n: spec itself, then every challenger's spec; empty for a one-candidate spec."""
+    if not spec.challengers:
+        return []
+    return [spec, *(candidate_spec(spec, c) for c in spec.challengers)]
+
+
+def candidates(spec: ModelRolloutSpec) -> tuple[RevisionRef, ...]:
+    """A/B/n: spec.model's revision, then every challenger's; empty for a one-candidate spec."""
+    return tuple(RevisionRef(revision=revision_of(s), version=s.model.version)
+                 for s in candidate_specs(spec))  # fmt: skip

@@ -1,5 +1,6 @@
-"""The traffic router interface: set the canary's weight, read it back, say whether the routing
-controller accepted it, and shape the world the rollout asks for.
+"""The traffic router interface: put the traffic plan (domain/routes.py) in place, read back the
+plan in effect, say whether the routing controller accepted it, and shape the world the
+rollout asks for.
 
 One module per router, each a line in routers/registry.py. What a router creates is owned by the
 rollout, so deleting the rollout removes it.
@@ -13,6 +14,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from modelrollout.domain.machine import World
+from modelrollout.domain.routes import Routes
 
 
 class Capability(StrEnum):
@@ -48,12 +50,12 @@ class Acceptance:
 class Router(Protocol):
     capabilities: frozenset[Capability]
 
-    def set_weight(self, canary_weight: int) -> str | None:
-        """Route `canary_weight`% to the canary and the rest to stable. Says, in words, when it
-        put back a weight another writer had changed; None otherwise."""
+    def apply(self, routes: Routes) -> str | None:
+        """Put `routes` in place (rendered every tick: a plan already in place costs no write).
+        Says, in words, when it put back what another writer had changed; None otherwise."""
 
-    def read_weight(self) -> int | None:
-        """The canary weight the routing object carries now, or None when it does not exist."""
+    def read(self) -> Routes | None:
+        """The plan the routing object carries now, or None when it does not exist."""
 
     def acceptance(self, now: datetime) -> Acceptance:
         """What the routing controller says of the route at `now`, from one read of it."""

@@ -1,4 +1,5 @@
-"""Gateway API router: an owned HTTPRoute `NAME` with two weighted backendRefs.
+"""Gateway API router: an owned HTTPRoute `NAME`, one rule per rule of the plan, each with its
+weighted backendRefs (two arms, or an A/B/n phase's champion and candidates).
 
 `spec.rules` is an atomic list, so a weight change is modify and put on the resourceVersion last
 seen (the cluster's store, kept by a watch), retried on a fresh read after a conflict: a
@@ -11,7 +12,7 @@ from datetime import datetime
 
 from modelrollout.api.v1alpha1 import GatewayAPITraffic, ModelRolloutSpec
 from modelrollout.domain.machine import World
-from modelrollout.domain.revision import canary_service, stable_service
+from modelrollout.domain.routes import Backend, Routes, Rule, canary_weight, two_arms
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Manifest, Owner
 from modelrollout.routers.base import Acceptance, Capability, RouterError
@@ -60,13 +61,12 @@ def route_news(before: Manifest | None, after: Manifest) -> bool:
     return accepted_parents(before, current=True) != accepted_parents(after, current=True)
 
 
-def build_route(
-    owner: Owner, traffic: GatewayAPITraffic, port: int, canary_weight: int
-) -> Manifest:
+def build_route(owner: Owner, traffic: GatewayAPITraffic, port: int, routes: Routes) -> Manifest:
     spec: Manifest = {
         "parentRefs": [r.model_dump(by_alias=True, exclude_none=True) for r in traffic.parent_refs],
-        "rules": [{"backendRefs": _backends(owner.name, port, canary_weight)}],
-    }
+        "rules": [{"backendRefs": [{"name": b.service, "port": port, "weight": b.weight}
+                                   for b in rule.backends]} for rule in routes.rules],
+    }  # fmt: skip
     if traffic.hostnames:
         spec["hostnames"] = list(traffic.hostnames)
     return {
@@ -77,20 +77,16 @@ def build_route(
     }
 
 
-def _backends(name: str, port: int, canary_weight: int) -> list[Manifest]:
-    return [
-        {"name": stable_service(name), "port": port, "weight": 100 - canary_weight},
-        {"name": canary_service(name), "port": port, "weight": canary_weight},
-    ]
+def routes_of_route(route: Manifest) -> Routes:
+    """The plan an HTTPRoute carries (a backendRef without a weight weighs 1, as the API says)."""
+    return Routes(tuple(
+        Rule(tuple(Backend(str(b.get("name", "")), int(b.get("weight", 1)))
+                   for b in rule.get("backendRefs") or []))
+        for rule in (route.get("spec") or {}).get("rules") or []))  # fmt: skip
 
 
 def canary_weight_of(route: Manifest, name: str) -> int | None:
-    for rule in route.get("spec", {}).get("rules", []):
-        for backend in rule.get("backendRefs", []):
-            if backend.get("name") == canary_service(name):
-                weight: int = backend.get("weight", 1)
-                return weight
-    return None
+    return canary_weight(routes_of_route(route), name)
 
 
 def covers(current: object, desired: object) -> bool:
@@ -124,8 +120,8 @@ class GatewayAPIRouter:
         except ClusterError as error:
             raise RouterError(str(error), error.status, terminating=error.terminating) from error
 
-    def set_weight(self, canary_weight: int) -> str | None:
-        desired = build_route(self._owner, self._traffic, self._port, canary_weight)
+    def apply(self, routes: Routes) -> str | None:
+        desired = build_route(self._owner, self._traffic, self._port, routes)
         for attempt in range(CONFLICT_RETRIES):
             # the route as last seen first; after a conflict, as the API server has it now
             current = self._get(fresh=attempt > 0)
@@ -145,23 +141,32 @@ class GatewayAPIRouter:
                 raise RouterError(
                     str(error), error.status, terminating=error.terminating
                 ) from error
-            before = self._cluster.wrote(self._owner, "HTTPRoute", self._owner.name,
-                                         str(canary_weight))  # fmt: skip
-            found = None if current is None else canary_weight_of(current, self._owner.name)
-            if before == str(canary_weight) and found != canary_weight:
+            wanted = _said(routes, self._owner.name)
+            before = self._cluster.wrote(self._owner, "HTTPRoute", self._owner.name, wanted)
+            found = None if current is None else _said(routes_of_route(current), self._owner.name)
+            if before == wanted and found != wanted:
+                weight = canary_weight(routes, self._owner.name)
+                again = str(weight) if len(routes.split()) == 2 and weight is not None else wanted
                 return (
                     f"HTTPRoute {self._owner.name} "
-                    + ("was deleted" if current is None else f"carried canary weight {found}")
-                    + f" by another writer; the operator set {canary_weight} again"
+                    + ("was deleted" if current is None else f"carried {found}")
+                    + f" by another writer; the operator set {again} again"
                 )
             return None
         raise RouterError(
             f"HTTPRoute {self._where()} kept changing; gave up after {CONFLICT_RETRIES} tries"
         )
 
-    def read_weight(self) -> int | None:
+    def read(self) -> Routes | None:
         route = self._get(fresh=False)
-        return None if route is None else canary_weight_of(route, self._owner.name)
+        return None if route is None else routes_of_route(route)
+
+    def set_weight(self, canary_weight: int) -> str | None:
+        """Two arms: `canary_weight`% to the canary, the rest to stable."""
+        return self.apply(two_arms(self._owner.name, canary_weight))
+
+    def read_weight(self) -> int | None:
+        return canary_weight(self.read(), self._owner.name)
 
     def acceptance(self, now: datetime) -> Acceptance:
         """Accepted when every parent's controller accepted the route at its current generation
@@ -210,6 +215,16 @@ class GatewayAPIRouter:
 
     def _where(self) -> str:
         return f"{self._owner.namespace}/{self._owner.name}"
+
+
+def _said(routes: Routes, name: str) -> str:
+    """A plan in a few words, for what the operator last wrote and for a correction's message:
+    the canary's weight for two arms ("canary weight 50"), every Service's weight otherwise."""
+    split = routes.split()
+    weight = canary_weight(routes, name)
+    if len(split) == 2 and weight is not None:
+        return f"canary weight {weight}"
+    return ", ".join(f"{service} {w}" for service, w in split.items())
 
 
 def build(cluster: KubeCluster, owner: Owner, spec: ModelRolloutSpec) -> GatewayAPIRouter | None:

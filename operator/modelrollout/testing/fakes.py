@@ -23,6 +23,7 @@ from modelrollout.api.v1alpha1 import ModelRolloutSpec, Notifications, Prometheu
 from modelrollout.controller.tick import Ticker
 from modelrollout.domain.judging import Measurement
 from modelrollout.domain.machine import Event, Incident, World
+from modelrollout.domain.routes import Routes, canary_weight
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Desired, Manifest, Owner
 from modelrollout.routers.base import Acceptance, Capability, Router
@@ -167,7 +168,8 @@ class FakeCluster:
 
 
 class FakeRouter:
-    """The canary's weight per rollout, as a router would carry it."""
+    """The traffic plan per rollout, as a router would carry it; `weights` keeps the canary's
+    weight of a two-arm plan for the stories that read it."""
 
     capabilities = frozenset({Capability.WEIGHTS})
 
@@ -181,14 +183,17 @@ class FakeRouter:
     def shape(self, world: World) -> World:
         return world
 
-    def set_weight(self, canary_weight: int) -> str | None:
-        self._routes.faults.check("set_weight")
-        self._routes.weights[self._key] = canary_weight
+    def apply(self, routes: Routes) -> str | None:
+        self._routes.faults.check("apply")
+        self._routes.plans[self._key] = routes
+        weight = canary_weight(routes, self._key[1])
+        if weight is not None:
+            self._routes.weights[self._key] = weight
         return None
 
-    def read_weight(self) -> int | None:
-        self._routes.faults.check("read_weight")
-        return self._routes.weights.get(self._key)
+    def read(self) -> Routes | None:
+        self._routes.faults.check("read")
+        return self._routes.plans.get(self._key)
 
 
 class FakeRoutes:
@@ -196,6 +201,7 @@ class FakeRoutes:
 
     def __init__(self) -> None:
         self.weights: dict[Key, int] = {}
+        self.plans: dict[Key, Routes] = {}
         self.faults = Faults()
         self.served = True  # False: no registered router serves the spec
         self.refused: str | None = None  # what the routing controller says, if it refuses

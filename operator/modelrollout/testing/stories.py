@@ -22,6 +22,7 @@ from kubernetes import config
 
 from modelrollout.api.v1alpha1 import ModelRolloutSpec
 from modelrollout.domain.revision import canary_service, stable_service
+from modelrollout.domain.routes import canary_weight
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import Owner
 from modelrollout.routers.registry import router_for
@@ -113,7 +114,7 @@ class Story:
             return None
         owner = Owner(NAME, self.namespace, body["metadata"]["uid"])
         router = router_for(cluster, owner, ModelRolloutSpec.model_validate(body["spec"]))
-        return router.read_weight() if router is not None else None
+        return canary_weight(router.read(), NAME) if router is not None else None
 
     def deployments(self) -> list[dict[str, Any]]:
         out = self.cluster.kubectl("get", "deploy", "-n", self.namespace, "-o", "json")

@@ -26,6 +26,7 @@ from modelrollout.domain.revision import (
     canary_service,
     stable_service,
 )
+from modelrollout.domain.routes import canary_weight
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import Owner
 from modelrollout.routers.registry import router_for
@@ -51,7 +52,7 @@ def read_routing(api: client.ApiClient, namespace: str, name: str) -> dict[str, 
     meta = body["metadata"]
     spec = ModelRolloutSpec.model_validate(body["spec"])
     router = router_for(cluster, Owner(name, namespace, meta["uid"]), spec)
-    weight = router.read_weight() if router is not None else None
+    weight = canary_weight(router.read(), name) if router is not None else None
     if weight is None:
         return {}
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)

@@ -82,9 +82,12 @@ def _deployment(owner: Owner, spec: ModelRolloutSpec, revision: str, replicas: i
     }
 
 
-def build_service(owner: Owner, spec: ModelRolloutSpec, role: str, revision: str) -> Manifest:
-    """`NAME-stable` or `NAME-canary`, selecting the pods of one revision."""
-    name = stable_service(owner.name) if role == "stable" else canary_service(owner.name)
+def build_service(owner: Owner, spec: ModelRolloutSpec, role: str, revision: str, *,
+                  name: str | None = None) -> Manifest:  # fmt: skip
+    """`NAME-stable` or `NAME-canary` (or `name`: an A/B/n arm's), selecting the pods of one
+    revision."""
+    if name is None:
+        name = stable_service(owner.name) if role == "stable" else canary_service(owner.name)
     return {
         "apiVersion": "v1",
         "kind": "Service",

@@ -172,6 +172,26 @@ class Histograms:
     stable: Sequence[Histogram]
 
 
+def advantage(signal: CompareSignal, measured: Rates | Histograms) -> stats.Estimate | None:
+    """The advantage over the stable (an A/B/n candidate's over the champion) as the judge
+    estimates it, for domain/abn.py; None while it cannot be estimated by the normal
+    approximation (no period both arms saw, or too few events: the judge's exact bounds)."""
+    try:
+        if isinstance(measured, Histograms):
+            both = zip(measured.canary, measured.stable, strict=True)
+            pairs = [(c.counts, s.counts) for c, s in both if c.counts and s.counts]
+            effect = stats.stratified_mann_whitney([c for c, _ in pairs], [s for _, s in pairs])
+            return effect if signal.higher_is_better else effect.flipped()
+        strata = measured.strata
+        arms = ((sum(r[0] for r in strata), sum(r[1] for r in strata)),
+                (sum(r[2] for r in strata), sum(r[3] for r in strata)))  # fmt: skip
+        if stats.too_few_events(*arms):
+            return None
+        return stats.stratified_difference(strata, higher_is_better=signal.higher_is_better)
+    except ValueError:
+        return None
+
+
 def judge(name: str, signal: CompareSignal, measured: Rates | Histograms, at: str,
           plan: Plan | None) -> SignalResult:  # fmt: skip
     if isinstance(measured, Histograms):

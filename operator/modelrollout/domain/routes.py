@@ -1,0 +1,80 @@
+"""The traffic plan, rendered from the world the status asks for on every tick (docs/arms.md):
+rules, first match wins, each with weighted backends (Services). A router compiles it to its
+objects and reads back the plan in effect; nothing is issued as a one-shot action, so a restart
+renders the same plan again and loses nothing.
+
+Today one rule without a match: the stable and canary Services (two arms), or in an A/B/n phase
+the champion and each candidate. Cohorts (header, cookie and bucket matches) add rules before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelrollout.domain.machine import World
+from modelrollout.domain.revision import arm_service, canary_service, stable_service
+
+
+@dataclass(frozen=True)
+class Backend:
+    service: str
+    weight: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Requests this rule matches go to its backends by weight (no match: every request that no
+    earlier rule took)."""
+
+    backends: tuple[Backend, ...]
+
+
+@dataclass(frozen=True)
+class Routes:
+    rules: tuple[Rule, ...]
+
+    def split(self) -> dict[str, int]:
+        """The catch-all rule's weights by Service (the last rule's)."""
+        return {b.service: b.weight for b in self.rules[-1].backends} if self.rules else {}
+
+
+def two_arms(rollout: str, canary_weight: int) -> Routes:
+    """The stable Service takes what the canary does not."""
+    return Routes((Rule((Backend(stable_service(rollout), 100 - canary_weight),
+                         Backend(canary_service(rollout), canary_weight))),))  # fmt: skip
+
+
+def routes_of(rollout: str, world: World) -> Routes:
+    """The plan for a world: its arms by their Services when it has arms (A/B/n), else two."""
+    if not world.arms:
+        return two_arms(rollout, world.weight)
+    return Routes((Rule(tuple(Backend(service_of(rollout, world, revision), weight)
+                              for revision, weight in world.arms)),))  # fmt: skip
+
+
+def service_of(rollout: str, world: World, revision: str) -> str:
+    """The Service that selects an arm's pods: the stable Service for the champion, else
+    NAME-armN by the arm's place among the world's arms."""
+    if revision == world.stable:
+        return stable_service(rollout)
+    index = [r for r, _ in world.arms if r != world.stable].index(revision)
+    return arm_service(rollout, index + 1)
+
+
+def canary_weight(routes: Routes | None, rollout: str) -> int | None:
+    """The canary's weight in the plan in effect; None when there is none."""
+    if routes is None:
+        return None
+    return routes.split().get(canary_service(rollout))
+
+
+def shares(routes: Routes | None, rollout: str, world: World) -> dict[str, int] | None:
+    """Each arm's weight in the plan in effect, by revision; None when there is no plan."""
+    if routes is None:
+        return None
+    split = routes.split()
+    return {revision: split.get(service_of(rollout, world, revision), 0)
+            for revision, _ in world.arms}  # fmt: skip
+
+
+__all__ = ["Backend", "Routes", "Rule", "canary_weight", "routes_of", "shares", "two_arms"]
