@@ -1,5 +1,6 @@
-"""kopf wiring only: settings, the watches that feed the store and the scheduler, and the
-scheduler's workers that tick rollouts.
+"""kopf wiring: settings, the watches that feed the store and the scheduler, and the scheduler's
+workers that tick rollouts. The revisions' pods are watched by the operator's own list-and-watch
+(k8s/watch.py), not kopf: they are many, and only counted.
 
 No thread belongs to a rollout: watch events (a spec change, a command, an owned object that
 changed) make a rollout due at once, its own timers otherwise (controller/scheduler.py). The API
