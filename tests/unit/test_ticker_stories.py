@@ -281,4 +281,3 @@ def test_in_a_namespace_being_deleted_nothing_is_refused_or_said() -> None:
     world.ticker().run(NS, NAME, T0)
     assert "message" not in world.cluster.status()
     assert "Forbidden" not in world.notifier.reasons()
-
