@@ -1,4 +1,4 @@
-"""How well does the watch after promotion do? The concept-drift detector of domain/monitor.py,
+"""How well does the watch after promotion do? The concept-drift detector of domain/detectors.py,
 driven over many simulated streams at once, against a naive fixed-threshold alert on the same
 streams.
 
@@ -31,8 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from modelrollout.api.v1alpha1 import DriftSignal
-from modelrollout.domain.kinds.drift import judge_drift
-from modelrollout.domain.monitor import (
+from modelrollout.domain.detectors import (
     baseline_ready,
     confirmed,
     cusum_threshold,
@@ -41,6 +40,7 @@ from modelrollout.domain.monitor import (
     kpi_look,
     look_alpha,
 )
+from modelrollout.domain.kinds.drift import judge_drift
 from modelrollout.domain.signals import Histogram
 from modelrollout.domain.stats import jensen_shannon
 

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import time
 
-from modelrollout.analysis import webhooks
+from modelrollout.analysis import notifications as webhooks
 from modelrollout.api.v1alpha1 import Notice, Notifications, NotificationsStatus, Webhook
 from modelrollout.controller.delivery import Sender
 from modelrollout.k8s.owner import Owner

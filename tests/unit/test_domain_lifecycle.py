@@ -12,7 +12,8 @@ from typing import Any
 from test_domain_machine import V1, V2, passing
 
 from modelrollout.api.v1alpha1 import ModelRolloutSpec, ModelRolloutStatus, SignalResult
-from modelrollout.domain import lifecycle, watch
+from modelrollout.domain import lifecycle
+from modelrollout.domain import monitor as watch
 from modelrollout.domain.machine import Event, Observations
 from modelrollout.testing.manifests import rollout
 

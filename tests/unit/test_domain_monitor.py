@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from modelrollout.domain.monitor import (
+from modelrollout.domain.detectors import (
     baseline_ready,
     confirmed,
     cusum_threshold,

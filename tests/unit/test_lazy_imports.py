@@ -27,10 +27,10 @@ def test_starting_the_operator_imports_no_numpy_scipy_or_requests() -> None:
 def test_the_statistics_still_load_when_a_signal_needs_them() -> None:
     check = """
 import sys
-from modelrollout.domain import monitor, stats
+from modelrollout.domain import detectors, stats
 assert "numpy" not in sys.modules
 stats.cs_multiplier(1000, 0.1)
-print(monitor.healthy_floor(90.0, 100.0, higher_is_better=True) > 0, "scipy" in sys.modules)
+print(detectors.healthy_floor(90.0, 100.0, higher_is_better=True) > 0, "scipy" in sys.modules)
 """
     run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                          check=True, timeout=120)  # fmt: skip

@@ -3,7 +3,7 @@ every receiver has them; and the sender's order, back-off and Retry-After, on a 
 
 from __future__ import annotations
 
-from modelrollout.analysis.webhooks import Answer
+from modelrollout.analysis.notifications import Answer
 from modelrollout.api.v1alpha1 import Notifications, NotificationsStatus, Webhook
 from modelrollout.controller.delivery import Sender
 from modelrollout.domain.machine import Event

@@ -8,8 +8,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from modelrollout.analysis.notifications import Answer
 from modelrollout.analysis.series import Increases
-from modelrollout.analysis.webhooks import Answer
 from modelrollout.controller.delivery import Sender
 from modelrollout.domain.commands import COMMAND_ANNOTATION, encode, new_command
 from modelrollout.domain.judging import Measurement

@@ -1,8 +1,8 @@
 """One look of the monitor, measured: the stable revision's threshold and drift signals through
 the same measures and judges as a canary's (analysis/kinds/, domain/kinds/), the watched revision
 playing the canary's arm over the last `window`; a drift judged at the per-look alpha the
-false-alarm budget allows (domain/monitor.py); a kpi's labelled counts since it last counted.
-The verdicts and the alarms are domain/watch.py's."""
+false-alarm budget allows (domain/detectors.py); a kpi's labelled counts since it last counted.
+The verdicts and the alarms are domain/monitor.py's."""
 
 from __future__ import annotations
 
@@ -26,12 +26,11 @@ from modelrollout.api.v1alpha1 import (
     SampleRatio,
     Signal,
 )
-from modelrollout.domain import monitor as detectors
-from modelrollout.domain import signals
+from modelrollout.domain import detectors, signals
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.machine import timestamp
+from modelrollout.domain.monitor import Counted, Look, baseline_window, judged_from
 from modelrollout.domain.templating import TemplateError
-from modelrollout.domain.watch import Counted, Look, baseline_window, judged_from
 
 
 def _as_signal(signal: MonitorSignal, alpha: float) -> Signal:

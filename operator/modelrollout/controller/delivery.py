@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from modelrollout.analysis import webhooks
+from modelrollout.analysis import notifications as webhooks
 from modelrollout.api.v1alpha1 import Notice, Notifications, NotificationsStatus, Webhook
 from modelrollout.controller import metrics
 from modelrollout.domain.machine import timestamp

@@ -49,7 +49,8 @@ from modelrollout.controller.ports import (
     RouterFor,
     SourceFor,
 )
-from modelrollout.domain import experiment, lifecycle, outbox, routes, watch
+from modelrollout.domain import experiment, lifecycle, outbox, routes
+from modelrollout.domain import monitor as watch
 from modelrollout.domain import revision as revisions
 from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
 from modelrollout.domain.experiment import ArmSeen

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from modelrollout.api.v1alpha1 import ModelRolloutSpec, ModelRolloutStatus, SignalResult
-from modelrollout.domain import watch
+from modelrollout.domain import monitor as watch
 from modelrollout.domain.machine import (
     Event,
     EventType,

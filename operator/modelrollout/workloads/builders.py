@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 
 from modelrollout.api.v1alpha1 import ModelRolloutSpec, PodTemplate, Retraining
+from modelrollout.domain.monitor import retrain_action
 from modelrollout.domain.revision import (
     FALLBACK_REVISION,
     MODEL_LABEL,
@@ -16,7 +17,6 @@ from modelrollout.domain.revision import (
     deployment_name,
     stable_service,
 )
-from modelrollout.domain.watch import retrain_action
 from modelrollout.k8s.owner import Manifest, Owner
 
 
