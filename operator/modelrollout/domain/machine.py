@@ -43,6 +43,7 @@ from modelrollout.domain.conditions import timestamp, with_condition
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.evidence import said, with_evidence
 from modelrollout.domain.judging import Outcome, tally
+from modelrollout.domain.kinds import GATED_KINDS
 from modelrollout.domain.signals import Plan
 
 HISTORY_LENGTH = 10
@@ -703,9 +704,6 @@ def _measured(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> bool:
         s.step_started_at or analysis.last_evaluated_at
     )
     return fresh and analysis.counters.consecutive_errors == 0
-
-
-GATED_KINDS = ("compare",)
 
 
 def _unproven(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> str:

@@ -18,10 +18,9 @@ class Judge(Protocol):
                  ) -> SignalResult: ...  # fmt: skip
 
 
-JUDGES: dict[str, Judge] = {
-    "threshold": threshold.judge,
-    "compare": compare.judge,
-    "drift": drift.judge,
-    "fairness": fairness.judge,
-    "outliers": outliers.judge,
-}
+# The kinds, by their name in the API (a unit test keeps this in step with Signal.kinds()).
+KINDS = {"threshold": threshold, "compare": compare, "drift": drift, "fairness": fairness,
+         "outliers": outliers}  # fmt: skip
+JUDGES: dict[str, Judge] = {name: kind.judge for name, kind in KINDS.items()}
+# The kinds whose signals must reach Pass before promotion (each module says whether it does).
+GATED_KINDS = frozenset(name for name, kind in KINDS.items() if kind.GATES_PROMOTION)

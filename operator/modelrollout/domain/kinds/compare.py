@@ -19,6 +19,9 @@ from modelrollout.domain.signals import (
     result,
 )
 
+# Promotion waits until every signal of this kind reached Pass (machine._unproven).
+GATES_PROMOTION = True
+
 
 def _sequential(
     name: str, interval: stats.Interval, margin: float, at: str, **numbers: object

@@ -18,6 +18,9 @@ from modelrollout.domain.signals import (
     result,
 )
 
+# A signal of this kind can fail a canary; promotion does not wait for its Pass.
+GATES_PROMOTION = False
+
 
 def judge_drift(name: str, signal: DriftSignal, reference: Sequence[Histogram],
                 canary: Sequence[Histogram], at: str) -> SignalResult:  # fmt: skip

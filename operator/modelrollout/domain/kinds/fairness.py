@@ -11,6 +11,9 @@ from modelrollout.api.v1alpha1 import FairnessSignal, SignalResult
 from modelrollout.domain import stats
 from modelrollout.domain.signals import Plan, Segments, arm_samples, result
 
+# A signal of this kind can fail a canary; promotion does not wait for its Pass.
+GATES_PROMOTION = False
+
 
 def judge_fairness(name: str, signal: FairnessSignal, canary: Sequence[Segments],
                    stable: Sequence[Segments], at: str) -> SignalResult:  # fmt: skip

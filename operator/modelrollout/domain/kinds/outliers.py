@@ -16,6 +16,9 @@ from modelrollout.domain.signals import (
     result,
 )
 
+# A signal of this kind can fail a canary; promotion does not wait for its Pass.
+GATES_PROMOTION = False
+
 
 def tail_buckets(reference: Histogram, tail: float) -> list[int]:
     """The buckets wholly in the reference's tails: from the lowest up while the mass below

@@ -8,6 +8,9 @@ from modelrollout.api.v1alpha1 import SignalResult, ThresholdSignal, Verdict
 from modelrollout.domain.judging import Measurement
 from modelrollout.domain.signals import Plan
 
+# A signal of this kind can fail a canary; promotion does not wait for its Pass.
+GATES_PROMOTION = False
+
 
 def judge_threshold(
     name: str, signal: ThresholdSignal, measured: Measurement, at: str
