@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 from modelrollout.api.v1alpha1 import CompareSignal, ModelRolloutSpec, SignalResult
 from modelrollout.domain import stats
 from modelrollout.domain.experiment import ArmSeen
+from modelrollout.domain.kinds import compare
 from modelrollout.domain.kinds.compare import judge_compare_rate
 from modelrollout.domain.machine import plans
 from modelrollout.testing.driver import Simulated, SimulatedAbn, candidates, stamp
@@ -139,11 +140,10 @@ class Counts:
         return rows
 
 
-def advantage(strata: list[tuple[float, float, float, float]]) -> stats.Estimate | None:
-    try:
-        return stats.stratified_difference(strata)
-    except ValueError:
-        return None
+def advantage(signal: CompareSignal,
+              strata: list[tuple[float, float, float, float]]) -> stats.Estimate | None:
+    """The objective's estimate as the operator takes it (compare.advantage)."""
+    return compare.advantage(signal, compare.Rates(strata))
 
 
 def run_abn(row: Row, rng: np.random.Generator) -> dict[str, float]:
@@ -174,7 +174,7 @@ def run_abn(row: Row, rng: np.random.Generator) -> dict[str, float]:
         for i, v in enumerate(versions[1:], start=1):
             strata = counts.strata(i)
             judged = judge_compare_rate("accuracy", signal, strata, at)
-            seen[v] = ArmSeen(True, [judged], advantage(strata))
+            seen[v] = ArmSeen(True, [judged], advantage(signal, strata))
         return seen
 
     decision = sim.run(HORIZON, serve, judge)

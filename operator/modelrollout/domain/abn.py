@@ -20,6 +20,10 @@ advantage over each, with the standard errors added (conservative: both share th
 noise, which cancels in the difference), has its lower bound at alpha / (K - 1) above -margin.
 Until then the rollout waits; at the end of the stated duration without a winner it pauses for a
 human with the ranked table.
+
+A candidate is also eliminated for futility, once its advantage's upper bound (at alpha) is below
+`margin`: it cannot win, and its share serves the others better. An elimination names no winner,
+so it adds nothing to the error above; wrong ones cost power.
 """
 
 from __future__ import annotations
@@ -91,6 +95,11 @@ def judge(evidence: Sequence[Evidence], *, alpha: float, margin: float = 0.0,
             gone[e.arm] = e.eliminated
         elif e.worse is not None:
             gone[e.arm] = e.worse
+        elif e.advantage is not None:
+            upper = e.advantage.interval(alpha).upper
+            if upper < margin:  # futile: it cannot be better than the champion by the margin
+                gone[e.arm] = (f"cannot be better than the champion by {margin:g}: advantage "
+                               f"{e.advantage.value:+.4g}, at most {upper:+.4g}")  # fmt: skip
     newly = tuple(e.arm for e in evidence if e.arm in gone and e.eliminated is None)
     running = [e for e in evidence if e.arm not in gone]
     better = stats.holm(p_values, alpha)

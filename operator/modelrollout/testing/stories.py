@@ -21,8 +21,8 @@ from typing import Any
 from kubernetes import config
 
 from modelrollout.api.v1alpha1 import ModelRolloutSpec
-from modelrollout.domain.revision import canary_service, stable_service
-from modelrollout.domain.routes import canary_weight
+from modelrollout.domain.revision import canary_service
+from modelrollout.domain.routes import Routes, canary_weight
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import Owner
 from modelrollout.routers.registry import router_for
@@ -97,15 +97,17 @@ class Story:
             )
 
     def route_weights(self) -> list[tuple[str, int]]:
-        """(Service, weight) for stable and canary, as the rollout's router carries them now."""
-        weight = self.canary_weight()
-        if weight is None:
-            return []
-        return [(stable_service(NAME), 100 - weight), (canary_service(NAME), weight)]
+        """(Service, weight) of every arm, as the rollout's router carries them now: stable and
+        canary, or an A/B/n phase's champion and candidates."""
+        plan = self.plan()
+        return list(plan.split().items()) if plan is not None else []
 
     def canary_weight(self) -> int | None:
         """The canary's weight, read through the product's own router for this rollout."""
+        return canary_weight(self.plan(), NAME)
 
+    def plan(self) -> Routes | None:
+        """The traffic plan in effect, read through the product's own router."""
         if self._api is None:
             self._api = config.new_client_from_config(config_file=str(self.cluster.kubeconfig))
         cluster = KubeCluster(rest_of(self._api))
@@ -114,7 +116,7 @@ class Story:
             return None
         owner = Owner(NAME, self.namespace, body["metadata"]["uid"])
         router = router_for(cluster, owner, ModelRolloutSpec.model_validate(body["spec"]))
-        return canary_weight(router.read(), NAME) if router is not None else None
+        return router.read() if router is not None else None
 
     def deployments(self) -> list[dict[str, Any]]:
         out = self.cluster.kubectl("get", "deploy", "-n", self.namespace, "-o", "json")

@@ -23,10 +23,7 @@ from modelrollout.api.v1alpha1 import ModelRolloutSpec
 from modelrollout.domain.revision import (
     REVISION_LABEL,
     VERSION_LABEL,
-    canary_service,
-    stable_service,
 )
-from modelrollout.domain.routes import canary_weight
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import Owner
 from modelrollout.routers.registry import router_for
@@ -43,8 +40,8 @@ AMOUNTS = f'model_feature_value_bucket{{{ARM},feature="amount"}}'
 def read_routing(api: client.ApiClient, namespace: str, name: str) -> dict[str, float]:
     """Model version -> share of requests, as the route says now (empty when nothing is routed).
 
-    The canary's weight is read through the product's own router (routers/registry.py), so the
-    same traffic follows whichever router the rollout names."""
+    The plan is read through the product's own router (routers/registry.py), so the same traffic
+    follows whichever router the rollout names, with two arms or an A/B/n phase's many."""
     cluster = KubeCluster(rest_of(api))
     body = cluster.read(namespace, name)
     if body is None:
@@ -52,8 +49,8 @@ def read_routing(api: client.ApiClient, namespace: str, name: str) -> dict[str, 
     meta = body["metadata"]
     spec = ModelRolloutSpec.model_validate(body["spec"])
     router = router_for(cluster, Owner(name, namespace, meta["uid"]), spec)
-    weight = canary_weight(router.read(), name) if router is not None else None
-    if weight is None:
+    plan = router.read() if router is not None else None
+    if plan is None:
         return {}
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     versions: dict[str, str] = {}
@@ -63,7 +60,7 @@ def read_routing(api: client.ApiClient, namespace: str, name: str) -> dict[str, 
         if REVISION_LABEL in labels:
             versions[labels[REVISION_LABEL]] = labels[VERSION_LABEL]
     shares: dict[str, float] = {}
-    for service, share in ((stable_service(name), 100 - weight), (canary_service(name), weight)):
+    for service, share in plan.split().items():
         if share <= 0:
             continue
         try:

@@ -177,18 +177,22 @@ class Histograms:
 
 def advantage(signal: CompareSignal, measured: Rates | Histograms) -> stats.Estimate | None:
     """The advantage over the stable (an A/B/n candidate's over the champion) as the judge
-    estimates it, for domain/abn.py; None while it cannot be estimated by the normal
-    approximation (no period both arms saw, or too few events: the judge's exact bounds)."""
+    estimates it, for domain/abn.py; None while the judge would not use the normal approximation
+    either (fewer than minSamples, no period both arms saw, or too few events)."""
     try:
         if isinstance(measured, Histograms):
             both = zip(measured.canary, measured.stable, strict=True)
+            if min(
+                sum(h.total for h in measured.canary), sum(h.total for h in measured.stable)
+            ) < max(signal.min_samples, 1):
+                return None
             pairs = [(c.counts, s.counts) for c, s in both if c.counts and s.counts]
             effect = stats.stratified_mann_whitney([c for c, _ in pairs], [s for _, s in pairs])
             return effect if signal.higher_is_better else effect.flipped()
         strata = measured.strata
         arms = ((sum(r[0] for r in strata), sum(r[1] for r in strata)),
                 (sum(r[2] for r in strata), sum(r[3] for r in strata)))  # fmt: skip
-        if stats.too_few_events(*arms):
+        if min(arms[0][1], arms[1][1]) < max(signal.min_samples, 1) or stats.too_few_events(*arms):
             return None
         return stats.stratified_difference(strata, higher_is_better=signal.higher_is_better)
     except ValueError:
