@@ -8,7 +8,9 @@ import math
 
 import numpy as np
 
+from modelrollout.api.v1alpha1 import CompareSignal
 from modelrollout.domain import abn, stats
+from modelrollout.domain.kinds import compare
 from modelrollout.domain.abn import Evidence
 
 
@@ -111,3 +113,24 @@ def test_holm_rejects_in_order_and_stops_at_the_first_that_fails() -> None:
     assert stats.holm({"a": 0.01, "b": 0.02, "c": 0.5}, 0.05) == {"a", "b"}
     assert stats.holm({"a": 0.02, "b": 0.02, "c": 0.02}, 0.05) == set()  # 0.02 > 0.05 / 3
     assert stats.holm({}, 0.05) == set()
+
+
+def test_a_candidate_that_cannot_beat_the_champion_by_the_margin_is_eliminated_as_futile() -> None:
+    verdict = abn.judge([Evidence("v2", est(0.03)), Evidence("v3", est(-0.02))], alpha=0.05,
+                        margin=0.01)  # fmt: skip
+    assert verdict.eliminated == ("v3",)
+    gone = next(s for s in verdict.standings if s.arm == "v3")
+    assert gone.reason.startswith("cannot be better than the champion by 0.01")
+
+
+def test_the_objective_is_estimated_only_where_the_judge_uses_the_normal_approximation() -> None:
+    signal = CompareSignal.model_validate({"successes": "s", "total": "t", "margin": 0.01,
+                                           "minSamples": 100})  # fmt: skip
+    perfect_handful = compare.Rates([(40.0, 40.0, 36.0, 40.0)])
+    assert compare.advantage(signal, perfect_handful) is None  # below minSamples
+    no_errors = compare.Rates([(400.0, 400.0, 360.0, 400.0)])
+    assert compare.advantage(signal, no_errors) is None  # no failure in one arm: exact bounds
+    enough = compare.advantage(signal, compare.Rates([(380.0, 400.0, 360.0, 400.0)]))
+    assert enough is not None
+    assert math.isclose(enough.value, 0.05)
+    assert enough.se > 0
