@@ -10,8 +10,8 @@ import numpy as np
 
 from modelrollout.api.v1alpha1 import CompareSignal
 from modelrollout.domain import abn, stats
-from modelrollout.domain.kinds import compare
 from modelrollout.domain.abn import Evidence
+from modelrollout.domain.kinds import compare
 
 
 def est(value: float, se: float = 0.004, n: float = 30000) -> stats.Estimate:
