@@ -614,10 +614,14 @@ class Ticker:
             credentials = self._credentials(rollout.owner, spec)
             source = self.sources(analysis.prometheus, credentials)
             as_canary = status.edit(canary=RevisionRef(revision=arm.revision, version=arm.version))
+            # the sample-ratio check sees the pair: the candidate's share of what it and the
+            # champion served is its share over both shares
+            champion_share = next((a.share for a in status.arms if a.role == "champion"), 0)
+            pair = round(100 * arm.share / (arm.share + champion_share)) if arm.share else 0
             context = Context(
                 values=_template_values(rollout.owner, spec, analysis.interval, as_canary),
                 canary_version=arm.version, stable_version=champion.version,
-                canary_since=_parse_time(status.abn.since, now), now=now, weight=arm.share,
+                canary_since=_parse_time(status.abn.since, now), now=now, weight=pair,
                 weight_since=_parse_time(status.step_started_at, now), at=at,
                 period=period_of(analysis),
             )  # fmt: skip
