@@ -56,7 +56,7 @@ class Story:
     def tick(self, *, after: float = 60, candidates: tuple[RevisionRef, ...] = CANDIDATES,
              evidence: dict[str, tuple[float, str]] | None = None,
              command: Command | None = None, results: list[SignalResult] | None = None,
-             ) -> list[str]:  # fmt: skip
+             fault: str | None = None) -> list[str]:  # fmt: skip
         """One tick; `evidence` by version: (advantage with se 0.004, the objective's verdict)."""
         self.now += timedelta(seconds=after)
         read = self.status
@@ -66,7 +66,7 @@ class Story:
             arms[ref.revision] = ArmSeen(True, [result(verdict)] if evidence else None,
                                          stats.Estimate(value, 0.004, 30000))  # fmt: skip
         seen = Observations(self.now, candidates[0], True, read.canary_weight, results, command,
-                            candidates=candidates, arms=arms)  # fmt: skip
+                            fault=fault, candidates=candidates, arms=arms)  # fmt: skip
         step = advance(self.spec, read, seen)
         self.wire = step.status.model_dump(mode="json", by_alias=True, exclude_none=True)
         self.events += step.events
@@ -168,3 +168,12 @@ def test_a_ramp_starts_candidates_small_and_doubles_their_share_each_period() ->
     assert story.shares()["v2"] == 20
     story.tick(evidence=quiet)
     assert story.shares() == {"v1": 25, "v2": 25, "v3": 25, "v4": 25}  # equal: no further
+
+
+def test_candidates_the_operator_cannot_watch_lose_their_traffic_and_the_champion_stays() -> None:
+    story = begun()
+    said = story.tick(fault="the operator could not complete a tick 3 times in a row")
+    assert said == ["RolledBack"]
+    assert story.shares() == {"v1": 100, "v2": 0, "v3": 0, "v4": 0}
+    assert story.status.abn is not None
+    assert story.status.abn.outcome == "ChampionStays"

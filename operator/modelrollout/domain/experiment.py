@@ -62,6 +62,7 @@ class Seen:
     command: Literal["promote", "abort"] | None = None
     by: str = ""
     accepted: bool = True  # the routing controller accepted the route at its generation
+    fault: str | None = None  # the operator cannot watch the candidates (machine.Observations)
 
 
 def candidates_revision(candidates: Sequence[RevisionRef]) -> str:
@@ -169,9 +170,16 @@ def _step(spec: ModelRolloutSpec, s: ModelRolloutStatus, seen: Seen,
     phase, state = spec.strategy.abn, s.abn
     if phase is None or state is None:
         return s
-    if seen.command == "abort":
-        return _champion_stays(s, state, seen, f"{seen.by or 'a human'} aborted the A/B/n "
-                               "phase", emit)  # fmt: skip
+    # candidates nobody can watch take no traffic; a human's abort ends the phase too
+    ended = (
+        seen.fault
+        if seen.fault is not None
+        else (
+            f"{seen.by or 'a human'} aborted the A/B/n phase" if seen.command == "abort" else None
+        )
+    )
+    if ended is not None:
+        return _champion_stays(s, state, seen, ended, emit)
     if s.phase == "Paused":
         return _human_pick(s, state, seen, emit) if seen.command == "promote" else s
     s = _eliminate_unavailable(spec, s, state, seen)

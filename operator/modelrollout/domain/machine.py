@@ -189,7 +189,7 @@ def _abn(t: _Tick, s: ModelRolloutStatus,
         seen = experiment.Seen(t.seen.now, t.now, candidates, t.seen.arms, t.seen.shares,
                                command=kind if kind in ("promote", "abort") else None,
                                by=_by(command) if command is not None else "",
-                               accepted=t.seen.route_accepted)  # fmt: skip
+                               accepted=t.seen.route_accepted, fault=t.seen.fault)  # fmt: skip
         return experiment.step(t.spec, s, seen, t.emit)
     if experiment.concluded(s, candidates):
         won = experiment.winner(s)
