@@ -177,3 +177,16 @@ def test_candidates_the_operator_cannot_watch_lose_their_traffic_and_the_champio
     assert story.shares() == {"v1": 100, "v2": 0, "v3": 0, "v4": 0}
     assert story.status.abn is not None
     assert story.status.abn.outcome == "ChampionStays"
+
+
+def test_looks_that_measure_nothing_and_past_the_error_limit_keep_the_champion() -> None:
+    story = begun()
+    broken = {v.version: (0.0, "Error") for v in CANDIDATES}
+    for _ in range(4):  # consecutiveErrorLimit's default: 4 such looks are tolerated
+        assert story.tick(evidence=broken) == []
+    assert story.status.abn is not None
+    assert story.status.abn.errors == 4
+    assert story.status.abn.message.startswith("not measured: accuracy")
+    assert story.tick(evidence=broken) == ["RolledBack"]
+    assert story.status.abn.outcome == "ChampionStays"
+    assert "5 looks in a row measured no candidate" in (story.status.message or "")

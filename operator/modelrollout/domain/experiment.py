@@ -232,6 +232,10 @@ def _evidence(spec: ModelRolloutSpec, arm: ArmStatus, look: ArmSeen) -> abn.Evid
 
 def _judge(spec: ModelRolloutSpec, phase: Abn, s: ModelRolloutStatus, state: AbnStatus, *,
            seen: Seen, emit: Emit) -> ModelRolloutStatus:  # fmt: skip
+    unmeasured = _unmeasured(s, seen)
+    if unmeasured is not None:
+        return _unmeasured_look(spec, s, state, seen=seen, why=unmeasured, emit=emit)
+    state = state.model_copy(update={"errors": 0})
     challengers = _challengers(s)
     evidence = [_evidence(spec, a, seen.arms.get(a.revision, ArmSeen())) for a in challengers]
     elapsed = (seen.now - datetime.fromisoformat(state.since)).total_seconds()
@@ -263,6 +267,34 @@ def _judge(spec: ModelRolloutSpec, phase: Abn, s: ModelRolloutStatus, state: Abn
         return s.edit(phase="Paused", pause=PauseState(reason="NoWinner", since=seen.now_text,
                                                         message=verdict.message))  # fmt: skip
     return _maybe_reshare(spec, s, state, seen)
+
+
+def _unmeasured(s: ModelRolloutStatus, seen: Seen) -> str | None:
+    """When every result of every running candidate at this look is an Error (Prometheus does
+    not answer, credentials are missing), the first one's message; None otherwise."""
+    results = [r for a in _challengers(s, "Running")
+               for r in (seen.arms[a.revision].results or [])]  # fmt: skip
+    if results and all(r.verdict == "Error" for r in results):
+        return f"{results[0].name}: {results[0].message or 'Error'}"
+    return None
+
+
+def _unmeasured_look(spec: ModelRolloutSpec, s: ModelRolloutStatus, state: AbnStatus, *,
+                     seen: Seen, why: str, emit: Emit) -> ModelRolloutStatus:  # fmt: skip
+    """A look that measured nothing judges nothing; past analysis.consecutiveErrorLimit of them
+    in a row the phase ends with the champion, as a canary is rolled back (no candidate keeps
+    traffic that cannot be watched)."""
+    limit = spec.analysis.consecutive_error_limit if spec.analysis is not None else 0
+    state = state.model_copy(update={"errors": state.errors + 1, "last_evaluated_at":
+                                     seen.now_text, "message": f"not measured: {why}"})  # fmt: skip
+    s = s.edit(abn=state)
+    if state.errors > limit:
+        said = (
+            f"{state.errors} looks in a row measured no candidate "
+            f"(consecutiveErrorLimit {limit}): {why}"
+        )
+        return _champion_stays(s, state, seen, said, emit)
+    return s
 
 
 def _maybe_reshare(spec: ModelRolloutSpec, s: ModelRolloutStatus, state: AbnStatus,

@@ -335,6 +335,7 @@ class AbnStatus(Reported):
     winner: str | None = None
     message: str = ""
     last_evaluated_at: str | None = None
+    errors: int = 0  # looks in a row at which nothing of any candidate could be measured
 
 
 class ModelRolloutStatus(Reported):
