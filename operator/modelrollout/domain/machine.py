@@ -28,6 +28,7 @@ from typing import Literal
 from modelrollout.api.v1alpha1 import (
     IN_FLIGHT,
     AnalysisStatus,
+    Cohort,
     Counters,
     HistoryEntry,
     ModelRolloutSpec,
@@ -105,6 +106,8 @@ class Observations:
     candidates: tuple[RevisionRef, ...] = ()
     arms: dict[str, experiment.ArmSeen] = field(default_factory=dict)
     shares: dict[str, int] | None = None
+    # The route in effect carries the cohort rule the status asks for (a cohort step counts then)
+    cohort_routed: bool = True
 
 
 @dataclass(frozen=True)
@@ -330,29 +333,47 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
     steps = t.spec.strategy.steps
     index = s.current_step or 0
     while index < len(steps):
-        step = steps[index]
-        elapsed = _in_step(t, s)
-        if step.set_weight is not None:
-            s = _ask_weight(s, step.set_weight)
-            if t.seen.weight != step.set_weight or not t.seen.route_accepted:
-                return s  # counts once the router shows it, accepted by its controller
-            s = _weight_seen(s, t.now)
-        elif step.analyze is not None:
-            if elapsed < parse_duration(step.analyze.duration) or not _measured(t.spec, s):
-                return s
-            starved = _starved(t.spec, s)
-            if starved is not None:
-                return _wait_for_traffic(t, s, starved)
-        elif step.pause is not None:
-            if step.pause.duration is None:
-                t.emit("Normal", "Paused", f"step {index} waits for `promote`")
-                return _pause(s, "Step", f"step {index} waits for a human", t.now)
-            if elapsed < parse_duration(step.pause.duration):
-                return s
+        s, done = _step(t, s, index)
+        if not done:
+            return s
         index += 1
         s = s.edit(current_step=index, step_started_at=t.now)
         t.emit("Normal", "StepAdvanced", f"step {index} of {len(steps)} done")
     return _promote(t, s)
+
+
+def _step(t: _Tick, s: ModelRolloutStatus, index: int) -> tuple[ModelRolloutStatus, bool]:
+    """Step `index` at this tick: the status, and whether the step is done."""
+    step = t.spec.strategy.steps[index]
+    if step.set_weight is not None:
+        s = _ask_weight(s, step.set_weight)
+        if t.seen.weight != step.set_weight or not t.seen.route_accepted:
+            return s, False  # counts once the router shows it, accepted by its controller
+        return _weight_seen(s, t.now), True
+    if step.analyze is not None:
+        return _analyze_step(t, s, parse_duration(step.analyze.duration))
+    if step.cohort is not None:
+        # counts once the route carries the rule, accepted by its controller
+        return s, t.seen.cohort_routed and t.seen.route_accepted
+    if step.pause is not None:
+        return _pause_step(t, s, index, step.pause.duration)
+    return s, True
+
+
+def _analyze_step(t: _Tick, s: ModelRolloutStatus,
+                  seconds: float) -> tuple[ModelRolloutStatus, bool]:  # fmt: skip
+    if _in_step(t, s) < seconds or not _measured(t.spec, s):
+        return s, False
+    starved = _starved(t.spec, s)
+    return (_wait_for_traffic(t, s, starved), False) if starved is not None else (s, True)
+
+
+def _pause_step(t: _Tick, s: ModelRolloutStatus, index: int,
+                duration: str | None) -> tuple[ModelRolloutStatus, bool]:  # fmt: skip
+    if duration is None:
+        t.emit("Normal", "Paused", f"step {index} waits for `promote`")
+        return _pause(s, "Step", f"step {index} waits for a human", t.now), False
+    return s, _in_step(t, s) >= parse_duration(duration)
 
 
 def _starved(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> str | None:
@@ -789,6 +810,8 @@ class World:
     canary: str | None
     weight: int
     arms: tuple[tuple[str, int], ...] = ()
+    # requests matching the cohort in effect go to the canary, whatever its weight
+    cohort: Cohort | None = None
 
 
 def canary_replicas(total: int, weight: int) -> int:
@@ -815,7 +838,17 @@ def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World |
     replicas[canary.revision] = (
         spec.replicas if full else canary_replicas(spec.replicas, status.canary_weight)
     )
-    return World(replicas, status.stable.revision, canary.revision, status.canary_weight)
+    return World(replicas, status.stable.revision, canary.revision, status.canary_weight,
+                 cohort=cohort_in_effect(spec, status))  # fmt: skip
+
+
+def cohort_in_effect(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> Cohort | None:
+    """The last cohort step reached, while a canary is in flight and not baking (a bake sends
+    the canary everything but the holdback); None otherwise."""
+    if status.canary is None or status.phase not in IN_FLIGHT or status.phase == "Baking":
+        return None
+    steps = spec.strategy.steps[: (status.current_step or 0) + 1]
+    return next((step.cohort for step in reversed(steps) if step.cohort is not None), None)
 
 
 def _abn_world(spec: ModelRolloutSpec, status: ModelRolloutStatus,
@@ -841,6 +874,7 @@ __all__ = [
     "World",
     "advance",
     "canary_replicas",
+    "cohort_in_effect",
     "desired_world",
     "evaluation_due",
     "next_due",

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from modelrollout.api.v1alpha1 import GatewayAPITraffic, ModelRolloutSpec
 from modelrollout.domain.machine import World
-from modelrollout.domain.routes import Backend, Routes, Rule, canary_weight, two_arms
+from modelrollout.domain.routes import Backend, HeaderRegex, Routes, Rule, canary_weight, two_arms
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Manifest, Owner
 from modelrollout.routers.base import Acceptance, Capability, RouterError
@@ -64,9 +64,8 @@ def route_news(before: Manifest | None, after: Manifest) -> bool:
 def build_route(owner: Owner, traffic: GatewayAPITraffic, port: int, routes: Routes) -> Manifest:
     spec: Manifest = {
         "parentRefs": [r.model_dump(by_alias=True, exclude_none=True) for r in traffic.parent_refs],
-        "rules": [{"backendRefs": [{"name": b.service, "port": port, "weight": b.weight}
-                                   for b in rule.backends]} for rule in routes.rules],
-    }  # fmt: skip
+        "rules": [_rule(rule, port) for rule in routes.rules],
+    }
     if traffic.hostnames:
         spec["hostnames"] = list(traffic.hostnames)
     return {
@@ -77,11 +76,24 @@ def build_route(owner: Owner, traffic: GatewayAPITraffic, port: int, routes: Rou
     }
 
 
+def _rule(rule: Rule, port: int) -> Manifest:
+    out: Manifest = {"backendRefs": [{"name": b.service, "port": port, "weight": b.weight}
+                                     for b in rule.backends]}  # fmt: skip
+    if rule.matches:
+        out["matches"] = [{"headers": [{"type": "RegularExpression", "name": h.name,
+                                        "value": h.regex} for h in alternative]}
+                          for alternative in rule.matches]  # fmt: skip
+    return out
+
+
 def routes_of_route(route: Manifest) -> Routes:
     """The plan an HTTPRoute carries (a backendRef without a weight weighs 1, as the API says)."""
     return Routes(tuple(
         Rule(tuple(Backend(str(b.get("name", "")), int(b.get("weight", 1)))
-                   for b in rule.get("backendRefs") or []))
+                   for b in rule.get("backendRefs") or []),
+             tuple(tuple(HeaderRegex(str(h.get("name", "")), str(h.get("value", "")))
+                         for h in m.get("headers") or [])
+                   for m in rule.get("matches") or [] if m.get("headers")))
         for rule in (route.get("spec") or {}).get("rules") or []))  # fmt: skip
 
 

@@ -377,4 +377,18 @@ INVALID: list[Invalid] = [
             "spec.strategy.abn.margin"),
     Invalid("an A/B/n phase without a duration", _abn(_set("spec.strategy.abn", {})),
             "spec.strategy.abn.duration"),
+    Invalid("a cohort with nothing to match", _set("spec.strategy.steps.0", {"cohort": {
+                "match": [{}]}}), "spec.strategy.steps[0].cohort.match[0]"),
+    Invalid("a cohort that matches the Cookie header by name",
+            _set("spec.strategy.steps.0", {"cohort": {"match": [{"headers": [
+                {"name": "Cookie", "exact": "beta=1"}]}]}}),
+            "spec.strategy.steps[0].cohort.match[0].headers"),
+    Invalid("a cohort header with a value and a regex",
+            _set("spec.strategy.steps.0", {"cohort": {"match": [{"headers": [
+                {"name": "x-group", "exact": "a", "regex": "a"}]}]}}),
+            "spec.strategy.steps[0].cohort.match[0].headers[0]"),
+    Invalid("a cohort header name that is not a token",
+            _set("spec.strategy.steps.0", {"cohort": {"match": [{"headers": [
+                {"name": "x group", "exact": "a"}]}]}}),
+            "spec.strategy.steps[0].cohort.match[0].headers[0].name"),
 ]  # fmt: skip

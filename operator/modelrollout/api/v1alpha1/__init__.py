@@ -287,6 +287,7 @@ from modelrollout.api.v1alpha1.status import (
     Verdict as Verdict,
 )
 from modelrollout.api.v1alpha1.strategy import Abn as Abn
+from modelrollout.api.v1alpha1.strategy import Cohort as Cohort
 from modelrollout.api.v1alpha1.strategy import (
     Duration as Duration,
 )

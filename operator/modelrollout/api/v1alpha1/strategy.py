@@ -2,9 +2,77 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+import re
 
-from modelrollout.api.v1alpha1.rules import DURATION_PATTERN, Model, Ruled, exactly_one, ruled
+from pydantic import ConfigDict, Field, field_validator
+
+from modelrollout.api.v1alpha1.rules import (
+    DURATION_PATTERN,
+    Model,
+    Rule,
+    Ruled,
+    exactly_one,
+    ruled,
+)
+
+# An HTTP header or cookie name: an RFC 9110 token.
+HTTP_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
+
+class ValueMatch(Ruled):
+    """A header's or cookie's value: `exact`, or `regex` (RE2, as Go and Envoy read it), always
+    anchored at both ends whatever the router (Traefik matches header regexes as substrings)."""
+
+    RULES = (exactly_one("a value match", "exact", "regex"),)
+    model_config = ConfigDict(json_schema_extra=ruled(*RULES))
+    exact: str | None = Field(default=None, max_length=1024)
+    regex: str | None = Field(default=None, max_length=1024)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"not a regular expression: {error}") from error
+        return value
+
+
+class HeaderMatch(ValueMatch):
+    name: str = Field(pattern=HTTP_NAME_PATTERN, max_length=256)
+
+
+class CookieMatch(ValueMatch):
+    name: str = Field(pattern=HTTP_NAME_PATTERN, max_length=256)
+
+
+class CohortMatch(Ruled):
+    """One way a request belongs to the cohort: every header given and the cookie match (AND).
+    At most one cookie: the router compiles it to a match on the Cookie header, and a route
+    matches a header name once."""
+
+    RULES = (
+        Rule("(has(self.headers) && size(self.headers) > 0) || "
+             "(has(self.cookies) && size(self.cookies) > 0)",
+             lambda m: bool(m.headers or m.cookies),
+             "a cohort match needs a header or a cookie", None),
+        Rule("!has(self.headers) || self.headers.all(h, h.name.lowerAscii() != 'cookie' && "
+             "self.headers.filter(g, g.name.lowerAscii() == h.name.lowerAscii()).size() == 1)",
+             lambda m: len({h.name.lower() for h in m.headers}) == len(m.headers)
+             and all(h.name.lower() != "cookie" for h in m.headers),
+             "headers[].name must be unique, and not Cookie (use cookies)", ".headers"),
+    )  # fmt: skip
+    model_config = ConfigDict(json_schema_extra=ruled(*RULES))
+    headers: list[HeaderMatch] = Field(default_factory=list, max_length=8)
+    cookies: list[CookieMatch] = Field(default_factory=list, max_length=1)
+
+
+class Cohort(Model):
+    """From this step until the rollout ends, requests that match (any item of `match`: OR) go
+    to the canary, whatever its weight; the others are split by the weight."""
+
+    match: list[CohortMatch] = Field(min_length=1, max_length=8)
 
 
 class Duration(Model):
@@ -16,11 +84,12 @@ class Pause(Model):
 
 
 class Step(Ruled):
-    RULES = (exactly_one("a step", "setWeight", "analyze", "pause"),)
+    RULES = (exactly_one("a step", "setWeight", "analyze", "pause", "cohort"),)
     model_config = ConfigDict(json_schema_extra=ruled(*RULES))
     set_weight: int | None = Field(default=None, ge=0, le=100)
     analyze: Duration | None = None
     pause: Pause | None = None
+    cohort: Cohort | None = None
 
 
 class Abn(Model):
