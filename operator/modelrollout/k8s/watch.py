@@ -29,6 +29,7 @@ READ_GRACE_SECONDS = 30.0
 BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 OnEvent = Callable[[str, Manifest], None]
+_IDENTITY = ("uid", "name", "namespace")
 
 
 class Source(Protocol):
@@ -57,7 +58,7 @@ class Watch:
         self._path = path
         self._selector = selector
         self._on_event = on_event
-        self._known: dict[str, Manifest] = {}  # uid → the last body seen
+        self._known: dict[str, Manifest] = {}  # uid → the identity of what was last seen
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch {path}", daemon=True)
         self.synced = threading.Event()  # set once the first list has been given out
@@ -92,11 +93,12 @@ class Watch:
                 self._stopped.wait(pause)
 
     def _give(self, kind: str, body: Manifest) -> None:
-        uid = str((body.get("metadata") or {}).get("uid", ""))
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid", ""))
         if kind == "DELETED":
             self._known.pop(uid, None)
-        else:
-            self._known[uid] = body
+        else:  # what a relist needs to report its deletion: not the body (a pod is kilobytes)
+            self._known[uid] = {"metadata": {k: meta[k] for k in _IDENTITY if k in meta}}
         try:
             self._on_event(kind, body)
         except Exception:  # one bad body must not end the watch
