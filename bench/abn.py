@@ -140,8 +140,9 @@ class Counts:
         return rows
 
 
-def advantage(signal: CompareSignal,
-              strata: list[tuple[float, float, float, float]]) -> stats.Estimate | None:
+def advantage(
+    signal: CompareSignal, strata: list[tuple[float, float, float, float]]
+) -> stats.Estimate | None:
     """The objective's estimate as the operator takes it (compare.advantage)."""
     return compare.advantage(signal, compare.Rates(strata))
 
