@@ -59,7 +59,8 @@ def arms(story: Story) -> dict[str, dict[str, Any]]:
 
 def split_fits_the_route(story: Story, gateway: Traefik, host: str, count: int = 2000) -> bool:
     """Over `count` requests through Traefik, every version's share fits its route weight
-    (99.9% binomial interval), while the route did not change meanwhile; False if it did."""
+    (99.9% binomial interval), and every answer is a pod's, while the route did not change
+    meanwhile. False until then: Traefik applies a route, and pods get ready, a moment later."""
     before = story.route_weights()
     answered = gateway.send(host, count)
     if story.route_weights() != before or sum(answered.values()) != count:
@@ -68,12 +69,12 @@ def split_fits_the_route(story: Story, gateway: Traefik, host: str, count: int =
     expected: dict[str, int] = {}
     for service, weight in before:
         version = by_version.get(service)
-        if version is not None:
+        if version:
             expected[version] = expected.get(version, 0) + weight
-    assert set(answered) <= {v for v, w in expected.items() if w > 0}, (answered, expected)
-    for version, weight in expected.items():
-        assert within(answered.get(version, 0), count, weight), (version, answered, before)
-    return True
+    if not set(answered) <= {v for v, w in expected.items() if w > 0}:
+        return False  # a 503 while a pod is not ready yet, or an arm the route no longer has
+    return all(within(answered.get(version, 0), count, weight)
+               for version, weight in expected.items())  # fmt: skip
 
 
 def _versions_by_service(story: Story) -> dict[str, str]:
@@ -118,7 +119,7 @@ def test_the_worse_goes_its_share_returns_and_the_better_wins_bakes_and_is_promo
     table = arms(story)
     assert (table["v2"]["state"], table["v4"]["state"]) == ("Won", "Eliminated"), table
     assert table["v3"]["state"] in ("Lost", "Eliminated"), table  # equal: it may be futile first
-    assert table["v2"]["lower"] > 0 > table["v4"]["upper"]
+    assert table["v2"]["lower"] > 0 > table["v4"]["estimate"]  # its last standing is kept
     reasons = [e["reason"] for e in json.loads(story.cluster.kubectl(
         "get", "events", "-n", story.namespace, "-o", "json").stdout)["items"]]  # fmt: skip
     for reason in ("AbnStarted", "ArmEliminated", "WinnerNamed", "CanaryStarted", "Baking",

@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from test_domain_machine import V1, V2, Rollout, make_spec, passing
 
 from modelrollout.api.v1alpha1 import Cohort, GatewayAPITraffic
+from modelrollout.domain.cohorts import HeaderRegex, compile_cohort
 from modelrollout.domain.machine import desired_world
-from modelrollout.domain.routes import HeaderRegex, compile_cohort, routes_of
+from modelrollout.domain.routes import routes_of
 from modelrollout.k8s.owner import Owner
 from modelrollout.routers.gateway_api import build_route, routes_of_route
 
@@ -98,9 +99,11 @@ def test_a_cohort_step_counts_once_the_route_carries_it_and_the_rule_goes_at_the
     r = Rollout(spec)
     r.tick(V1)
     r.tick(V2)
-    status = r.tick(V2, after=1, cohort_routed=False)
+    status = r.tick(V2, after=1, cohorts=frozenset())
     assert status.current_step == 0  # the route does not carry the rule yet
-    status = r.tick(V2, after=1, cohort_routed=True)
+    status = r.tick(
+        V2, after=1, cohorts=frozenset({compile_cohort(Cohort.model_validate(INTERNAL))})
+    )
     assert status.current_step == 1
     status = r.tick(V2, after=1, weight=20, results=passing())
     for _ in range(5):

@@ -62,6 +62,9 @@ class Story:
         read = self.status
         arms: dict[str, ArmSeen] = {}
         for ref in candidates:
+            if evidence is not None and ref.version not in evidence:
+                arms[ref.revision] = ArmSeen()  # not measured at this look (eliminated, say)
+                continue
             value, verdict = (evidence or {}).get(ref.version, (0.0, "Inconclusive"))
             arms[ref.revision] = ArmSeen(True, [result(verdict)] if evidence else None,
                                          stats.Estimate(value, 0.004, 30000))  # fmt: skip
@@ -115,6 +118,8 @@ def test_a_failing_candidate_goes_its_share_returns_at_the_period_and_the_best_w
     assert [a.version for a in table] == ["v1", "v2", "v3", "v4"]
     assert table[2].lower is not None
     assert table[2].lower > 0
+    assert table[3].upper is not None  # eliminated, no longer measured: its last standing kept
+    assert table[3].upper < 0
 
 
 def test_no_winner_by_the_duration_pauses_and_a_humans_promote_takes_the_leader() -> None:

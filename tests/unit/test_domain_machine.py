@@ -79,14 +79,14 @@ class Rollout:
              command: Command | None = None, trouble: str | None = None,
              unrouted: str | None = None, accepted: bool = True,
              incidents: tuple[Incident, ...] = (), served: float | None = None,
-             cohort_routed: bool = True) -> ModelRolloutStatus:  # fmt: skip
+             cohorts: frozenset[Any] | None = None) -> ModelRolloutStatus:  # fmt: skip
         self.now += timedelta(seconds=after)
         if weight is None:  # a router that does what it is told, unless a test says otherwise
             weight = self.status.canary_weight
         seen = Observations(self.now, desired, available, weight, results, command,
                             canary_trouble=trouble, route_refused=unrouted,
                             route_accepted=accepted, canary_incidents=incidents,
-                            canary_requests=served, cohort_routed=cohort_routed)  # fmt: skip
+                            canary_requests=served, cohorts_routed=cohorts)  # fmt: skip
         step = advance(self.spec, self.status, seen)
         # restart-safety: the next tick sees only what would be stored in the object's status
         self.wire = step.status.model_dump(mode="json", by_alias=True, exclude_none=True)

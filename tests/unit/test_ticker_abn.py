@@ -59,6 +59,9 @@ def test_the_better_candidate_is_named_built_routed_and_promoted() -> None:
     status = world.cluster.status()
     states = {a["version"]: a["state"] for a in status["arms"]}
     assert states == {CHAMPION: "Running", "v3": "Won", "v4": "Eliminated"}
+    v4 = next(a for a in status["arms"] if a["version"] == "v4")
+    assert v4["estimate"] < 0  # eliminated, no longer measured: its last standing is kept
+    assert v4["upper"] < 0
     reasons = world.notifier.reasons()
     assert reasons.index("ArmEliminated") <= reasons.index("WinnerNamed")
     assert status["canary"]["version"] == "v3"

@@ -328,7 +328,7 @@ class Ticker:
             candidates=candidates,
             arms=arms,
             shares=shares,
-            cohort_routed=self._cohort_routed(owner, spec, status, in_effect),
+            cohorts_routed=routes.cohorts(in_effect),
         )
         if seen.results is not None:  # what was measured, whatever this tick goes on to decide
             metrics.record(owner.namespace, owner.name, seen.results)
@@ -583,13 +583,6 @@ class Ticker:
             return evaluation.run(analysis), evaluation.served(analysis)
         except Exception as error:  # every signal says what went wrong
             return failed_everywhere(analysis, unexpected(error), timestamp(now)), None
-
-    @staticmethod
-    def _cohort_routed(owner: Owner, spec: ModelRolloutSpec, status: ModelRolloutStatus,
-                       in_effect: Routes | None) -> bool:  # fmt: skip
-        """Whether the route in effect carries the cohort rule of the step the canary is at."""
-        world = desired_world(spec, status)
-        return world is None or routes.carries(in_effect, routes_of(owner.name, world))
 
     def _arms(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus,
               now: datetime, in_effect: Routes | None,

@@ -248,9 +248,10 @@ def _judge(spec: ModelRolloutSpec, phase: Abn, s: ModelRolloutStatus, state: Abn
         if row is None:
             return a
         kept = row.state if row.state in ("Won", "Eliminated") else a.state
-        return a.model_copy(update={"state": kept, "reason": row.reason, "p_value": row.p_value,
-                                    "estimate": row.estimate, "lower": row.lower,
-                                    "upper": row.upper})  # fmt: skip
+        update: dict[str, object] = {"state": kept, "reason": row.reason, "p_value": row.p_value}
+        if row.estimate is not None:  # an arm no longer measured keeps its last standing
+            update |= {"estimate": row.estimate, "lower": row.lower, "upper": row.upper}
+        return a.model_copy(update=update)
 
     state = state.model_copy(update={"last_evaluated_at": seen.now_text,
                                      "message": verdict.message})  # fmt: skip

@@ -40,6 +40,7 @@ from modelrollout.api.v1alpha1 import (
     SignalResult,
 )
 from modelrollout.domain import experiment
+from modelrollout.domain.cohorts import Matches, compile_cohort
 from modelrollout.domain.conditions import timestamp, with_condition
 from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.evidence import said, with_evidence
@@ -106,8 +107,9 @@ class Observations:
     candidates: tuple[RevisionRef, ...] = ()
     arms: dict[str, experiment.ArmSeen] = field(default_factory=dict)
     shares: dict[str, int] | None = None
-    # The route in effect carries the cohort rule the status asks for (a cohort step counts then)
-    cohort_routed: bool = True
+    # The cohorts the route in effect sends somewhere (routes.cohorts); a cohort step counts once
+    # its own is among them. None: the router does what it is told.
+    cohorts_routed: frozenset[Matches] | None = None
 
 
 @dataclass(frozen=True)
@@ -353,8 +355,10 @@ def _step(t: _Tick, s: ModelRolloutStatus, index: int) -> tuple[ModelRolloutStat
     if step.analyze is not None:
         return _analyze_step(t, s, parse_duration(step.analyze.duration))
     if step.cohort is not None:
-        # counts once the route carries the rule, accepted by its controller
-        return s, t.seen.cohort_routed and t.seen.route_accepted
+        # counts once the route carries this step's rule, accepted by its controller
+        routed = t.seen.cohorts_routed
+        here = routed is None or compile_cohort(step.cohort) in routed
+        return s, here and t.seen.route_accepted
     if step.pause is not None:
         return _pause_step(t, s, index, step.pause.duration)
     return s, True
@@ -761,15 +765,20 @@ def _promoting(spec: ModelRolloutSpec, s: ModelRolloutStatus) -> bool:
 
 
 def evaluation_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) -> bool:
-    """Signals are judged every interval while the canary has traffic."""
+    """Signals are judged every interval while the canary has traffic: a weight, or a cohort
+    whose requests it serves at weight 0."""
     if spec.analysis is None or not spec.analysis.signals or status.canary is None:
         return False
-    if status.phase not in IN_FLIGHT or status.canary_weight <= 0:
+    if status.phase not in IN_FLIGHT or not _served(spec, status):
         return False
     last = status.analysis.last_evaluated_at if status.analysis else None
     if last is None:
         return True
     return (now - _parse(last)).total_seconds() >= parse_duration(spec.analysis.interval)
+
+
+def _served(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> bool:
+    return status.canary_weight > 0 or cohort_in_effect(spec, status) is not None
 
 
 def next_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) -> datetime | None:
@@ -779,7 +788,7 @@ def next_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) 
     times = [_parse(d.after) for d in status.scale_down]
     times += experiment.next_due(spec, status, now)
     if status.canary is not None and status.phase in IN_FLIGHT:
-        if spec.analysis is not None and spec.analysis.signals and status.canary_weight > 0:
+        if spec.analysis is not None and spec.analysis.signals and _served(spec, status):
             last = status.analysis.last_evaluated_at if status.analysis else None
             interval = timedelta(seconds=parse_duration(spec.analysis.interval))
             times.append(_parse(last) + interval if last else now)

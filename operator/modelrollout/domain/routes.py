@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelrollout.api.v1alpha1 import Cohort
-from modelrollout.api.v1alpha1.strategy import ValueMatch
+from modelrollout.domain.cohorts import HeaderRegex, Matches, compile_cohort
 from modelrollout.domain.machine import World
 from modelrollout.domain.revision import arm_service, canary_service, stable_service
 
@@ -24,21 +23,13 @@ class Backend:
 
 
 @dataclass(frozen=True)
-class HeaderRegex:
-    """A header whose whole value matches `regex` (RE2, anchored at both ends)."""
-
-    name: str
-    regex: str
-
-
-@dataclass(frozen=True)
 class Rule:
     """Requests this rule matches go to its backends by weight: `matches` is a list of
     alternatives (OR), each a list of header conditions (AND); no match: every request that no
     earlier rule took."""
 
     backends: tuple[Backend, ...]
-    matches: tuple[tuple[HeaderRegex, ...], ...] = ()
+    matches: Matches = ()
 
 
 @dataclass(frozen=True)
@@ -78,37 +69,9 @@ def service_of(rollout: str, world: World, revision: str) -> str:
     return arm_service(rollout, index + 1)
 
 
-# RE2's metacharacters: escaped so that an exact value matches itself only
-_META = frozenset("\\.+*?()|[]{}^$")
-
-
-def _literal(value: str) -> str:
-    return "".join(f"\\{c}" if c in _META else c for c in value)
-
-
-def _anchored(match: ValueMatch) -> str:
-    return f"^{_literal(match.exact)}$" if match.exact is not None else f"^(?:{match.regex})$"
-
-
-def compile_cohort(cohort: Cohort) -> tuple[tuple[HeaderRegex, ...], ...]:
-    """The cohort as header regexes, anchored at both ends whatever the router (Traefik matches
-    a header regex as a substring: `v2.*` also matched `xv2`). A cookie becomes a regex on the
-    Cookie header, for routers with no cookie match (the Gateway API has none)."""
-    alternatives = []
-    for item in cohort.match:
-        conditions = [HeaderRegex(h.name, _anchored(h)) for h in item.headers]
-        for c in item.cookies:
-            value = _literal(c.exact) if c.exact is not None else f"(?:{c.regex})"
-            conditions.append(HeaderRegex("Cookie", f"^(?:.*;\\s*)?{_literal(c.name)}={value}"
-                                                    "(?:;.*)?$"))  # fmt: skip
-        alternatives.append(tuple(conditions))
-    return tuple(alternatives)
-
-
-def carries(in_effect: Routes | None, wanted: Routes) -> bool:
-    """Whether the plan in effect has every matching rule of the plan wanted."""
-    have = in_effect.rules if in_effect is not None else ()
-    return all(rule in have for rule in wanted.rules if rule.matches)
+def cohorts(in_effect: Routes | None) -> frozenset[Matches]:
+    """The matches of the rules that send a cohort somewhere, in the plan in effect."""
+    return frozenset(r.matches for r in in_effect.rules if r.matches) if in_effect else frozenset()
 
 
 def canary_weight(routes: Routes | None, rollout: str) -> int | None:
@@ -133,7 +96,7 @@ __all__ = [
     "Routes",
     "Rule",
     "canary_weight",
-    "carries",
+    "cohorts",
     "compile_cohort",
     "routes_of",
     "shares",

@@ -91,9 +91,11 @@ class Story:
 
     def until(self, what: str, predicate: Any, timeout: float = 90) -> None:
         if not wait_for(predicate, timeout=timeout, interval=0.5):
+            pods = self.cluster.kubectl("get", "deploy,pods", "-n", self.namespace, "-o", "wide",
+                                        check=False).stdout  # fmt: skip
             raise AssertionError(
                 f"never: {what}\nstatus: {json.dumps(self.status(), indent=1)}\n"
-                f"operator log:\n{self.operator.log()}"
+                f"deployments and pods:\n{pods}\noperator log:\n{self.operator.log()}"
             )
 
     def route_weights(self) -> list[tuple[str, int]]:

@@ -57,14 +57,16 @@ class CohortMatch(Ruled):
              "(has(self.cookies) && size(self.cookies) > 0)",
              lambda m: bool(m.headers or m.cookies),
              "a cohort match needs a header or a cookie", None),
-        Rule("!has(self.headers) || self.headers.all(h, h.name.lowerAscii() != 'cookie' && "
-             "self.headers.filter(g, g.name.lowerAscii() == h.name.lowerAscii()).size() == 1)",
+        # unique names: the list is a map keyed by name at admission (below); the model also
+        # refuses names that differ only in case, which a quadratic CEL rule would cost too much
+        Rule("!has(self.headers) || self.headers.all(h, h.name.lowerAscii() != 'cookie')",
              lambda m: len({h.name.lower() for h in m.headers}) == len(m.headers)
              and all(h.name.lower() != "cookie" for h in m.headers),
              "headers[].name must be unique, and not Cookie (use cookies)", ".headers"),
     )  # fmt: skip
     model_config = ConfigDict(json_schema_extra=ruled(*RULES))
-    headers: list[HeaderMatch] = Field(default_factory=list, max_length=8)
+    headers: list[HeaderMatch] = Field(default_factory=list, max_length=8, json_schema_extra={
+        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})  # fmt: skip
     cookies: list[CookieMatch] = Field(default_factory=list, max_length=1)
 
 
