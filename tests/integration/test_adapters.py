@@ -10,6 +10,7 @@ from kubernetes import client
 
 from modelrollout.api.v1alpha1 import ModelRolloutSpec
 from modelrollout.domain.revision import REVISION_LABEL
+from modelrollout.domain.routes import two_arms
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import Desired, Manifest, Owner
 from modelrollout.k8s.store import Store
@@ -174,7 +175,8 @@ def test_a_route_owned_by_someone_else_is_left_alone(
     who, spec = owner
     assert spec.traffic.gateway_api is not None
     foreign = build_route(
-        Owner(who.name, who.namespace, "another-uid"), spec.traffic.gateway_api, 80, 0
+        Owner(who.name, who.namespace, "another-uid"), spec.traffic.gateway_api, 80,
+        two_arms(who.name, 0),
     )
     foreign["metadata"].pop("ownerReferences")
     client.CustomObjectsApi(kube).create_namespaced_custom_object(
