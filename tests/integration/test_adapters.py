@@ -175,7 +175,9 @@ def test_a_route_owned_by_someone_else_is_left_alone(
     who, spec = owner
     assert spec.traffic.gateway_api is not None
     foreign = build_route(
-        Owner(who.name, who.namespace, "another-uid"), spec.traffic.gateway_api, 80,
+        Owner(who.name, who.namespace, "another-uid"),
+        spec.traffic.gateway_api,
+        80,
         two_arms(who.name, 0),
     )
     foreign["metadata"].pop("ownerReferences")
