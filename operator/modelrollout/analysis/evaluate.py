@@ -16,23 +16,11 @@ from modelrollout.analysis.counting import (
     MetricsSource,
 )
 from modelrollout.analysis.kinds import MEASURES
-from modelrollout.api import settings
 from modelrollout.api.v1alpha1 import Analysis, Signal, SignalResult
 from modelrollout.domain import signals, stats
-from modelrollout.domain.durations import parse_duration
 from modelrollout.domain.experiment import ArmSeen
 from modelrollout.domain.kinds import JUDGES, compare
 from modelrollout.domain.templating import TemplateError
-
-# The shortest period within which canary and stable are compared (docs/analysis.md): several
-# scrape intervals, so that every period holds samples of both arms' series.
-PERIOD_SECONDS = settings.PERIOD_SECONDS.number()
-
-
-def period_of(analysis: Analysis) -> float:
-    """How long each period compared like with like is: the interval, at least PERIOD_SECONDS."""
-    return max(parse_duration(analysis.interval), PERIOD_SECONDS)
-
 
 # Routers take a moment to apply a new weight everywhere; requests in flight meanwhile went by
 # the old one. The sample ratio window starts this long after the weight was seen on the route.

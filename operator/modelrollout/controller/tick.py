@@ -21,7 +21,6 @@ from modelrollout.analysis.counting import Context, MeasurementError
 from modelrollout.analysis.evaluate import (
     Evaluation,
     failed_everywhere,
-    period_of,
     unexpected,
 )
 from modelrollout.analysis.series import Credentials
@@ -53,6 +52,7 @@ from modelrollout.domain import experiment, lifecycle, outbox, routes
 from modelrollout.domain import monitor as watch
 from modelrollout.domain import revision as revisions
 from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
+from modelrollout.domain.durations import period_of
 from modelrollout.domain.experiment import ArmSeen
 from modelrollout.domain.lifecycle import REFUSED_CONDITION
 from modelrollout.domain.machine import (

@@ -32,7 +32,7 @@ from modelrollout.api.v1alpha1 import (
 )
 from modelrollout.domain import abn, stats
 from modelrollout.domain.conditions import with_condition
-from modelrollout.domain.durations import parse_duration
+from modelrollout.domain.durations import PERIOD_SECONDS, parse_duration, period_of
 
 Emit = Callable[[Literal["Normal", "Warning"], str, str], None]
 HISTORY_LENGTH = 10
@@ -322,9 +322,7 @@ def _maybe_reshare(spec: ModelRolloutSpec, s: ModelRolloutStatus, state: AbnStat
 
 
 def _period(spec: ModelRolloutSpec) -> float:
-    # the analysis's period (analysis/evaluate.period_of): the interval, at least 60 s
-    interval = parse_duration(spec.analysis.interval) if spec.analysis is not None else 60.0
-    return max(interval, 60.0)
+    return period_of(spec.analysis) if spec.analysis is not None else PERIOD_SECONDS
 
 
 def _won(s: ModelRolloutStatus, state: AbnStatus, name: str, seen: Seen) -> ModelRolloutStatus:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from modelrollout.analysis.evaluate import PERIOD_SECONDS, period_of
 from modelrollout.api.v1alpha1 import (
     AT_REST,
     ModelRolloutSpec,
@@ -23,6 +22,7 @@ from modelrollout.api.v1alpha1 import (
     SignalResult,
 )
 from modelrollout.domain import experiment
+from modelrollout.domain.durations import PERIOD_SECONDS, period_of
 from modelrollout.domain.experiment import ArmSeen
 from modelrollout.domain.machine import Observations, advance, evaluation_due, timestamp
 
