@@ -231,7 +231,7 @@ class Ticker:
             m.moved = False
             return 0.0
         in_flight = (status.canary is not None and status.phase in IN_FLIGHT) or (
-            status.abn is not None and status.abn.outcome == "Running"
+            experiment.under_way(status)
         )
         # a retraining's Job is read every poll while it runs (its outcome is no watch event),
         # and the sender's progress is recorded every poll while notices are pending
@@ -590,47 +590,53 @@ class Ticker:
         """An A/B/n phase under way: what is seen of each running candidate (Available, and
         when due, every signal against the champion) and the split in effect by revision."""
         owner, world = rollout.owner, desired_world(spec, status)
-        if status.abn is None or status.abn.outcome != "Running" or world is None:
+        if not experiment.under_way(status) or world is None:
             return {}, None
-        due = experiment.due(spec, status, now)
-        arms = {}
-        for arm in status.arms:
-            if arm.role != "challenger" or arm.state != "Running":
-                continue
-            available = self.cluster.available(owner, deployment_name(owner.name, arm.revision))
-            seen = self._evaluate_arm(rollout, spec, status, arm, now) if due and available \
-                else ArmSeen()  # fmt: skip
-            arms[arm.revision] = replace(seen, available=available)
+        running = [a for a in status.arms if a.role == "challenger" and a.state == "Running"]
+        available = {a.revision: self.cluster.available(owner, deployment_name(
+            owner.name, a.revision)) for a in running}  # fmt: skip
+        measured = [a for a in running if available[a.revision]]
+        seen = self._evaluate_arms(rollout, spec, status, measured, now) \
+            if experiment.due(spec, status, now) else {}  # fmt: skip
+        arms = {a.revision: replace(seen.get(a.revision, ArmSeen()),
+                                    available=available[a.revision]) for a in running}  # fmt: skip
         return arms, routes.shares(in_effect, owner.name, world)
 
-    def _evaluate_arm(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus,
-                      arm: ArmStatus, now: datetime) -> ArmSeen:  # fmt: skip
-        """One candidate against the champion, like a canary against the stable; every signal
-        an Error with the reason when nothing could be measured."""
-        analysis, champion = spec.analysis, status.stable
-        if analysis is None or champion is None or status.abn is None:
-            return ArmSeen()
+    def _evaluate_arms(self, rollout: Rollout, spec: ModelRolloutSpec, status: ModelRolloutStatus,
+                       arms: list[ArmStatus], now: datetime) -> dict[str, ArmSeen]:  # fmt: skip
+        """Each candidate against the champion, like a canary against the stable, with one read
+        of the credentials and one metrics source for all; every signal an Error with the
+        reason when nothing could be measured."""
+        analysis, champion, phase = spec.analysis, status.stable, status.abn
+        if analysis is None or champion is None or phase is None or not arms:
+            return {}
         at = timestamp(now)
+        champion_share = next((a.share for a in status.arms if a.role == "champion"), 0)
+        load = partial(self._reference, rollout.owner.namespace)
         try:
-            credentials = self._credentials(rollout.owner, spec)
-            source = self.sources(analysis.prometheus, credentials)
-            as_canary = status.edit(canary=RevisionRef(revision=arm.revision, version=arm.version))
+            source = self.sources(analysis.prometheus, self._credentials(rollout.owner, spec))
+        except Exception as error:
+            said = str(error) if isinstance(error, MeasurementError) else unexpected(error)
+            return {a.revision: ArmSeen(True, failed_everywhere(analysis, said, at)) for a in arms}
+        seen = {}
+        for arm in arms:
             # the sample-ratio check sees the pair: the candidate's share of what it and the
             # champion served is its share over both shares
-            champion_share = next((a.share for a in status.arms if a.role == "champion"), 0)
             pair = round(100 * arm.share / (arm.share + champion_share)) if arm.share else 0
+            as_canary = status.edit(canary=RevisionRef(revision=arm.revision, version=arm.version))
             context = Context(
                 values=_template_values(rollout.owner, spec, analysis.interval, as_canary),
                 canary_version=arm.version, stable_version=champion.version,
-                canary_since=_parse_time(status.abn.since, now), now=now, weight=pair,
+                canary_since=_parse_time(phase.since, now), now=now, weight=pair,
                 weight_since=_parse_time(status.step_started_at, now), at=at,
                 period=period_of(analysis),
             )  # fmt: skip
-            load = partial(self._reference, rollout.owner.namespace)
-            return Evaluation(source, context, load).arm(analysis)
-        except Exception as error:  # every signal says what went wrong
-            said = str(error) if isinstance(error, MeasurementError) else unexpected(error)
-            return ArmSeen(True, failed_everywhere(analysis, said, at))
+            try:
+                seen[arm.revision] = Evaluation(source, context, load).arm(analysis)
+            except Exception as error:  # every signal says what went wrong
+                said = str(error) if isinstance(error, MeasurementError) else unexpected(error)
+                seen[arm.revision] = ArmSeen(True, failed_everywhere(analysis, said, at))
+        return seen
 
     def _reference(self, namespace: str, ref: ConfigMapKeyRef) -> str:
         try:

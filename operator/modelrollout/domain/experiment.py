@@ -31,7 +31,7 @@ from modelrollout.api.v1alpha1 import (
     SignalResult,
 )
 from modelrollout.domain import abn, stats
-from modelrollout.domain.conditions import with_condition
+from modelrollout.domain.conditions import timestamp, with_condition
 from modelrollout.domain.durations import PERIOD_SECONDS, parse_duration, period_of
 
 Emit = Callable[[Literal["Normal", "Warning"], str, str], None]
@@ -86,15 +86,22 @@ def winner(s: ModelRolloutStatus) -> RevisionRef | None:
     return RevisionRef(revision=arm.revision, version=arm.version) if arm is not None else None
 
 
+def under_way(s: ModelRolloutStatus) -> bool:
+    """A phase runs (its candidates are routed, measured and judged every interval)."""
+    return s.abn is not None and s.abn.outcome == "Running"
+
+
+def _of(s: ModelRolloutStatus, candidates: Sequence[RevisionRef]) -> bool:
+    return s.abn is not None and s.abn.candidates == candidates_revision(candidates)
+
+
 def concluded(s: ModelRolloutStatus, candidates: Sequence[RevisionRef]) -> bool:
-    return s.abn is not None and s.abn.candidates == candidates_revision(candidates) and (
-        s.abn.outcome != "Running")  # fmt: skip
+    return _of(s, candidates) and not under_way(s)
 
 
 def running(s: ModelRolloutStatus, candidates: Sequence[RevisionRef]) -> bool:
-    """This set's phase is under way (measured and judged every interval)."""
-    return (s.abn is not None and s.abn.candidates == candidates_revision(candidates)
-            and s.abn.outcome == "Running")  # fmt: skip
+    """This set's phase is under way."""
+    return _of(s, candidates) and under_way(s)
 
 
 def start(s: ModelRolloutStatus, champion: RevisionRef, candidates: Sequence[RevisionRef], *,
@@ -121,8 +128,7 @@ def start(s: ModelRolloutStatus, champion: RevisionRef, candidates: Sequence[Rev
 def next_due(spec: ModelRolloutSpec, s: ModelRolloutStatus, now: datetime) -> list[datetime]:
     """When a running phase next wants a tick: its next evaluation, the next period boundary
     (a share may change there) and the end of its duration."""
-    if spec.analysis is None or spec.strategy.abn is None or s.abn is None or (
-            s.abn.outcome != "Running"):  # fmt: skip
+    if spec.analysis is None or spec.strategy.abn is None or s.abn is None or not under_way(s):
         return []
     since = datetime.fromisoformat(s.abn.since)
     interval = timedelta(seconds=parse_duration(spec.analysis.interval))
@@ -138,7 +144,7 @@ def next_due(spec: ModelRolloutSpec, s: ModelRolloutStatus, now: datetime) -> li
 
 def due(spec: ModelRolloutSpec, s: ModelRolloutStatus, now: datetime) -> bool:
     """The candidates are judged every analysis interval while the phase runs (not paused)."""
-    if spec.analysis is None or s.abn is None or s.abn.outcome != "Running":
+    if spec.analysis is None or s.abn is None or not under_way(s):
         return False
     if s.phase != "Progressing":
         return False
@@ -154,10 +160,10 @@ def step(spec: ModelRolloutSpec, s: ModelRolloutStatus, seen: Seen,
     """One tick of a running phase; when it ends, the candidates that did not win keep their
     pods for scaleDownDelay (the route still sends them what is in flight), then go."""
     after = _step(spec, s, seen, emit)
-    if after.abn is None or after.abn.outcome == "Running":
+    if after.abn is None or under_way(after):
         return after
     delay = timedelta(seconds=parse_duration(spec.scale_down_delay))
-    until = (seen.now + delay).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = timestamp(seen.now + delay)
     losers = {a.revision: ScaleDown(revision=a.revision, after=until,
                                     replicas=max(1, math.ceil(spec.replicas * a.share / 100)))
               for a in after.arms if a.role == "challenger" and a.state != "Won"}  # fmt: skip
@@ -385,5 +391,6 @@ __all__ = [
     "shares",
     "start",
     "step",
+    "under_way",
     "winner",
 ]

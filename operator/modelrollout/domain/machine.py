@@ -836,7 +836,7 @@ def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World |
     }
     replicas[status.stable.revision] = spec.replicas
     canary = status.canary
-    if status.abn is not None and status.abn.outcome == "Running" and canary is None:
+    if experiment.under_way(status) and canary is None:
         return _abn_world(spec, status, replicas)
     if canary is None or status.phase == "Promoted":
         return World(replicas, status.stable.revision, None, 0)

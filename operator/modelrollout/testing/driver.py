@@ -156,7 +156,7 @@ class SimulatedAbn:
             self.status = advance(self.spec, self.status, seen).status
             phase = self.status.abn
             gone = tuple(a.version for a in self.status.arms if a.state == "Eliminated")
-            if phase is not None and phase.outcome != "Running":
+            if phase is not None and not experiment.under_way(self.status):
                 return AbnDecision(phase.outcome, tick, phase.winner, gone)
             if self.status.phase == "Paused":
                 return AbnDecision("NoWinner", tick, None, gone)
