@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from modelrollout.api.crd import build_crd
+from modelrollout.testing import ledger
 from modelrollout.testing.cluster import LocalCluster
 from modelrollout.testing.manifests import (
     EXAMPLE_ROLLOUTS,
@@ -98,3 +101,46 @@ def test_a_name_too_long_for_the_services_it_derives_is_refused(
     # And 56 characters, the longest that works, is admitted
     code, err = _apply(cluster, namespace, rollout(name="f" * 56))
     assert code == 0, err
+
+
+def test_a_cohort_step_on_a_router_that_cannot_match_headers_is_refused(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    # Given the CRD rendered with the test-only ledger router plugged in (testing/ledger.py:
+    # weights only), installed under a group of its own beside the product's
+    group = "ledger.modelrollout.test"
+    plugged = build_crd(ledger.TRAFFIC, group=group)
+    name = plugged["metadata"]["name"]
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(plugged))
+    try:
+        cluster.established(name)
+
+        def on(traffic: dict[str, object], steps: list[dict[str, object]]) -> dict[str, Any]:
+            manifest: dict[str, Any] = rollout()
+            manifest["apiVersion"] = f"{group}/v1alpha1"
+            manifest["spec"]["traffic"] = traffic
+            manifest["spec"]["strategy"]["steps"] = steps
+            del manifest["spec"]["analysis"]
+            return manifest
+
+        cohort = [{"cohort": {"match": [{"headers": [{"name": "x-tier", "exact": "internal"}]}]}},
+                  {"setWeight": 20}]  # fmt: skip
+        # When a cohort step names the router that cannot match headers
+        code, err = _apply(cluster, namespace, on({"ledger": {}}, cohort))
+        # Then the API server refuses it, naming the router and the field
+        assert code != 0, "a cohort step on the ledger router was admitted"
+        assert "spec.strategy.steps[].cohort" in err, err
+        assert "traffic.ledger" in err, err
+        # And the same router with weights only is admitted, as is the cohort on gatewayAPI
+        code, err = _apply(cluster, namespace, on({"ledger": {}}, [{"setWeight": 20}]))
+        assert code == 0, err
+        gateway = {"gatewayAPI": {"parentRefs": [{"name": "public"}]}}
+        code, err = _apply(cluster, namespace, on(gateway, cohort))
+        assert code == 0, err
+        # And both routers at once are not
+        code, err = _apply(cluster, namespace, on({**gateway, "ledger": {}}, [{"setWeight": 20}]))
+        assert code != 0, "a rollout naming two routers was admitted"
+        assert "exactly one of gatewayAPI or ledger" in err, err
+    finally:
+        cluster.kubectl("delete", "-n", namespace, f"modelrollouts.{group}", "--all", check=False)
+        cluster.kubectl("delete", "crd", name, "--wait=false", check=False)

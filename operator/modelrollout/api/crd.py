@@ -21,7 +21,11 @@ from modelrollout.api.v1alpha1 import (
     VERSION,
     ModelRolloutSpec,
     ModelRolloutStatus,
+    RouterSpec,
+    capability_rules,
+    routers,
 )
+from modelrollout.api.v1alpha1.rules import exactly_one
 
 Schema = dict[str, Any]
 CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
@@ -88,13 +92,40 @@ def openapi_schema(model: type[Any]) -> Schema:
     return _structural(raw, defs)
 
 
-def build_crd() -> dict[str, Any]:
+def spec_schema(plugged: dict[str, type[RouterSpec]] | None = None) -> Schema:
+    """The spec's schema; with `plugged`, routers beside the product's (a test-only router, by
+    its key under spec.traffic): their fields, exactly one router in all, and the steps each
+    cannot express refused, as the product's own routers are (api/v1alpha1/traffic.py)."""
+    schema = openapi_schema(ModelRolloutSpec)
+    if not plugged:
+        return schema
+    traffic = schema["properties"]["traffic"]
+    for key, kind in plugged.items():
+        traffic["properties"][key] = openapi_schema(kind)
+    every = exactly_one("traffic", *routers(), *plugged)
+    traffic["x-kubernetes-validations"] = [
+        {"rule": every.cel, "message": every.message}
+        if v["message"].startswith("traffic needs exactly one")
+        else v
+        for v in traffic["x-kubernetes-validations"]
+    ]
+    schema["x-kubernetes-validations"] += [
+        dict(zip(("rule", "message", "fieldPath"), rule.entry(), strict=False))
+        for rule in capability_rules(plugged)
+    ]
+    return schema
+
+
+def build_crd(plugged: dict[str, type[RouterSpec]] | None = None, group: str = GROUP
+              ) -> dict[str, Any]:  # fmt: skip
+    """The CRD; `plugged` and another `group` for a test that installs it beside the product's
+    (the admission of a test-only router, tests/e2e/test_admission.py)."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "metadata": {"name": f"{PLURAL}.{group}"},
         "spec": {
-            "group": GROUP,
+            "group": group,
             "names": {
                 "kind": KIND,
                 "listKind": f"{KIND}List",
@@ -126,7 +157,7 @@ def build_crd() -> dict[str, Any]:
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
-                                "spec": openapi_schema(ModelRolloutSpec),
+                                "spec": spec_schema(plugged),
                                 "status": openapi_schema(ModelRolloutStatus),
                             },
                         }

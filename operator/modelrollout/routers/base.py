@@ -10,19 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol
 
+from modelrollout.api.v1alpha1 import Capability
 from modelrollout.domain.machine import World
 from modelrollout.domain.routes import Routes
-
-
-class Capability(StrEnum):
-    """What a router can do with requests, so that steps needing more are refused up front."""
-
-    WEIGHTS = "weights"  # split by percentage
-    HEADERS = "headers"  # send requests matching a header to the canary
-    MIRROR = "mirror"  # copy requests to the canary, answers discarded
 
 
 class RouterError(RuntimeError):
@@ -48,6 +40,8 @@ class Acceptance:
 
 
 class Router(Protocol):
+    # what it can express: its spec model's CAPABILITIES (api/v1alpha1/traffic.py), which
+    # admission checks the steps against
     capabilities: frozenset[Capability]
 
     def apply(self, routes: Routes) -> str | None:
@@ -63,3 +57,6 @@ class Router(Protocol):
     def shape(self, world: World) -> World:
         """The world as this router needs it (a replica-ratio router sizes the revisions by
         the weight and serves both from one Service); most routers leave it as it is."""
+
+
+__all__ = ["Acceptance", "Capability", "Router", "RouterError"]

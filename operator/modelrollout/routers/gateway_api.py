@@ -15,7 +15,7 @@ from modelrollout.domain.machine import World
 from modelrollout.domain.routes import Backend, HeaderRegex, Routes, Rule, canary_weight, two_arms
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Manifest, Owner
-from modelrollout.routers.base import Acceptance, Capability, RouterError
+from modelrollout.routers.base import Acceptance, RouterError
 
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
 CONFLICT_RETRIES = 5
@@ -115,7 +115,7 @@ def covers(current: object, desired: object) -> bool:
 
 
 class GatewayAPIRouter:
-    capabilities = frozenset({Capability.WEIGHTS, Capability.HEADERS, Capability.MIRROR})
+    capabilities = GatewayAPITraffic.CAPABILITIES
 
     def __init__(
         self, cluster: KubeCluster, owner: Owner, traffic: GatewayAPITraffic, port: int

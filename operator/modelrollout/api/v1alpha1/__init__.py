@@ -301,13 +301,25 @@ from modelrollout.api.v1alpha1.strategy import (
     Strategy as Strategy,
 )
 from modelrollout.api.v1alpha1.traffic import (
+    Capability as Capability,
+)
+from modelrollout.api.v1alpha1.traffic import (
     GatewayAPITraffic as GatewayAPITraffic,
 )
 from modelrollout.api.v1alpha1.traffic import (
     ParentRef as ParentRef,
 )
 from modelrollout.api.v1alpha1.traffic import (
+    RouterSpec as RouterSpec,
+)
+from modelrollout.api.v1alpha1.traffic import (
     Traffic as Traffic,
+)
+from modelrollout.api.v1alpha1.traffic import (
+    capability_rules as capability_rules,
+)
+from modelrollout.api.v1alpha1.traffic import (
+    routers as routers,
 )
 from modelrollout.api.v1alpha1.workload import (
     MAX_NAME_LENGTH as MAX_NAME_LENGTH,

@@ -11,7 +11,7 @@ from modelrollout.api.v1alpha1.lifecycle import Bake, Fallback, Monitor
 from modelrollout.api.v1alpha1.notifications import Notifications
 from modelrollout.api.v1alpha1.rules import DURATION_PATTERN, Rule, Ruled, ruled
 from modelrollout.api.v1alpha1.strategy import Strategy
-from modelrollout.api.v1alpha1.traffic import Traffic
+from modelrollout.api.v1alpha1.traffic import Traffic, capability_rules, routers
 from modelrollout.api.v1alpha1.workload import (
     Challenger,
     LabelSelector,
@@ -104,6 +104,8 @@ class ModelRolloutSpec(Ruled):
              _objective,
              "spec.challengers needs a compare signal in analysis.signals: the first one is "
              "the objective the winner must be better on", ".challengers"),
+        # a step the spec's router cannot express (api/v1alpha1/traffic.py): none today
+        *capability_rules(routers()),
     )  # fmt: skip
     model_config = ConfigDict(json_schema_extra=ruled(*RULES))
     replicas: int = Field(default=1, ge=1, le=1000)
