@@ -1,6 +1,8 @@
 """Cohorts: one declared semantics (a list is OR, an item is AND, regexes anchored at both ends),
 compiled to header regexes the router writes, a cookie to the Cookie header; a cohort step counts
-once the route carries its rule, and the rule is gone when the rollout ends."""
+once the route carries its rule, and the rule is gone when the rollout ends. Sticky buckets: a
+key's last two hex digits choose its bucket, treatment to the canary and control to the stable,
+both stamped with their arm."""
 
 from __future__ import annotations
 
@@ -11,8 +13,15 @@ import pytest
 from pydantic import ValidationError
 from test_domain_machine import V1, V2, Rollout, make_spec, passing
 
-from modelrollout.api.v1alpha1 import Cohort, GatewayAPITraffic
-from modelrollout.domain.cohorts import HeaderRegex, compile_cohort
+from modelrollout.api.v1alpha1 import Buckets, Cohort, GatewayAPITraffic
+from modelrollout.domain.cohorts import (
+    ARM_HEADER,
+    HeaderRegex,
+    bucket_counts,
+    bucket_matches,
+    bucket_of,
+    compile_cohort,
+)
 from modelrollout.domain.machine import desired_world
 from modelrollout.domain.routes import routes_of
 from modelrollout.k8s.owner import Owner
@@ -112,3 +121,61 @@ def test_a_cohort_step_counts_once_the_route_carries_it_and_the_rule_goes_at_the
     assert status.phase == "Promoted"
     assert world is not None
     assert world.cohort is None
+
+
+BUCKETS = {"buckets": {"key": "x-user-id", "treatment": 25, "control": 25}}
+
+
+@pytest.mark.parametrize(("treatment", "control"), [(25, 25), (1, 1), (50, 50), (10, 30), (7, 1)])
+def test_a_key_falls_in_the_treatment_or_control_buckets_by_its_last_two_hex_digits(
+    treatment: int, control: int
+) -> None:
+    buckets = Buckets(key="x-user-id", treatment=treatment, control=control)
+    ((on_treatment,),), ((on_control,),) = bucket_matches(buckets)
+    t, c = bucket_counts(buckets)
+    assert (t, c) == (max(1, round(2.56 * treatment)), max(1, round(2.56 * control)))
+    for value in range(256):
+        for key in (f"5f0e{value:02x}", f"5F0E{value:02X}"):
+            assert bucket_of(key) == value
+            # the whole value, anchored, as the gateway reads it (a search, like Traefik)
+            assert matches(on_treatment, key) == (value < t), key
+            assert matches(on_control, key) == (t <= value < t + c), key
+    assert not matches(on_treatment, "user-zz")  # no hex digits last: no bucket
+    assert bucket_of("user-zz") is None
+
+
+def test_a_cohort_has_either_a_match_or_buckets() -> None:
+    with pytest.raises(ValidationError, match="exactly one of match or buckets"):
+        Cohort.model_validate({**INTERNAL, **BUCKETS})
+    with pytest.raises(ValidationError, match="exactly one of match or buckets"):
+        Cohort.model_validate({})
+    with pytest.raises(ValidationError):
+        Cohort.model_validate({"buckets": {"key": "x-user-id", "treatment": 60, "control": 5}})
+
+
+def test_buckets_route_treatment_to_the_canary_and_control_to_the_stable_stamped() -> None:
+    spec = make_spec([{"setWeight": 0}, {"cohort": BUCKETS}, {"pause": {}}])
+    r = Rollout(spec)
+    r.tick(V1)
+    r.tick(V2)
+    r.tick(V2, weight=0)  # at the cohort step
+    world = desired_world(spec, r.status)
+    assert world is not None
+    assert world.versions == ("v1", "v2")
+    plan = routes_of("fraud-detector", world)
+    treatment, control, rest = plan.rules
+    assert [(b.service, b.weight) for b in treatment.backends] == [("fraud-detector-canary", 100)]
+    assert treatment.stamp == "v2"
+    assert treatment.matches == compile_cohort(Cohort.model_validate(BUCKETS))
+    assert [(b.service, b.weight) for b in control.backends] == [("fraud-detector-stable", 100)]
+    assert control.stamp == "v1"
+    assert rest.stamp is None
+    assert rest.matches == ()
+    # The route carries the stamps as a RequestHeaderModifier, and reads them back
+    traffic = GatewayAPITraffic.model_validate({"parentRefs": [{"name": "public"}]})
+    route = build_route(Owner("fraud-detector", "ml", "uid"), traffic, 80, plan)
+    assert route["spec"]["rules"][0]["filters"] == [{
+        "type": "RequestHeaderModifier",
+        "requestHeaderModifier": {"set": [{"name": ARM_HEADER, "value": "v2"}]}}]  # fmt: skip
+    assert "filters" not in route["spec"]["rules"][2]
+    assert routes_of_route(route) == plan

@@ -140,3 +140,71 @@ def test_the_canarys_requests_in_the_step_are_counted_by_the_sample_ratio_select
     # no series for either arm, or the check disabled: not counted, as the sample ratio check
     assert served({}) is None
     assert served({requests("v2"): {"": 42.0}}, enabled=False) is None
+
+
+class ArmSource(FakeSource):
+    """Counter increases by rendered selector and by the `arm` label a bucket rule stamps
+    ("" for requests no rule stamped), summed as Prometheus sums them when `by` is not asked."""
+
+    def increases(self, selector: str, since: datetime, now: datetime, by: str | None = None,
+                  *, every: float | None = None) -> Increases:  # fmt: skip
+        self.asked.append(selector)
+        by_arm = self.series.get(selector)
+        if by_arm is None:
+            return Increases({}, periods={})
+        counted = dict(by_arm) if by == "arm" else {"": sum(by_arm.values())}
+        return Increases(counted, periods={k: [v] for k, v in counted.items()})
+
+
+def split_checks(series: dict[str, dict[str, float]], *, weight: int = 40,
+                 buckets: tuple[int, int] | None = (64, 64)) -> dict[str, Any]:  # fmt: skip
+    context = Context(values={"model": "fraud"}, canary_version="v2", stable_version="v1",
+                      canary_since=NOW - timedelta(seconds=600), now=NOW, weight=weight,
+                      weight_since=NOW - timedelta(seconds=300), at="t",
+                      buckets=buckets)  # fmt: skip
+    analysis = Analysis.model_validate({"prometheus": {"address": "http://p"}, "signals": [],
+                                        "sampleRatio": {"requests": requests_selector()}})  # fmt: skip
+    results = Evaluation(cast(Prometheus, ArmSource(series)), context, lambda _: "").run(analysis)
+    return {r.name: r for r in results}
+
+
+def requests_selector() -> str:
+    return 'model_requests_total{model="{{ model }}",version="{{ version }}"}'
+
+
+def test_sticky_buckets_get_their_own_sample_ratio_check_on_stamped_requests() -> None:
+    # Treatment and control buckets of equal size, stamped with their arm's version
+    judged = split_checks({requests("v2"): {"v2": 500.0, "": 400.0},
+                           requests("v1"): {"v1": 520.0, "": 600.0}})  # fmt: skip
+    assert judged["sample-ratio-buckets"].verdict == "Pass"
+    assert judged["sample-ratio-buckets"].samples is not None
+    assert judged["sample-ratio-buckets"].samples.canary == 500
+    # the weighted check counts only the requests no bucket rule took: 400 against 600 at 40%
+    assert judged["sample-ratio"].verdict == "Pass"
+    assert judged["sample-ratio"].samples is not None
+    assert (judged["sample-ratio"].samples.canary, judged["sample-ratio"].samples.stable) == (
+        400, 600)  # fmt: skip
+
+
+def test_a_bucket_pair_whose_split_disagrees_with_its_sizes_fails_its_check() -> None:
+    judged = split_checks({requests("v2"): {"v2": 800.0, "": 400.0},
+                           requests("v1"): {"v1": 200.0, "": 600.0}})  # fmt: skip
+    assert judged["sample-ratio-buckets"].verdict == "Error"
+    assert "treatment buckets got 80.00% of 1000 stamped requests" in str(
+        judged["sample-ratio-buckets"].message)  # fmt: skip
+    assert judged["sample-ratio"].verdict == "Pass"  # the weighted split is still right
+
+
+def test_buckets_of_unequal_sizes_are_judged_by_their_sizes_whatever_the_weight() -> None:
+    # 10% treatment (26 buckets) against 30% control (77), while the weight is 0
+    judged = split_checks({requests("v2"): {"v2": 252.0}, requests("v1"): {"v1": 748.0, "": 9e3}},
+                          weight=0, buckets=(26, 77))  # fmt: skip
+    assert judged["sample-ratio-buckets"].verdict == "Pass"
+    assert judged["sample-ratio-buckets"].bound == 26 / 103
+    assert "sample-ratio" not in judged  # a weight of 0 splits nothing
+    # without buckets in effect, no bucket check, and the weighted check counts every request
+    judged = split_checks({requests("v2"): {"v2": 500.0, "": 400.0},
+                           requests("v1"): {"v1": 500.0, "": 600.0}}, buckets=None)  # fmt: skip
+    assert "sample-ratio-buckets" not in judged
+    assert judged["sample-ratio"].samples is not None
+    assert judged["sample-ratio"].samples.canary == 900

@@ -53,6 +53,8 @@ class Context:
     baseline: tuple[datetime, datetime] | None = None
     # When the current step began: the canary's requests are counted from then (Evaluation.served).
     step_since: datetime | None = None
+    # Sticky buckets in effect: how many are treatment and control (cohorts.bucket_counts).
+    buckets: tuple[int, int] | None = None
 
 
 class Counting:

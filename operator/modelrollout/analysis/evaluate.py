@@ -16,7 +16,7 @@ from modelrollout.analysis.counting import (
     MetricsSource,
 )
 from modelrollout.analysis.kinds import MEASURES
-from modelrollout.api.v1alpha1 import Analysis, Signal, SignalResult
+from modelrollout.api.v1alpha1 import Analysis, SampleRatio, Signal, SignalResult
 from modelrollout.domain import signals, stats
 from modelrollout.domain.experiment import ArmSeen
 from modelrollout.domain.kinds import JUDGES, compare
@@ -25,6 +25,9 @@ from modelrollout.domain.templating import TemplateError
 # Routers take a moment to apply a new weight everywhere; requests in flight meanwhile went by
 # the old one. The sample ratio window starts this long after the weight was seen on the route.
 SETTLE = timedelta(seconds=10)
+# The label of the request counter that carries the arm a bucket rule stamped on the request
+# (cohorts.ARM_HEADER's value, copied by the model server; "" or absent: not stamped).
+ARM = "arm"
 
 
 class Evaluation:
@@ -36,8 +39,7 @@ class Evaluation:
 
     def run(self, analysis: Analysis) -> list[SignalResult]:
         results = [self._one(signal)[0] for signal in analysis.signals]
-        ratio = self._sample_ratio(analysis)
-        return [*results, ratio] if ratio is not None else results
+        return [*results, *self._sample_ratio(analysis)]
 
     def arm(self, analysis: Analysis) -> ArmSeen:
         """An A/B/n candidate (the context's canary) against the champion (its stable): every
@@ -51,8 +53,7 @@ class Evaluation:
             results.append(judged)
             if signal.name == first and signal.compare is not None and measured is not None:
                 objective = compare.advantage(signal.compare, measured)
-        ratio = self._sample_ratio(analysis)
-        return ArmSeen(True, [*results, ratio] if ratio is not None else results, objective)
+        return ArmSeen(True, [*results, *self._sample_ratio(analysis)], objective)
 
     def _one(self, signal: Signal) -> tuple[SignalResult, Any]:
         try:
@@ -77,17 +78,27 @@ class Evaluation:
         judged = judge(signal.name, spec, measured, self.c.at, self.c.plans.get(signal.name))
         return signals.gathering(judged, counting.matched), measured
 
-    def _sample_ratio(self, analysis: Analysis) -> SignalResult | None:
+    def _sample_ratio(self, analysis: Analysis) -> list[SignalResult]:
+        """The split checks: the weight's, on the requests no bucket rule stamped, and the sticky
+        buckets' own (treatment against control, on stamped requests), when buckets are in
+        effect. A check that cannot be counted is its own Error."""
         check = analysis.sample_ratio
-        if not check.enabled or self.c.weight_since is None or not 0 < self.c.weight < 100:
+        if not check.enabled or self.c.canary_version == self.c.stable_version:
+            return []
+        judged = [self._weighted(check), self._bucketed(check)]
+        return [r for r in judged if r is not None]
+
+    def _weighted(self, check: SampleRatio) -> SignalResult | None:
+        if self.c.weight_since is None or not 0 < self.c.weight < 100:
             return None
         since = self.c.weight_since + SETTLE
-        if since >= self.c.now or self.c.canary_version == self.c.stable_version:
+        if since >= self.c.now:
             return None
         counting = Counting(self.source, self.c, self.load_reference)
+        by = ARM if self.c.buckets is not None else None  # bucket requests are not split
         try:
-            canary = counting.increases(check.requests, self.c.canary_version, since=since)
-            stable = counting.increases(check.requests, self.c.stable_version, since=since)
+            canary = counting.increases(check.requests, self.c.canary_version, by, since=since)
+            stable = counting.increases(check.requests, self.c.stable_version, by, since=since)
             return signals.judge_sample_ratio(
                 check, canary.get(""), stable.get(""), self.c.weight, self.c.at
             )
@@ -95,6 +106,21 @@ class Evaluation:
             return signals.error(signals.SAMPLE_RATIO, "sampleRatio", str(error), self.c.at)
         except Exception as error:
             return signals.error(signals.SAMPLE_RATIO, "sampleRatio", unexpected(error), self.c.at)
+
+    def _bucketed(self, check: SampleRatio) -> SignalResult | None:
+        if self.c.buckets is None:
+            return None
+        counting = Counting(self.source, self.c, self.load_reference)
+        canary, stable = self.c.canary_version, self.c.stable_version
+        try:
+            treatment = counting.increases(check.requests, canary, ARM).get(canary)
+            control = counting.increases(check.requests, stable, ARM).get(stable)
+            return signals.judge_bucket_ratio(check, treatment, control, self.c.buckets,
+                                              self.c.at)  # fmt: skip
+        except (MeasurementError, TemplateError, ValueError) as error:
+            return signals.error(signals.BUCKET_RATIO, "sampleRatio", str(error), self.c.at)
+        except Exception as error:
+            return signals.error(signals.BUCKET_RATIO, "sampleRatio", unexpected(error), self.c.at)
 
     def served(self, analysis: Analysis) -> float | None:
         """Requests the canary served since the step began, by the sample ratio's selector;

@@ -51,6 +51,7 @@ from modelrollout.controller.ports import (
 from modelrollout.domain import experiment, lifecycle, outbox, routes
 from modelrollout.domain import monitor as watch
 from modelrollout.domain import revision as revisions
+from modelrollout.domain.cohorts import bucket_counts
 from modelrollout.domain.commands import COMMAND_ANNOTATION, decode
 from modelrollout.domain.durations import period_of
 from modelrollout.domain.experiment import ArmSeen
@@ -60,6 +61,7 @@ from modelrollout.domain.machine import (
     Event,
     Observations,
     World,
+    cohort_in_effect,
     desired_world,
     evaluation_due,
     next_due,
@@ -577,6 +579,7 @@ class Ticker:
                 period=period_of(analysis),
                 plans=plans(spec, status, now),
                 step_since=_parse_time(status.step_started_at, now),
+                buckets=_buckets(spec, status),
             )
             load = partial(self._reference, rollout.owner.namespace)
             evaluation = Evaluation(source, context, load)
@@ -745,6 +748,12 @@ def _retry_at(status: ModelRolloutStatus) -> datetime | None:
     r = status.retraining
     c = r.current if r is not None else None
     return datetime.fromisoformat(c.retry_at) if c is not None and c.retry_at else None
+
+
+def _buckets(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> tuple[int, int] | None:
+    """The sticky buckets in effect (treatment, control), for their sample-ratio check."""
+    cohort = cohort_in_effect(spec, status)
+    return None if cohort is None or cohort.buckets is None else bucket_counts(cohort.buckets)
 
 
 def _parse_time(text: str | None, default: datetime) -> datetime:

@@ -821,6 +821,8 @@ class World:
     arms: tuple[tuple[str, int], ...] = ()
     # requests matching the cohort in effect go to the canary, whatever its weight
     cohort: Cohort | None = None
+    # the stable's and the canary's model versions, which bucket rules stamp on requests
+    versions: tuple[str, str] | None = None
 
 
 def canary_replicas(total: int, weight: int) -> int:
@@ -848,7 +850,8 @@ def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World |
         spec.replicas if full else canary_replicas(spec.replicas, status.canary_weight)
     )
     return World(replicas, status.stable.revision, canary.revision, status.canary_weight,
-                 cohort=cohort_in_effect(spec, status))  # fmt: skip
+                 cohort=cohort_in_effect(spec, status),
+                 versions=(status.stable.version, canary.version))  # fmt: skip
 
 
 def cohort_in_effect(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> Cohort | None:

@@ -3,15 +3,17 @@ rules, first match wins, each with weighted backends (Services). A router compil
 objects and reads back the plan in effect; nothing is issued as a one-shot action, so a restart
 renders the same plan again and loses nothing.
 
-Today one rule without a match: the stable and canary Services (two arms), or in an A/B/n phase
-the champion and each candidate. Cohorts (header, cookie and bucket matches) add rules before it.
+One rule without a match: the stable and canary Services (two arms), or in an A/B/n phase the
+champion and each candidate. Cohorts add rules before it: a header or cookie cohort's to the
+canary; sticky buckets' treatment rule to the canary and control rule to the stable, each
+stamping its arm's version on the requests it takes (cohorts.ARM_HEADER).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelrollout.domain.cohorts import HeaderRegex, Matches, compile_cohort
+from modelrollout.domain.cohorts import HeaderRegex, Matches, bucket_matches, compile_cohort
 from modelrollout.domain.machine import World
 from modelrollout.domain.revision import arm_service, canary_service, stable_service
 
@@ -30,6 +32,8 @@ class Rule:
 
     backends: tuple[Backend, ...]
     matches: Matches = ()
+    # the version stamped on the requests it takes (cohorts.ARM_HEADER), for bucket rules
+    stamp: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,14 @@ def routes_of(rollout: str, world: World) -> Routes:
         plan = two_arms(rollout, world.weight)
         if world.cohort is None or world.canary is None:
             return plan
-        cohort = Rule((Backend(canary_service(rollout), 100),), compile_cohort(world.cohort))
-        return Routes((cohort, *plan.rules))
+        if world.cohort.buckets is None:
+            cohort = Rule((Backend(canary_service(rollout), 100),), compile_cohort(world.cohort))
+            return Routes((cohort, *plan.rules))
+        stable, canary = world.versions or (None, None)
+        treatment, control = bucket_matches(world.cohort.buckets)
+        return Routes((Rule((Backend(canary_service(rollout), 100),), treatment, canary),
+                       Rule((Backend(stable_service(rollout), 100),), control, stable),
+                       *plan.rules))  # fmt: skip
     return Routes((Rule(tuple(Backend(service_of(rollout, world, revision), weight)
                               for revision, weight in world.arms)),))  # fmt: skip
 

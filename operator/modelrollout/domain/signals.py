@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from modelrollout.api.v1alpha1 import (
@@ -132,6 +132,8 @@ class Segments:
 
 
 SAMPLE_RATIO = "sample-ratio"
+# Sticky buckets' own check: the treatment buckets' stamped requests against the control's.
+BUCKET_RATIO = "sample-ratio-buckets"
 
 
 def judge_sample_ratio(settings: SampleRatio, canary: float | None, stable: float | None,
@@ -139,22 +141,50 @@ def judge_sample_ratio(settings: SampleRatio, canary: float | None, stable: floa
     """Is the traffic split real? None when there is nothing to judge: no request counter is
     exported for either arm (None: no series; the check is skipped, analysis.md), no traffic
     counted yet, or a weight of 0 or 100. A mismatch is an Error, never a pass."""
+    if not 0 < weight < 100:
+        return None
+
+    def shown(share: float, total: float) -> str:
+        return f"canary got {share:.2%} of {int(total)} requests for a weight of {weight}%"
+
+    return _judge_split(settings, SAMPLE_RATIO, canary, stable, expected=weight / 100, at=at,
+                        shown=shown)  # fmt: skip
+
+
+def judge_bucket_ratio(settings: SampleRatio, treatment: float | None, control: float | None,
+                       buckets: tuple[int, int], at: str) -> SignalResult | None:  # fmt: skip
+    """Do the treatment and control buckets get what their sizes say? Both are a fixed share of
+    the keys, so the treatment's share of the two is t / (t + c) whatever the weight; a bucket
+    rule the gateway does not apply, or a key that is not uniform, shows as a mismatch."""
+    t, c = buckets
+
+    def shown(share: float, total: float) -> str:
+        return (f"treatment buckets got {share:.2%} of {int(total)} stamped requests for "
+                f"{t} buckets against {c} of control")  # fmt: skip
+
+    return _judge_split(settings, BUCKET_RATIO, treatment, control, expected=t / (t + c),
+                        at=at, shown=shown)  # fmt: skip
+
+
+def _judge_split(settings: SampleRatio, name: str, canary: float | None, stable: float | None,
+                 *, expected: float, at: str, shown: Callable[[float, float], str],
+                 ) -> SignalResult | None:  # fmt: skip
     if canary is None and stable is None:
         return None
     canary, stable = canary or 0.0, stable or 0.0
     total = canary + stable
-    if total < max(settings.min_samples, 1) or not 0 < weight < 100:
+    if total < max(settings.min_samples, 1):
         return None
-    test = stats.sample_ratio(canary, stable, weight / 100)
+    test = stats.sample_ratio(canary, stable, expected)
     numbers: dict[str, object] = {
-        "value": test.statistic, "bound": weight / 100, "p_value": test.p_value,
+        "value": test.statistic, "bound": expected, "p_value": test.p_value,
         "samples": arm_samples(canary, stable),
     }  # fmt: skip
-    shown = f"canary got {test.statistic:.2%} of {int(total)} requests for a weight of {weight}%"
+    said = shown(test.statistic, total)
     if test.p_value < settings.p_value:
         message = (
-            f"sample ratio mismatch: {shown} (always-valid p={test.p_value:.2g}); the router "
+            f"sample ratio mismatch: {said} (always-valid p={test.p_value:.2g}); the router "
             "is not splitting traffic as the route says"
         )
-        return result(SAMPLE_RATIO, "sampleRatio", "Error", at, **numbers, message=message)
-    return result(SAMPLE_RATIO, "sampleRatio", "Pass", at, **numbers, message=shown)
+        return result(name, "sampleRatio", "Error", at, **numbers, message=message)
+    return result(name, "sampleRatio", "Pass", at, **numbers, message=said)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from modelrollout.api.v1alpha1 import GatewayAPITraffic, ModelRolloutSpec
+from modelrollout.domain.cohorts import ARM_HEADER
 from modelrollout.domain.machine import World
 from modelrollout.domain.routes import Backend, HeaderRegex, Routes, Rule, canary_weight, two_arms
 from modelrollout.k8s.cluster import KubeCluster
@@ -83,7 +84,19 @@ def _rule(rule: Rule, port: int) -> Manifest:
         out["matches"] = [{"headers": [{"type": "RegularExpression", "name": h.name,
                                         "value": h.regex} for h in alternative]}
                           for alternative in rule.matches]  # fmt: skip
+    if rule.stamp is not None:
+        out["filters"] = [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
+            "set": [{"name": ARM_HEADER, "value": rule.stamp}]}}]  # fmt: skip
     return out
+
+
+def _stamp(rule: Manifest) -> str | None:
+    """The arm a rule stamps on its requests (a RequestHeaderModifier setting ARM_HEADER)."""
+    for f in rule.get("filters") or []:
+        for header in (f.get("requestHeaderModifier") or {}).get("set") or []:
+            if str(header.get("name", "")).lower() == ARM_HEADER:
+                return str(header.get("value", ""))
+    return None
 
 
 def routes_of_route(route: Manifest) -> Routes:
@@ -93,7 +106,8 @@ def routes_of_route(route: Manifest) -> Routes:
                    for b in rule.get("backendRefs") or []),
              tuple(tuple(HeaderRegex(str(h.get("name", "")), str(h.get("value", "")))
                          for h in m.get("headers") or [])
-                   for m in rule.get("matches") or [] if m.get("headers")))
+                   for m in rule.get("matches") or [] if m.get("headers")),
+             _stamp(rule))
         for rule in (route.get("spec") or {}).get("rules") or []))  # fmt: skip
 
 

@@ -391,4 +391,13 @@ INVALID: list[Invalid] = [
             _set("spec.strategy.steps.0", {"cohort": {"match": [{"headers": [
                 {"name": "x group", "exact": "a"}]}]}}),
             "spec.strategy.steps[0].cohort.match[0].headers[0].name"),
+    Invalid("a cohort with both a match and buckets",
+            _set("spec.strategy.steps.0", {"cohort": {
+                "match": [{"headers": [{"name": "x-group", "exact": "a"}]}],
+                "buckets": {"key": "x-user-id", "treatment": 10, "control": 10}}}),
+            "spec.strategy.steps[0].cohort"),
+    Invalid("treatment buckets above half of them",
+            _set("spec.strategy.steps.0", {"cohort": {
+                "buckets": {"key": "x-user-id", "treatment": 60, "control": 10}}}),
+            "spec.strategy.steps[0].cohort.buckets.treatment"),
 ]  # fmt: skip

@@ -3,7 +3,8 @@ tens of milliseconds):
 
 - `serve`: an HTTP server on $POD_IP:$PORT (8080) that answers every GET with the pod's name and
   model version as JSON and an `X-Served-By` header, and counts what it served on /metrics as
-  `model_requests_total{model, version, code}` (what the sample-ratio check reads), for Prometheus;
+  `model_requests_total{model, version, code, arm}` (what the sample-ratio checks read; `arm`: the
+  x-modelrollout-arm header a bucket rule stamped on the request, "" for none), for Prometheus;
   with $FAIL_DIR set, it answers 500 to every request while a file named after its version is
   there (a test degrades a model that is already serving, without a new revision); with
   $EXIT_AFTER set, it serves that many seconds, says so in its termination message and exits 1
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ECHO, CRASH, JOB = "example/echo", "example/crash", "example/job"
+ARM_HEADER = "x-modelrollout-arm"  # domain/cohorts.py's, not imported: this file must start fast
 MODEL = "example/model"  # the model server of the test manifests (manifests.rollout): an echo
 
 
@@ -52,7 +54,7 @@ def serve() -> None:
     pod, version = os.environ.get("HOSTNAME", "?"), os.environ.get("MODEL_VERSION", "")
     model = os.environ.get("MODEL_NAME", "")
     switch = Path(os.environ["FAIL_DIR"], version) if os.environ.get("FAIL_DIR") else None
-    served = {"200": 0, "500": 0}
+    served = {("200", ""): 0, ("500", ""): 0}  # by code and the arm stamped on the request
     lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -66,18 +68,18 @@ def serve() -> None:
                 with lock:
                     lines = [
                         f'model_requests_total{{model="{model}",version="{version}",'
-                        f'code="{code}"}} {count}\n'
-                        for code, count in served.items()
+                        f'code="{code}",arm="{arm}"}} {count}\n'
+                        for (code, arm), count in served.items()
                     ]
                 self._send("".join(lines), "text/plain; version=0.0.4")
                 return
-            code = 200
+            code, arm = 200, self.headers.get(ARM_HEADER, "")
             if self.path not in ("/healthz", "/ready"):
                 code = 500 if switch is not None and switch.exists() else 200
                 with lock:
-                    served[str(code)] += 1
-            self._send(json.dumps({"pod": pod, "version": version, "path": self.path}),
-                       "application/json", code)  # fmt: skip
+                    served[(str(code), arm)] = served.get((str(code), arm), 0) + 1
+            self._send(json.dumps({"pod": pod, "version": version, "path": self.path,
+                                   "arm": arm}), "application/json", code)  # fmt: skip
 
         def _send(self, body: str, kind: str, code: int = 200) -> None:
             data = body.encode()

@@ -286,7 +286,13 @@ from modelrollout.api.v1alpha1.status import (
 from modelrollout.api.v1alpha1.status import (
     Verdict as Verdict,
 )
+from modelrollout.api.v1alpha1.strategy import (
+    BUCKETS as BUCKETS,
+)
 from modelrollout.api.v1alpha1.strategy import Abn as Abn
+from modelrollout.api.v1alpha1.strategy import (
+    Buckets as Buckets,
+)
 from modelrollout.api.v1alpha1.strategy import Cohort as Cohort
 from modelrollout.api.v1alpha1.strategy import (
     Duration as Duration,

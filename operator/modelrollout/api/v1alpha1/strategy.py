@@ -70,11 +70,32 @@ class CohortMatch(Ruled):
     cookies: list[CookieMatch] = Field(default_factory=list, max_length=1)
 
 
-class Cohort(Model):
-    """From this step until the rollout ends, requests that match (any item of `match`: OR) go
-    to the canary, whatever its weight; the others are split by the weight."""
+# Sticky buckets: a key's bucket is the value of its last two hex digits (0-255).
+BUCKETS = 256
 
-    match: list[CohortMatch] = Field(min_length=1, max_length=8)
+
+class Buckets(Model):
+    """Sticky randomised buckets: the value of the `key` header (a user id) falls in one of
+    256 buckets by its last two hex digits; the first `treatment` percent of the buckets go to
+    the canary, the next `control` percent to the stable, and both are stamped with their arm
+    (x-modelrollout-arm) so telemetry and labels follow it; the rest is split by the weight.
+    The gateway cannot hash, so the key must be uniform in its last two hex digits (a UUID, a
+    hash of the user id); a key of another form lands in no bucket."""
+
+    key: str = Field(pattern=HTTP_NAME_PATTERN, max_length=256)
+    treatment: int = Field(ge=1, le=50)
+    control: int = Field(ge=1, le=50)
+
+
+class Cohort(Ruled):
+    """From this step until the rollout ends, requests that match (any item of `match`: OR) go
+    to the canary, whatever its weight, the others are split by the weight; or, with `buckets`,
+    a key's treatment and control buckets go to the canary and the stable, stamped."""
+
+    RULES = (exactly_one("a cohort", "match", "buckets"),)
+    model_config = ConfigDict(json_schema_extra=ruled(*RULES))
+    match: list[CohortMatch] | None = Field(default=None, min_length=1, max_length=8)
+    buckets: Buckets | None = None
 
 
 class Duration(Model):
