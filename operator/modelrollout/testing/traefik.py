@@ -94,6 +94,10 @@ class Traefik(StartStop):
         """`send` to this gateway, from inside its network namespace when it has one."""
         return send(self.url, host, count, network=self.network, **options)
 
+    def exchange(self, host: str, asks: list[Ask], **options: Any) -> list[tuple[str, str]]:
+        """`exchange` with this gateway, from inside its network namespace when it has one."""
+        return exchange(self.url, host, asks, network=self.network, **options)
+
     def manifests(self, namespace: str) -> list[dict[str, Any]]:
         """The GatewayClass `traefik` and the Gateway `public` in `namespace`, listening on the
         entry point (Traefik matches a listener to the entry point with its port)."""
@@ -126,10 +130,22 @@ def send(
     status (an answer that was not a pod's, e.g. the gateway's 404 or 503, by status code; an
     answer cut off or a connection closed, as `broken: <error>`).
     Given the gateway's `network`, the connections are made inside it (no relay between)."""
+    asks = [(paths[i % len(paths)], headers or {}) for i in range(count)]
+    answers = exchange(url, host, asks, connections=connections, network=network)
+    return Counter(version for version, _ in answers)
+
+
+Ask = tuple[str, dict[str, str]]  # a path and the request's headers
+
+
+def exchange(url: str, host: str, asks: list[Ask], *, connections: int = 4,
+             network: Network | None = None) -> list[tuple[str, str]]:  # fmt: skip
+    """One GET per ask, in order, over `connections` kept-alive connections: for each, the model
+    version that answered (or `HTTP <status>` for an answer that was not a pod's, `broken:
+    <error>` for one cut off) and the arm the pod was stamped with ("" for none)."""
     address = url.removeprefix("http://")
     ip, port = address.rsplit(":", 1)
-    seen: Counter[str] = Counter()
-    lock = threading.Lock()
+    answers: list[tuple[str, str]] = [("", "")] * len(asks)
 
     def connect() -> http.client.HTTPConnection:
         connection = http.client.HTTPConnection(address, timeout=10)
@@ -137,37 +153,33 @@ def send(
             connection.sock = network.connect(ip, int(port), timeout=10)
         return connection
 
-    def worker(share: int, offset: int) -> None:
+    def worker(first: int) -> None:
         connection = connect()
-        mine: Counter[str] = Counter()
-        for i in range(share):
+        for i in range(first, len(asks), connections):
+            path, headers = asks[i]
             try:
-                connection.request("GET", paths[(offset + i) % len(paths)],
-                                   headers={"Host": host, **(headers or {})})  # fmt: skip
+                connection.request("GET", path, headers={"Host": host, **headers})
                 answer = connection.getresponse()
                 body = answer.read()
                 if answer.getheader("X-Served-By"):  # a pod's answer, even an error
-                    mine[json.loads(body)["version"]] += 1
+                    said = json.loads(body)
+                    answers[i] = (str(said["version"]), str(said.get("arm", "")))
                 else:
-                    mine[f"HTTP {answer.status}"] += 1
+                    answers[i] = (f"HTTP {answer.status}", "")
             except (OSError, http.client.HTTPException, ValueError) as error:
                 # a pod that died mid-answer, or the gateway closing the connection: counted as
                 # what a user saw, on a new connection
-                mine[f"broken: {type(error).__name__}"] += 1
+                answers[i] = (f"broken: {type(error).__name__}", "")
                 connection.close()
                 connection = connect()
         connection.close()
-        with lock:
-            seen.update(mine)
 
-    shares = [count // connections + (1 if i < count % connections else 0)
-              for i in range(connections)]  # fmt: skip
-    threads = [threading.Thread(target=worker, args=(share, i)) for i, share in enumerate(shares)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return seen
+    return answers
 
 
-__all__ = ["CONTROLLER", "GATEWAY", "GATEWAY_CLASS", "Traefik", "locate", "send"]
+__all__ = ["CONTROLLER", "GATEWAY", "GATEWAY_CLASS", "Traefik", "exchange", "locate", "send"]
