@@ -162,8 +162,9 @@ def split_checks(series: dict[str, dict[str, float]], *, weight: int = 40,
                       canary_since=NOW - timedelta(seconds=600), now=NOW, weight=weight,
                       weight_since=NOW - timedelta(seconds=300), at="t",
                       buckets=buckets)  # fmt: skip
+    check = {"requests": requests_selector()}
     analysis = Analysis.model_validate({"prometheus": {"address": "http://p"}, "signals": [],
-                                        "sampleRatio": {"requests": requests_selector()}})  # fmt: skip
+                                        "sampleRatio": check})  # fmt: skip
     results = Evaluation(cast(Prometheus, ArmSource(series)), context, lambda _: "").run(analysis)
     return {r.name: r for r in results}
 
