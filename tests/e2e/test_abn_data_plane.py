@@ -135,3 +135,11 @@ def test_the_worse_goes_its_share_returns_and_the_better_wins_bakes_and_is_promo
     report = (tmp_path / f"{NAME}.md").read_text()
     assert "| v2 | challenger |" in report
     assert "| Won |" in report
+    # And the arms' Services went once nothing routed to them: only stable and canary are left
+    story.until("the arms' Services are gone", lambda: services(story) == [
+        f"{NAME}-canary", f"{NAME}-stable"], timeout=120)  # fmt: skip
+
+
+def services(story: Story) -> list[str]:
+    listed = story.cluster.kubectl("get", "services", "-n", story.namespace, "-o", "json")
+    return sorted(s["metadata"]["name"] for s in json.loads(listed.stdout)["items"])

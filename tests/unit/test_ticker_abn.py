@@ -1,7 +1,7 @@
 """An A/B/n rollout through the ticker over fakes: the candidates' Deployments and Services are
 created, the route carries every arm by its share, each candidate is measured against the
 champion by its own version, a worse one is eliminated, the better one wins and goes on as the
-canary, and is promoted."""
+canary, and is promoted; the arms' Services go once nothing routes to them."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ def test_the_better_candidate_is_named_built_routed_and_promoted() -> None:
     deployments = {name for (_, name) in world.cluster.deployments}
     revisions = {a["revision"] for a in status["arms"]}
     assert {f"{NAME}-{r}" for r in revisions} <= deployments
+    assert {f"{NAME}-arm1", f"{NAME}-arm2"} <= {name for (_, name) in world.cluster.services}
     for _ in range(3):
         now += timedelta(seconds=61)
         ticker.run(NS, NAME, now)
@@ -71,3 +72,8 @@ def test_the_better_candidate_is_named_built_routed_and_promoted() -> None:
     status = world.cluster.status()
     assert (status["phase"], status["stable"]["version"]) == ("Promoted", "v3")
     assert world.routes.plans[(NS, NAME)].split() == {f"{NAME}-stable": 100, f"{NAME}-canary": 0}
+    # and once the losers' Deployments went with scaleDownDelay, so did the arms' Services
+    for _ in range(2):
+        now += timedelta(seconds=61)
+        ticker.run(NS, NAME, now)
+    assert {name for (_, name) in world.cluster.services} == {f"{NAME}-stable", f"{NAME}-canary"}

@@ -27,6 +27,7 @@ from modelrollout.analysis.series import Credentials
 from modelrollout.api import settings
 from modelrollout.api.v1alpha1 import (
     IN_FLIGHT,
+    MAX_CHALLENGERS,
     MAX_NAME_LENGTH,
     NAME_MESSAGE,
     ArmStatus,
@@ -72,6 +73,7 @@ from modelrollout.domain.machine import (
 )
 from modelrollout.domain.revision import (
     FALLBACK_REVISION,
+    arm_service,
     candidate_specs,
     deployment_name,
     revision_of,
@@ -682,6 +684,7 @@ class Ticker:
             scale={deployment_name(owner.name, revision): replicas
                    for revision, replicas in world.replicas.items() if revision not in built},
             keep=frozenset(world.replicas),
+            retire=_retired_arms(owner.name, world, specs),
         )  # fmt: skip
         said = self.cluster.converge(owner, desired)
         corrected = router.apply(routes_of(owner.name, world))
@@ -748,6 +751,19 @@ def _retry_at(status: ModelRolloutStatus) -> datetime | None:
     r = status.retraining
     c = r.current if r is not None else None
     return datetime.fromisoformat(c.retry_at) if c is not None and c.retry_at else None
+
+
+def _retired_arms(rollout: str, world: World, specs: dict[str, ModelRolloutSpec],
+                 ) -> frozenset[str]:  # fmt: skip
+    """The A/B/n phase's NAME-armN Services, once no route can still send to them: the phase is
+    over (the route names no arm) and no candidate other than the stable and the canary still
+    has a Deployment (they go with scaleDownDelay, long after the route changed)."""
+    if world.arms:
+        return frozenset()
+    lingering = (set(specs) - {world.stable, world.canary}) & set(world.replicas)
+    if lingering:
+        return frozenset()
+    return frozenset(arm_service(rollout, i) for i in range(1, MAX_CHALLENGERS + 2))
 
 
 def _buckets(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> tuple[int, int] | None:

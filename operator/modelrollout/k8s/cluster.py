@@ -242,6 +242,11 @@ class KubeCluster:
         for name, workload in seen.items():
             if workload.revision is not None and workload.revision not in desired.keep:
                 self._delete(owner, name)
+        services = self.store.services.owned_by(owner.namespace, owner.name)
+        for name in sorted(desired.retire & set(services)):
+            self._unless((404,), f"deleting Service {owner.namespace}/{name}", "DELETE",
+                         path(*_CORE, "services", owner.namespace, name))  # fmt: skip
+            self.store.services.forget((owner.namespace, name))
         return corrections
 
     def _apply(self, owner: Owner, manifest: Manifest,

@@ -86,3 +86,6 @@ class Desired:
     apply: list[Manifest]  # applied whole: the current revision's Deployment, the Services
     scale: dict[str, int]  # other revisions' Deployments, by name: only their replica count
     keep: frozenset[str]  # the revisions that may have a Deployment; the others are deleted
+    # Services that should no longer exist (an A/B/n phase's NAME-armN once it is over): deleted
+    # when last seen, so asking costs no request once they are gone
+    retire: frozenset[str] = frozenset()

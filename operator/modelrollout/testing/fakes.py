@@ -61,6 +61,7 @@ class FakeCluster:
     def __init__(self, *, ready: bool = True) -> None:
         self.rollouts: dict[Key, Manifest] = {}
         self.deployments: dict[Key, FakeDeployment] = {}
+        self.services: set[Key] = set()
         self.config: dict[Key, dict[str, str]] = {}
         self.secrets: dict[Key, dict[str, str]] = {}
         self.ready = ready  # whether Deployments become Available as soon as they exist
@@ -130,9 +131,12 @@ class FakeCluster:
     def converge(self, owner: Owner, desired: Desired) -> list[str]:
         self.faults.check("converge")
         for manifest in desired.apply:
+            key = (owner.namespace, manifest["metadata"]["name"])
             if manifest["kind"] == "Deployment":
-                key = (owner.namespace, manifest["metadata"]["name"])
                 self.deployments[key] = FakeDeployment(manifest["spec"]["replicas"], self.ready)
+            else:
+                self.services.add(key)
+        self.services -= {(owner.namespace, name) for name in desired.retire}
         for name, replicas in desired.scale.items():
             if (owner.namespace, name) in self.deployments:
                 self.deployments[(owner.namespace, name)].replicas = replicas
