@@ -1,5 +1,5 @@
 -- Argo CD health check for modelrollout.io/ModelRollout (Lua 5.1, as Argo CD runs it).
--- Healthy: the desired revision is stable. Progressing: a canary is under way, or the operator
+-- Healthy: the desired revision is stable. Progressing: a canary or an A/B/n phase is under way, or the operator
 -- has not seen the latest spec yet. Suspended: paused for a human. Degraded: rolled back, or
 -- refused by the operator (condition Refused: forbidden, invalid spec, no such router).
 local hs = {}
@@ -32,7 +32,33 @@ local function version(ref)
   return "?"
 end
 
+-- An A/B/n phase (no canary yet, arms in status): who runs at what share against the champion.
+local function arms_summary()
+  if status.canary ~= nil or status.arms == nil or #status.arms == 0 then
+    return nil
+  end
+  local running, out, champion = {}, {}, "?"
+  for _, arm in ipairs(status.arms) do
+    if arm.role == "champion" then
+      champion = arm.version
+    elseif arm.state == "Running" then
+      table.insert(running, arm.version .. " " .. (arm.share or 0) .. "%")
+    else
+      table.insert(out, arm.version .. " " .. string.lower(arm.state or "?"))
+    end
+  end
+  local text = "A/B/n: " .. table.concat(running, ", ") .. " against champion " .. champion
+  if #running == 0 then
+    text = "A/B/n: no challenger running against champion " .. champion
+  end
+  if #out > 0 then
+    text = text .. " (" .. table.concat(out, ", ") .. ")"
+  end
+  return text
+end
+
 local phase = status.phase
+local abn = arms_summary()
 if phase == "Promoted" then
   hs.status = "Healthy"
   hs.message = "Model version " .. version(status.stable) .. " is stable"
@@ -48,7 +74,9 @@ elseif phase == "Progressing" then
   end
   hs.message = "Canary " .. version(status.canary) .. " at " .. weight .. "% (step " ..
     (status.currentStep or 0) .. steps .. "), stable " .. version(status.stable)
-  if status.canary == nil then
+  if abn ~= nil then
+    hs.message = abn
+  elseif status.canary == nil then
     hs.message = "Model version " .. version(status.stable) .. " is being made stable"
   end
 elseif phase == "Baking" then
@@ -62,6 +90,9 @@ elseif phase == "Paused" then
     reason = status.pause.reason
   end
   hs.message = reason .. ": canary " .. version(status.canary) .. " at " .. (status.canaryWeight or 0) .. "%"
+  if abn ~= nil then
+    hs.message = reason .. ": " .. abn
+  end
   if status.pause ~= nil and status.pause.message ~= nil and status.pause.message ~= "" then
     hs.message = hs.message .. " (" .. status.pause.message .. ")"
   end

@@ -76,6 +76,17 @@ HEALTH = [
     ("RolledBack", {"phase": "RolledBack", "stable": V1, "canary": V2,
                     "message": "signal amount-drift: jensenShannon 0.27 above max 0.1"},
      "Degraded", "Rolled back v2: signal amount-drift"),
+    ("A/B/n phase", {"phase": "Progressing", "stable": V1, "arms": [
+        {**V1, "role": "champion", "share": 34, "state": "Running"},
+        {"version": "v3", "revision": "c", "role": "challenger", "share": 33, "state": "Running"},
+        {"version": "v4", "revision": "d", "role": "challenger", "share": 0,
+         "state": "Eliminated"}]}, "Progressing",
+     "A/B/n: v3 33% against champion v1 (v4 eliminated)"),
+    ("A/B/n, no winner", {"phase": "Paused", "stable": V1, "pause": {"reason": "NoWinner"},
+                          "arms": [{**V1, "role": "champion", "share": 50},
+                                   {"version": "v3", "revision": "c", "role": "challenger",
+                                    "share": 50, "state": "Running"}]},
+     "Suspended", "NoWinner: A/B/n: v3 50% against champion v1"),
     ("Refused", {"phase": "Pending", "message": "invalid spec: ...", "conditions": [
         {"type": "Refused", "status": "True", "reason": "InvalidSpec",
          "message": "invalid spec: spec.replicas"}]}, "Degraded",
