@@ -164,11 +164,18 @@ def test_a_ramp_starts_candidates_small_and_doubles_their_share_each_period() ->
     story.tick(candidates=(V1,))
     story.tick()
     assert story.shares() == {"v1": 85, "v2": 5, "v3": 5, "v4": 5}
+    assert story.status.abn is not None
+    started = story.status.abn.since
+    assert story.status.abn.shares_since == started
     quiet = {v.version: (0.0, "Inconclusive") for v in CANDIDATES}
     story.tick(after=30, evidence=quiet)
     assert story.shares()["v2"] == 5  # not before the period ends
     story.tick(after=30, evidence=quiet)
     assert story.shares() == {"v1": 70, "v2": 10, "v3": 10, "v4": 10}
+    # the phase says when its shares changed in its own field, not in the steps' stepStartedAt
+    assert story.status.abn.shares_since is not None
+    assert story.status.abn.shares_since > started
+    assert story.status.step_started_at == started
     story.tick(evidence=quiet)
     assert story.shares()["v2"] == 20
     story.tick(evidence=quiet)

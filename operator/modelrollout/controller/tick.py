@@ -633,7 +633,7 @@ class Ticker:
                 values=_template_values(rollout.owner, spec, analysis.interval, as_canary),
                 canary_version=arm.version, stable_version=champion.version,
                 canary_since=_parse_time(phase.since, now), now=now, weight=pair,
-                weight_since=_parse_time(status.step_started_at, now), at=at,
+                weight_since=_parse_time(phase.shares_since or phase.since, now), at=at,
                 period=period_of(analysis),
             )  # fmt: skip
             try:

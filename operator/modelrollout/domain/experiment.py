@@ -117,7 +117,7 @@ def start(s: ModelRolloutStatus, champion: RevisionRef, candidates: Sequence[Rev
     names = ", ".join(c.version for c in candidates)
     emit("Normal", "AbnStarted", f"A/B/n: {names} against {champion.version}, {each}% each")
     s = s.edit(
-        abn=AbnStatus(candidates=identity, since=now),
+        abn=AbnStatus(candidates=identity, since=now, shares_since=now),
         arms=arms, phase="Progressing", canary=None, canary_since=now, canary_weight=0,
         current_step=None, step_started_at=now, pause=None, message=None,
     )  # fmt: skip
@@ -320,11 +320,11 @@ def _maybe_reshare(spec: ModelRolloutSpec, s: ModelRolloutStatus, state: AbnStat
     if all(a.share == wanted[a.revision] for a in s.arms):
         return s
     boundary = since + timedelta(seconds=period * (elapsed // period))
-    asked_since = datetime.fromisoformat(s.step_started_at) if s.step_started_at else since
+    asked_since = datetime.fromisoformat(state.shares_since) if state.shares_since else since
     if boundary <= asked_since:
         return s  # the split was set in this period: the next boundary changes it
     arms = [a.model_copy(update={"share": wanted[a.revision]}) for a in s.arms]
-    return s.edit(arms=arms, step_started_at=seen.now_text)
+    return s.edit(arms=arms, abn=state.model_copy(update={"shares_since": seen.now_text}))
 
 
 def _period(spec: ModelRolloutSpec) -> float:

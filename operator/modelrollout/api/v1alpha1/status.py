@@ -331,6 +331,9 @@ class AbnStatus(Reported):
 
     candidates: str
     since: str
+    # when the shares in effect were asked for: the phase's start, then each change at a period
+    # boundary; each candidate's sample-ratio check counts from then
+    shares_since: str | None = None
     outcome: AbnOutcome = "Running"
     winner: str | None = None
     message: str = ""
