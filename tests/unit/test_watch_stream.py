@@ -8,8 +8,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from modelrollout.k8s.rest import ApiError, Manifest, _lines
-from modelrollout.k8s.watch import Watch, collection
+from modelrollout.k8s.rest import ApiError, Manifest, _lines, path
+from modelrollout.k8s.watch import Watch
 
 
 def pod(uid: str, version: str) -> Manifest:
@@ -112,8 +112,8 @@ def test_a_newline_delimited_stream_is_split_whatever_its_chunking() -> None:
 
 
 def test_collections_in_one_namespace_or_all() -> None:
-    assert collection("", "v1", "pods", None) == "/api/v1/pods"
-    assert collection("", "v1", "pods", "ml") == "/api/v1/namespaces/ml/pods"
-    assert collection("apps", "v1", "deployments", "ml") == (
+    assert path("", "v1", "pods", None) == "/api/v1/pods"
+    assert path("", "v1", "pods", "ml") == "/api/v1/namespaces/ml/pods"
+    assert path("apps", "v1", "deployments", "ml") == (
         "/apis/apps/v1/namespaces/ml/deployments"
     )

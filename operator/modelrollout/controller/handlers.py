@@ -31,9 +31,9 @@ from modelrollout.domain.machine import Event
 from modelrollout.domain.revision import REVISION_LABEL
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ROLLOUT_LABEL, Owner
-from modelrollout.k8s.rest import Connection, Rest
+from modelrollout.k8s.rest import Connection, Rest, path
 from modelrollout.k8s.store import Key, Kind, Store, Workload, key_of
-from modelrollout.k8s.watch import Watch, collection
+from modelrollout.k8s.watch import Watch
 from modelrollout.routers.gateway_api import GROUP as ROUTE_GROUP
 from modelrollout.routers.gateway_api import PLURAL as ROUTE_PLURAL
 from modelrollout.routers.gateway_api import VERSION as ROUTE_VERSION
@@ -186,7 +186,7 @@ def _pod_changed(memo: kopf.Memo, kind: str, body: dict[str, Any]) -> None:
 
 def _watch_pods(memo: kopf.Memo) -> list[Watch]:
     namespaces: list[str | None] = [n.strip() for n in str(NAMESPACES).split(",") if n.strip()]
-    watches = [Watch(memo.api, collection("", "v1", "pods", namespace), selector=REVISION_LABEL,
+    watches = [Watch(memo.api, path("", "v1", "pods", namespace), selector=REVISION_LABEL,
                      on_event=partial(_pod_changed, memo))
                for namespace in namespaces or [None]]  # fmt: skip
     for watch in watches:

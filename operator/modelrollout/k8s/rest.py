@@ -218,10 +218,13 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[Manifest]:
         yield json.loads(pending)
 
 
-def path(group: str, version: str, plural: str, namespace: str, name: str | None = None,
+def path(group: str, version: str, plural: str, namespace: str | None, name: str | None = None,
          *, subresource: str | None = None) -> str:  # fmt: skip
-    """The URL path of a namespaced collection, object or subresource ("" group: the core)."""
+    """The URL path of a namespaced collection, object or subresource ("" group: the core); with
+    no namespace, the collection across all of them."""
     root = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    if namespace is None:
+        return f"{root}/{plural}"
     parts = [root, "namespaces", quote(namespace, safe=""), plural]
     if name is not None:
         parts.append(quote(name, safe=""))

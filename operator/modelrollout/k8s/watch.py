@@ -42,12 +42,6 @@ class Source(Protocol):
                read_timeout: float) -> Iterator[Manifest]: ...  # fmt: skip
 
 
-def collection(group: str, version: str, plural: str, namespace: str | None) -> str:
-    """The URL path of a collection, in one namespace or (None) in all."""
-    root = f"/api/{version}" if not group else f"/apis/{group}/{version}"
-    return f"{root}/namespaces/{namespace}/{plural}" if namespace else f"{root}/{plural}"
-
-
 class Watch:
     """Every ADDED, MODIFIED and DELETED of `path`'s objects matching `selector`, to `on_event`
     (on this watch's thread; `on_event` must be thread-safe). Errors in `on_event` are logged
@@ -61,7 +55,6 @@ class Watch:
         self._known: dict[str, Manifest] = {}  # uid → the identity of what was last seen
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch {path}", daemon=True)
-        self.synced = threading.Event()  # set once the first list has been given out
 
     def start(self) -> None:
         self._thread.start()
@@ -78,13 +71,10 @@ class Watch:
             try:
                 if version is None:
                     version = self._relist()
-                    self.synced.set()
                 version = self._follow(version)
                 failures = 0
-            except _Gone:
-                version = None
             except Exception as error:  # the watch must outlive any fault: it is the only one
-                if isinstance(error, ApiError) and error.status == 410:
+                if isinstance(error, ApiError) and error.status == 410:  # that version is gone
                     version = None
                     continue
                 pause = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
@@ -94,7 +84,7 @@ class Watch:
 
     def _give(self, kind: str, body: Manifest) -> None:
         meta = body.get("metadata") or {}
-        uid = str(meta.get("uid", ""))
+        uid = self._uid(body)
         if kind == "DELETED":
             self._known.pop(uid, None)
         else:  # what a relist needs to report its deletion: not the body (a pod is kilobytes)
@@ -107,7 +97,7 @@ class Watch:
     def _relist(self) -> str:
         listed = self._rest.request("GET", self._path, query={"labelSelector": self._selector})
         items = listed.get("items") or []
-        now = {str((item.get("metadata") or {}).get("uid", "")): item for item in items}
+        now = {self._uid(item): item for item in items}
         for uid, body in list(self._known.items()):
             if uid not in now:
                 self._give("DELETED", body)
@@ -128,9 +118,7 @@ class Watch:
             if self._stopped.is_set():
                 break
             kind, body = str(event.get("type", "")), event.get("object") or {}
-            if kind == "ERROR":
-                if body.get("code") == 410:
-                    raise _Gone
+            if kind == "ERROR":  # 410: the version asked for is gone, and _run lists again
                 raise ApiError(body.get("code"), str(body.get("message", "watch error")))
             version = str((body.get("metadata") or {}).get("resourceVersion", version))
             if kind in ("ADDED", "MODIFIED", "DELETED"):
@@ -138,8 +126,4 @@ class Watch:
         return version
 
 
-class _Gone(Exception):
-    """The server no longer has the version asked for: list again."""
-
-
-__all__ = ["Watch", "collection"]
+__all__ = ["Watch"]
