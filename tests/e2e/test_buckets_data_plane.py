@@ -15,7 +15,7 @@ import pytest
 
 from modelrollout.testing.cluster import wait_for
 from modelrollout.testing.prometheus import PrometheusServer
-from modelrollout.testing.stories import Story, served, stable_behind_traefik, within
+from modelrollout.testing.stories import Story, at_the_cohort_step, within
 from modelrollout.testing.traefik import Traefik
 
 pytestmark = pytest.mark.cluster
@@ -63,12 +63,9 @@ def bucket_check(story: Story) -> dict[str, Any] | None:
 def test_sticky_buckets_keep_each_key_on_its_arm_and_their_split_is_checked(
     story: Story, gateway: Traefik, pods_metrics: PrometheusServer, host: str
 ) -> None:
-    # Given v1 is stable behind Traefik
-    stable_behind_traefik(story, gateway, host, pods_metrics.url, STEPS)
-    # When v2 rolls out to the treatment buckets, at weight 0 for every other key
-    story.apply(served("v2", host, pods_metrics.url, STEPS))
-    story.until("the bucket step is done", lambda: story.phase() == "Paused"
-                and story.status().get("currentStep") == 2)  # fmt: skip
+    # Given v1 is stable behind Traefik, When v2 rolls out to the treatment buckets (weight 0
+    # for every other key)
+    at_the_cohort_step(story, gateway, host, pods_metrics.url, STEPS)
     assert wait_for(lambda: treated(gateway, host) == {("v2", "v2")}, timeout=60), (
         f"Traefik never applied the bucket rules: {treated(gateway, host)}, {story.plan()}"
     )

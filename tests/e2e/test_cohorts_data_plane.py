@@ -8,7 +8,7 @@ import pytest
 
 from modelrollout.testing.cluster import wait_for
 from modelrollout.testing.prometheus import PrometheusServer
-from modelrollout.testing.stories import Story, served, stable_behind_traefik
+from modelrollout.testing.stories import Story, at_the_cohort_step
 from modelrollout.testing.traefik import Traefik
 
 pytestmark = pytest.mark.cluster
@@ -22,12 +22,9 @@ STEPS = [{"setWeight": 0}, {"cohort": COHORT}, {"pause": {}}]
 def test_a_cohort_step_sends_what_matches_to_the_canary_and_nothing_else(
     story: Story, gateway: Traefik, pods_metrics: PrometheusServer, host: str
 ) -> None:
-    # Given v1 is stable behind Traefik
-    stable_behind_traefik(story, gateway, host, pods_metrics.url, STEPS)
-    # When v2 rolls out to the cohort, at weight 0 for everybody else
-    story.apply(served("v2", host, pods_metrics.url, STEPS))
-    story.until("the cohort step is done", lambda: story.phase() == "Paused"
-                and story.status().get("currentStep") == 2)  # fmt: skip
+    # Given v1 is stable behind Traefik, When v2 rolls out to the cohort (weight 0 for everybody
+    # else)
+    at_the_cohort_step(story, gateway, host, pods_metrics.url, STEPS)
     assert wait_for(lambda: gateway.send(host, 50, headers={"x-model": "v2"}) == {"v2": 50},
                     timeout=60), "Traefik never applied the cohort rule"  # fmt: skip
     # Then every matching request reaches the canary, and none of the others does

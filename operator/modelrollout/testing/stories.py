@@ -215,6 +215,16 @@ def stable_behind_traefik(story: Story, gateway: Traefik, host: str, prometheus:
         host, 20)  # fmt: skip
 
 
+def at_the_cohort_step(story: Story, gateway: Traefik, host: str, prometheus: str,
+                       steps: list[dict[str, Any]]) -> None:  # fmt: skip
+    """Given v1 is stable behind Traefik, v2 rolls out with `steps` (a weight of 0, a cohort
+    step, a pause) and is paused after its cohort step."""
+    stable_behind_traefik(story, gateway, host, prometheus, steps)
+    story.apply(served("v2", host, prometheus, steps))
+    story.until("the cohort step is done", lambda: story.phase() == "Paused"
+                and story.status().get("currentStep") == 2)  # fmt: skip
+
+
 @contextmanager
 def users(gateway: Traefik, host: str) -> Iterator[Counter[str]]:
     """Requests through the gateway all along, as users would send them; what answered them."""
