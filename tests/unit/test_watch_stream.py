@@ -114,6 +114,4 @@ def test_a_newline_delimited_stream_is_split_whatever_its_chunking() -> None:
 def test_collections_in_one_namespace_or_all() -> None:
     assert path("", "v1", "pods", None) == "/api/v1/pods"
     assert path("", "v1", "pods", "ml") == "/api/v1/namespaces/ml/pods"
-    assert path("apps", "v1", "deployments", "ml") == (
-        "/apis/apps/v1/namespaces/ml/deployments"
-    )
+    assert path("apps", "v1", "deployments", "ml") == ("/apis/apps/v1/namespaces/ml/deployments")
