@@ -182,6 +182,25 @@ def test_a_ramp_starts_candidates_small_and_doubles_their_share_each_period() ->
     assert story.shares() == {"v1": 25, "v2": 25, "v3": 25, "v4": 25}  # equal: no further
 
 
+def test_a_candidate_behind_the_champion_goes_back_to_the_start_share() -> None:
+    # v2, v3 and v4 level with the champion at first: the ramp doubles them all
+    story = Story(spec(startShare=5))
+    story.tick(candidates=(V1,))
+    story.tick()
+    level = {v.version: (0.0, "Inconclusive") for v in CANDIDATES}
+    story.tick(after=30, evidence=level)
+    story.tick(after=30, evidence=level)
+    assert story.shares() == {"v1": 70, "v2": 10, "v3": 10, "v4": 10}
+    # When v4 falls behind (not yet eliminated), at the next boundary it goes back to 5% while
+    # the others double, and the champion serves the rest
+    behind = {**level, "v4": (-0.005, "Inconclusive")}
+    story.tick(evidence=behind)
+    assert story.shares() == {"v1": 55, "v2": 20, "v3": 20, "v4": 5}
+    # And once it is level again, it rejoins the ramp
+    story.tick(evidence=level)
+    assert story.shares() == {"v1": 25, "v2": 25, "v3": 25, "v4": 25}
+
+
 def test_candidates_the_operator_cannot_watch_lose_their_traffic_and_the_champion_stays() -> None:
     story = begun()
     said = story.tick(fault="the operator could not complete a tick 3 times in a row")

@@ -21,9 +21,9 @@ noise, which cancels in the difference), has its lower bound at alpha / (K - 1) 
 Until then the rollout waits; at the end of the stated duration without a winner it pauses for a
 human with the ranked table.
 
-A candidate is also eliminated for futility, once its advantage's upper bound (at alpha) is below
-`margin`: it cannot win, and its share serves the others better. An elimination names no winner,
-so it adds nothing to the error above; wrong ones cost power.
+A candidate is also eliminated for futility, once its advantage's upper bound (at FUTILITY_ALPHA,
+or alpha if larger) is below `margin`: it cannot win, and its share serves the others better.
+An elimination names no winner, so it adds nothing to the error above; wrong ones cost power.
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ from typing import Literal
 from modelrollout.domain import stats
 
 ArmState = Literal["Running", "Eliminated", "Won"]
+# Futility is judged at this level (or the phase's alpha, if larger): an elimination names no
+# winner, so its errors cost power, not the winner's error rate; 0.2 cut the worst arm's
+# exposure below that of canaries one after the other, and kept a 2-point winner's power
+# (docs/analysis.md, "How A/B/n does").
+FUTILITY_ALPHA = 0.2
 Outcome = Literal["Winner", "Waiting", "NoWinner", "ChampionStays"]
 
 
@@ -96,7 +101,7 @@ def judge(evidence: Sequence[Evidence], *, alpha: float, margin: float = 0.0,
         elif e.worse is not None:
             gone[e.arm] = e.worse
         elif e.advantage is not None:
-            upper = e.advantage.interval(alpha).upper
+            upper = e.advantage.interval(max(alpha, FUTILITY_ALPHA)).upper
             if upper < margin:  # futile: it cannot be better than the champion by the margin
                 gone[e.arm] = (f"cannot be better than the champion by {margin:g}: advantage "
                                f"{e.advantage.value:+.4g}, at most {upper:+.4g}")  # fmt: skip

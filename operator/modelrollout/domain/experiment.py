@@ -314,9 +314,10 @@ def _maybe_reshare(spec: ModelRolloutSpec, s: ModelRolloutStatus, state: AbnStat
     elapsed = (seen.now - since).total_seconds()
     live = _challengers(s, "Running")
     start_share = spec.strategy.abn.start_share if spec.strategy.abn is not None else 100
-    each, rest = shares(len(live), start_share, int(elapsed // period))
-    wanted = {a.revision: (rest if a.role == "champion" else each if a.state == "Running" else 0)
-              for a in s.arms}  # fmt: skip
+    each, _ = shares(len(live), start_share, int(elapsed // period))
+    wanted = {a.revision: _ramped(a, each, start_share) for a in s.arms if a.role != "champion"}
+    champion = 100 - sum(wanted.values())
+    wanted |= {a.revision: champion for a in s.arms if a.role == "champion"}
     if all(a.share == wanted[a.revision] for a in s.arms):
         return s
     boundary = since + timedelta(seconds=period * (elapsed // period))
@@ -325,6 +326,19 @@ def _maybe_reshare(spec: ModelRolloutSpec, s: ModelRolloutStatus, state: AbnStat
         return s  # the split was set in this period: the next boundary changes it
     arms = [a.model_copy(update={"share": wanted[a.revision]}) for a in s.arms]
     return s.edit(arms=arms, abn=state.model_copy(update={"shares_since": seen.now_text}))
+
+
+def _ramped(arm: ArmStatus, each: int, start: int) -> int:
+    """A challenger's share at this boundary: the ramp's, except that one whose estimate is
+    behind the champion's goes back to the start share until it is level again. Its elimination
+    then needs fewer of its own requests, as the champion serves more (the advantage's variance
+    is the sum of both arms'), so a worse arm serves less before it goes (bench/abn.py). The
+    share is decided from the periods before it, so each period's comparison stays valid."""
+    if arm.state != "Running":
+        return 0
+    if arm.estimate is not None and arm.estimate < 0:
+        return min(start, each)
+    return each
 
 
 def _period(spec: ModelRolloutSpec) -> float:

@@ -125,8 +125,9 @@ class Abn(Model):
 
     `startShare`: each candidate's share of the requests in the phase's first period; it doubles
     at every period boundary until the candidates and the champion share equally (50 or more:
-    equal from the start). A candidate much worse than the champion is eliminated while it
-    serves few (bench/abn.py)."""
+    equal from the start), except that a candidate whose estimate is behind the champion's goes
+    back to it until it is level again. A candidate much worse than the champion is eliminated
+    while it serves few (bench/abn.py)."""
 
     duration: str = Field(pattern=DURATION_PATTERN, max_length=32)
     start_share: int = Field(default=5, ge=1, le=50)
