@@ -107,10 +107,14 @@ def test_a_cohort_step_on_a_router_that_cannot_match_headers_is_refused(
     cluster: LocalCluster, namespace: str
 ) -> None:
     # Given the CRD rendered with the test-only ledger router plugged in (testing/ledger.py:
-    # weights only), installed under a group of its own beside the product's
-    group = "ledger.modelrollout.test"
+    # weights only), installed beside the product's under a group and names of its own (the
+    # same kind, plural or short name would make `kubectl get mro` ambiguous for every later
+    # test of the session)
+    group, kind, plural = "ledger.modelrollout.test", "LedgerRollout", "ledgerrollouts"
     plugged = build_crd(ledger.TRAFFIC, group=group)
-    name = plugged["metadata"]["name"]
+    name = plugged["metadata"]["name"] = f"{plural}.{group}"
+    plugged["spec"]["names"] = {"kind": kind, "listKind": f"{kind}List", "plural": plural,
+                                "singular": kind.lower()}  # fmt: skip
     cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(plugged))
     try:
         cluster.established(name)
@@ -118,6 +122,7 @@ def test_a_cohort_step_on_a_router_that_cannot_match_headers_is_refused(
         def on(traffic: dict[str, object], steps: list[dict[str, object]]) -> dict[str, Any]:
             manifest: dict[str, Any] = rollout()
             manifest["apiVersion"] = f"{group}/v1alpha1"
+            manifest["kind"] = kind
             manifest["spec"]["traffic"] = traffic
             manifest["spec"]["strategy"]["steps"] = steps
             del manifest["spec"]["analysis"]
@@ -142,5 +147,4 @@ def test_a_cohort_step_on_a_router_that_cannot_match_headers_is_refused(
         assert code != 0, "a rollout naming two routers was admitted"
         assert "exactly one of gatewayAPI or ledger" in err, err
     finally:
-        cluster.kubectl("delete", "-n", namespace, f"modelrollouts.{group}", "--all", check=False)
-        cluster.kubectl("delete", "crd", name, "--wait=false", check=False)
+        cluster.kubectl("delete", "crd", name, "--timeout=60s", check=False)
