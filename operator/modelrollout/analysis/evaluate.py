@@ -5,6 +5,7 @@ judge (domain/kinds/), both found by the kind's name; the verdict is the judge's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -85,8 +86,18 @@ class Evaluation:
         check = analysis.sample_ratio
         if not check.enabled or self.c.canary_version == self.c.stable_version:
             return []
-        judged = [self._weighted(check), self._bucketed(check)]
+        judged = [self._guarded(signals.SAMPLE_RATIO, lambda: self._weighted(check)),
+                  self._guarded(signals.BUCKET_RATIO, lambda: self._bucketed(check))]  # fmt: skip
         return [r for r in judged if r is not None]
+
+    def _guarded(self, name: str, check: Callable[[], SignalResult | None]) -> SignalResult | None:
+        """A split check's result, or its Error with the reason when it could not be counted."""
+        try:
+            return check()
+        except (MeasurementError, TemplateError, ValueError) as error:
+            return signals.error(name, "sampleRatio", str(error), self.c.at)
+        except Exception as error:
+            return signals.error(name, "sampleRatio", unexpected(error), self.c.at)
 
     def _weighted(self, check: SampleRatio) -> SignalResult | None:
         if self.c.weight_since is None or not 0 < self.c.weight < 100:
@@ -96,31 +107,19 @@ class Evaluation:
             return None
         counting = Counting(self.source, self.c, self.load_reference)
         by = ARM if self.c.buckets is not None else None  # bucket requests are not split
-        try:
-            canary = counting.increases(check.requests, self.c.canary_version, by, since=since)
-            stable = counting.increases(check.requests, self.c.stable_version, by, since=since)
-            return signals.judge_sample_ratio(
-                check, canary.get(""), stable.get(""), self.c.weight, self.c.at
-            )
-        except (MeasurementError, TemplateError, ValueError) as error:
-            return signals.error(signals.SAMPLE_RATIO, "sampleRatio", str(error), self.c.at)
-        except Exception as error:
-            return signals.error(signals.SAMPLE_RATIO, "sampleRatio", unexpected(error), self.c.at)
+        canary = counting.increases(check.requests, self.c.canary_version, by, since=since)
+        stable = counting.increases(check.requests, self.c.stable_version, by, since=since)
+        return signals.judge_sample_ratio(check, canary.get(""), stable.get(""), self.c.weight,
+                                          self.c.at)  # fmt: skip
 
     def _bucketed(self, check: SampleRatio) -> SignalResult | None:
         if self.c.buckets is None:
             return None
         counting = Counting(self.source, self.c, self.load_reference)
         canary, stable = self.c.canary_version, self.c.stable_version
-        try:
-            treatment = counting.increases(check.requests, canary, ARM).get(canary)
-            control = counting.increases(check.requests, stable, ARM).get(stable)
-            return signals.judge_bucket_ratio(check, treatment, control, self.c.buckets,
-                                              self.c.at)  # fmt: skip
-        except (MeasurementError, TemplateError, ValueError) as error:
-            return signals.error(signals.BUCKET_RATIO, "sampleRatio", str(error), self.c.at)
-        except Exception as error:
-            return signals.error(signals.BUCKET_RATIO, "sampleRatio", unexpected(error), self.c.at)
+        treatment = counting.increases(check.requests, canary, ARM).get(canary)
+        control = counting.increases(check.requests, stable, ARM).get(stable)
+        return signals.judge_bucket_ratio(check, treatment, control, self.c.buckets, self.c.at)
 
     def served(self, analysis: Analysis) -> float | None:
         """Requests the canary served since the step began, by the sample ratio's selector;
