@@ -45,7 +45,7 @@ def test_a_router_registered_by_one_line_carries_a_rollout(monkeypatch: pytest.M
     assert cluster.status()["stable"]["version"] == "v2"
 
 
-def test_a_plugged_router_that_cannot_match_headers_gets_a_rule_refusing_cohort_steps() -> None:
+def test_a_plugged_router_that_cannot_match_headers_gets_rules_refusing_cohort_and_shadow() -> None:
     # Given the ledger router, which can express weights only
     assert ledger.LedgerRouter.capabilities == frozenset({Capability.WEIGHTS})
     # When a CRD is rendered with it plugged in
@@ -54,15 +54,20 @@ def test_a_plugged_router_that_cannot_match_headers_gets_a_rule_refusing_cohort_
     assert "ledger" in schema["properties"]["traffic"]["properties"]
     messages = [v["message"] for v in schema["properties"]["traffic"]["x-kubernetes-validations"]]
     assert "traffic needs exactly one of gatewayAPI or ledger" in messages
-    # and a cohort step is refused while it names the router, naming the router and the field
+    # and cohort and shadow steps are refused while it names the router, naming the router and
+    # the field
     refusal = [v for v in schema["x-kubernetes-validations"] if "traffic.ledger" in v["message"]]
     assert refusal == [{
         "rule": "!has(self.traffic.ledger) || !self.strategy.steps.exists(s, has(s.cohort))",
         "message": "spec.strategy.steps[].cohort: the router traffic.ledger cannot match "
                    "requests by header or cookie (it can: weights)",
+        "fieldPath": ".strategy.steps"}, {
+        "rule": "!has(self.traffic.ledger) || !self.strategy.steps.exists(s, has(s.shadow))",
+        "message": "spec.strategy.steps[].shadow: the router traffic.ledger cannot copy "
+                   "requests to an arm that answers no user (it can: weights)",
         "fieldPath": ".strategy.steps"}]  # fmt: skip
     # and the model side of the same rule says the same of a spec
-    (rule,) = capability_rules(ledger.TRAFFIC)
+    rule, _ = capability_rules(ledger.TRAFFIC)
     cohort = SimpleNamespace(cohort=object())
     weight = SimpleNamespace(cohort=None)
     assert not rule.holds(

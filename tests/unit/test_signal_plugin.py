@@ -102,6 +102,7 @@ def test_the_one_of_rule_is_made_from_the_kinds_including_a_new_one() -> None:
         "drift",
         "fairness",
         "outliers",
+        "paired",
         "floor",
     )
     with pytest.raises(ValidationError, match=r"a signal needs exactly one of .* or floor"):

@@ -19,9 +19,11 @@ The table that maps the test images to these is `IMAGES`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
 import json
 import os
+import random
 import sys
 import threading
 import time
@@ -43,6 +45,23 @@ def images() -> dict[str, Any]:
             CRASH: Image((*run, "crash")), JOB: Image((*run, "job"))}  # fmt: skip
 
 
+def uniform(request_id: str, salt: str = "") -> float:
+    """A number in [0, 1) that the request id fixes (the same in every process)."""
+    digest = hashlib.sha256(f"{salt}{request_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def truth(request_id: str) -> int:
+    """The label of the request with this id (a test posts it to the comparator)."""
+    return int(uniform(request_id, "label") < 0.5)
+
+
+def predict(request_id: str, accuracy: float, noise: float) -> int:
+    right = uniform(request_id) < accuracy
+    guess = truth(request_id) if right else 1 - truth(request_id)
+    return 1 - guess if noise > 0 and random.random() < noise else guess  # noqa: S311
+
+
 def _terminate_with(message: str, code: int) -> None:
     path = os.environ.get("TERMINATION_MESSAGE_PATH")
     if path:
@@ -54,6 +73,8 @@ def serve() -> None:
     pod, version = os.environ.get("HOSTNAME", "?"), os.environ.get("MODEL_VERSION", "")
     model = os.environ.get("MODEL_NAME", "")
     switch = Path(os.environ["FAIL_DIR"], version) if os.environ.get("FAIL_DIR") else None
+    accuracy = float(os.environ.get("ACCURACY") or 0.9)
+    noise, fail_rate = float(os.environ.get("NOISE") or 0), float(os.environ.get("FAIL_RATE") or 0)
     served = {("200", ""): 0, ("500", ""): 0}  # by code and the arm stamped on the request
     lock = threading.Lock()
 
@@ -74,12 +95,16 @@ def serve() -> None:
                 self._send("".join(lines), "text/plain; version=0.0.4")
                 return
             code, arm = 200, self.headers.get(ARM_HEADER, "")
+            request_id = self.headers.get("x-request-id") or ""
             if self.path not in ("/healthz", "/ready"):
-                code = 500 if switch is not None and switch.exists() else 200
+                failing = switch is not None and switch.exists()
+                failing = failing or (bool(request_id) and uniform(request_id, "fail") < fail_rate)
+                code = 500 if failing else 200
                 with lock:
                     served[(str(code), arm)] = served.get((str(code), arm), 0) + 1
-            self._send(json.dumps({"pod": pod, "version": version, "path": self.path,
-                                   "arm": arm}), "application/json", code)  # fmt: skip
+            answer = {"pod": pod, "version": version, "path": self.path, "arm": arm,
+                      "prediction": predict(request_id, accuracy, noise)}  # fmt: skip
+            self._send(json.dumps(answer), "application/json", code)
 
         def _send(self, body: str, kind: str, code: int = 200) -> None:
             data = body.encode()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from modelrollout.analysis.counting import Counting
-from modelrollout.analysis.kinds import compare, drift, fairness, outliers, threshold
+from modelrollout.analysis.kinds import compare, drift, fairness, outliers, paired, threshold
 
 
 class Measure(Protocol):
@@ -22,4 +22,5 @@ MEASURES: dict[str, Measure] = {
     "drift": drift.measure,
     "fairness": fairness.measure,
     "outliers": outliers.measure,
+    "paired": paired.measure,
 }

@@ -167,6 +167,9 @@ from modelrollout.api.v1alpha1.signals import (
     OutliersSignal as OutliersSignal,
 )
 from modelrollout.api.v1alpha1.signals import (
+    PairedSignal as PairedSignal,
+)
+from modelrollout.api.v1alpha1.signals import (
     SampleRatio as SampleRatio,
 )
 from modelrollout.api.v1alpha1.signals import (
@@ -300,6 +303,7 @@ from modelrollout.api.v1alpha1.strategy import (
 from modelrollout.api.v1alpha1.strategy import (
     Pause as Pause,
 )
+from modelrollout.api.v1alpha1.strategy import Shadow as Shadow
 from modelrollout.api.v1alpha1.strategy import (
     Step as Step,
 )

@@ -187,6 +187,64 @@ class FairnessSignal(Model):
     _selectors = field_validator("selected", "total")(check_selector)
 
 
+PairedTest = Literal["disagreement", "correctness", "errors", "latency"]
+
+
+class PairedSignal(Ruled):
+    """The candidate's answers against the champion's on the same requests, in a shadow step
+    (strategy.steps[].shadow: its comparator counts the pairs), with always-valid tests:
+
+    - `disagreement`: the share of pairs whose answers differ, less the noise floor (the champion
+      against a second answer of its own), must stay below `max`;
+    - `correctness`: on the pairs whose label arrived, the candidate may be less accurate than the
+      champion by at most `margin` (a test on the discordant pairs: one side right, one wrong);
+    - `errors`: Fail when, on the pairs where only one side failed, the candidate is the one that
+      failed more often (a sign test); Pass once its own failures are below `max` of the pairs;
+    - `latency`: per pair, the candidate's latency over the champion's; Fail when the median
+      ratio is above `maxRatio` with confidence, Pass when it is below."""
+
+    RULES = (
+        Rule("self.test != 'disagreement' || has(self.max)",
+             lambda m: m.test != "disagreement" or m.max is not None,
+             "a disagreement test needs max: the share of pairs above the noise floor that may "
+             "differ", ".max"),
+        Rule("self.test != 'correctness' || has(self.margin)",
+             lambda m: m.test != "correctness" or m.margin is not None,
+             "a correctness test needs margin: how much less accurate than the champion the "
+             "candidate may be (0.01 for one point)", ".margin"),
+        Rule("!has(self.margin) || self.test == 'correctness'",
+             lambda m: m.margin is None or m.test == "correctness",
+             "margin is for a correctness test only", ".margin"),
+        Rule("!has(self.maxRatio) || self.test == 'latency'",
+             lambda m: m.max_ratio is None or m.test == "latency",
+             "maxRatio is for a latency test only", ".maxRatio"),
+        Rule("!has(self.max) || self.test == 'disagreement' || self.test == 'errors'",
+             lambda m: m.max is None or m.test in ("disagreement", "errors"),
+             "max is for a disagreement or an errors test only", ".max"),
+    )  # fmt: skip
+    model_config = ConfigDict(json_schema_extra=ruled(*RULES))
+    test: PairedTest
+    max: float | None = Field(default=None, ge=0, le=1)
+    margin: float | None = Field(default=None, ge=0, le=1)
+    max_ratio: float | None = Field(default=None, ge=1, le=100)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    min_samples: int = Field(default=100, ge=0, le=100_000_000)
+
+    @property
+    def ratio(self) -> float:
+        return self.max_ratio if self.max_ratio is not None else PAIRED_MAX_RATIO
+
+    @property
+    def error_max(self) -> float:
+        return self.max if self.max is not None else PAIRED_ERRORS_MAX
+
+
+# Defaults: the candidate's median latency at most 1.2 times the champion's on the same request;
+# its own failures below half a percent of the pairs.
+PAIRED_MAX_RATIO = 1.2
+PAIRED_ERRORS_MAX = 0.005
+
+
 # Each field of Signal after `name` is a kind, declared here once by its model; its measure
 # (analysis/kinds/) and its judge (domain/kinds/) are registered under the same name, and the
 # one-of rule (CEL and check) is made from these fields.
@@ -201,6 +259,7 @@ class Signal(Ruled):
     drift: DriftSignal | None = None
     fairness: FairnessSignal | None = None
     outliers: OutliersSignal | None = None
+    paired: PairedSignal | None = None
 
     @classmethod
     def kinds(cls) -> tuple[str, ...]:

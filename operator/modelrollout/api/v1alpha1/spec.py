@@ -71,6 +71,18 @@ def _objective(spec: Any) -> bool:
     return not spec.challengers or any(s.compare is not None for s in signals)
 
 
+def _shadow_and_paired(spec: Any) -> bool:
+    signals = spec.analysis.signals if spec.analysis is not None else []
+    paired = any(s.paired is not None for s in signals)
+    return paired == any(step.shadow is not None for step in spec.strategy.steps)
+
+
+_SHADOW_AND_PAIRED = (
+    "self.strategy.steps.exists(s, has(s.shadow)) == (has(self.analysis) && "
+    "has(self.analysis.signals) && self.analysis.signals.exists(s, has(s.paired)))"
+)
+
+
 class ModelRolloutSpec(Ruled):
     RULES = (
         Rule(_SELECTOR_MATCHES_TEMPLATE, _selector_matches,
@@ -104,6 +116,10 @@ class ModelRolloutSpec(Ruled):
              _objective,
              "spec.challengers needs a compare signal in analysis.signals: the first one is "
              "the objective the winner must be better on", ".challengers"),
+        Rule(_SHADOW_AND_PAIRED, _shadow_and_paired,
+             "strategy.steps[].shadow and analysis.signals[].paired go together: a shadow step "
+             "is judged by its paired signals, which only a shadow step measures",
+             ".strategy.steps"),
         # a step the spec's router cannot express (api/v1alpha1/traffic.py): none today
         *capability_rules(routers()),
     )  # fmt: skip

@@ -106,13 +106,36 @@ class Pause(Model):
     duration: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=32)
 
 
+# The shadow's answers are compared on this member of the JSON answer (a top-level key).
+JSON_KEY_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+class Shadow(Model):
+    """The candidate gets a copy of `share` percent of the eligible requests (every request of
+    the route's rule, or those that match `match`) and answers no user: a comparator is the
+    mirror's target, asks the candidate and the champion twice (the second answer is the noise
+    floor: champion against champion), compares the answers' `field`, joins labels by the
+    `requestId` header within `labelDelay`, and exports paired counts for the `paired` signals
+    (docs/arms.md, "Shadow"). The step passes once every paired signal passed; a Fail rolls the
+    candidate back before any user reached it; past `duration` without every Pass, it pauses for
+    a human (`promote` goes on to the next step)."""
+
+    share: int = Field(ge=1, le=100)
+    duration: str = Field(pattern=DURATION_PATTERN, max_length=32)
+    match: list[CohortMatch] | None = Field(default=None, min_length=1, max_length=8)
+    field: str = Field(default="prediction", pattern=JSON_KEY_PATTERN, max_length=128)
+    request_id: str = Field(default="x-request-id", pattern=HTTP_NAME_PATTERN, max_length=256)
+    label_delay: str = Field(default="10m", pattern=DURATION_PATTERN, max_length=32)
+
+
 class Step(Ruled):
-    RULES = (exactly_one("a step", "setWeight", "analyze", "pause", "cohort"),)
+    RULES = (exactly_one("a step", "setWeight", "analyze", "pause", "cohort", "shadow"),)
     model_config = ConfigDict(json_schema_extra=ruled(*RULES))
     set_weight: int | None = Field(default=None, ge=0, le=100)
     analyze: Duration | None = None
     pause: Pause | None = None
     cohort: Cohort | None = None
+    shadow: Shadow | None = None
 
 
 class Abn(Model):
@@ -135,6 +158,36 @@ class Abn(Model):
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
 
 
-class Strategy(Model):
+def _user_facing(step: Step) -> bool:
+    return step.cohort is not None or bool(step.set_weight)
+
+
+def _shadows_first(strategy: Strategy) -> bool:
+    seen_users = False
+    for step in strategy.steps:
+        if step.shadow is not None and seen_users:
+            return False
+        seen_users = seen_users or _user_facing(step)
+    return True
+
+
+# Each step that shadows (S) or reaches users (U), in order, as a string: no S after a U.
+_SHADOWS_FIRST = (
+    "!self.steps.filter(s, has(s.shadow) || has(s.cohort) || (has(s.setWeight) && "
+    "s.setWeight > 0)).map(s, has(s.shadow) ? 'S' : 'U').join('').contains('US')"
+)
+
+
+class Strategy(Ruled):
+    RULES = (
+        Rule(_SHADOWS_FIRST, _shadows_first,
+             "steps[].shadow must come before every step that sends users to the candidate "
+             "(setWeight above 0, cohort): a shadow answers no user", ".steps"),
+        Rule("!has(self.abn) || !self.steps.exists(s, has(s.shadow))",
+             lambda m: m.abn is None or all(s.shadow is None for s in m.steps),
+             "steps[].shadow cannot follow an A/B/n phase (strategy.abn): its candidates "
+             "already served users", ".steps"),
+    )  # fmt: skip
+    model_config = ConfigDict(json_schema_extra=ruled(*RULES))
     steps: list[Step] = Field(min_length=1, max_length=64)
     abn: Abn | None = None

@@ -39,7 +39,10 @@ class Need:
     words: str
 
 
-NEEDS = (Need("cohort", Capability.HEADERS, "match requests by header or cookie"),)
+NEEDS = (
+    Need("cohort", Capability.HEADERS, "match requests by header or cookie"),
+    Need("shadow", Capability.MIRROR, "copy requests to an arm that answers no user"),
+)
 
 
 class ParentRef(Model):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from modelrollout.api.v1alpha1 import SignalResult
-from modelrollout.domain.kinds import compare, drift, fairness, outliers, threshold
+from modelrollout.domain.kinds import compare, drift, fairness, outliers, paired, threshold
 from modelrollout.domain.signals import Plan
 
 
@@ -20,7 +20,7 @@ class Judge(Protocol):
 
 # The kinds, by their name in the API (a unit test keeps this in step with Signal.kinds()).
 KINDS = {"threshold": threshold, "compare": compare, "drift": drift, "fairness": fairness,
-         "outliers": outliers}  # fmt: skip
+         "outliers": outliers, "paired": paired}  # fmt: skip
 JUDGES: dict[str, Judge] = {name: kind.judge for name, kind in KINDS.items()}
 # The kinds whose signals must reach Pass before promotion (each module says whether it does).
 GATED_KINDS = frozenset(name for name, kind in KINDS.items() if kind.GATES_PROMOTION)
