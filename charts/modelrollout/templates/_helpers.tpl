@@ -57,12 +57,21 @@ The permissions the operator needs, each for a reason (docs/install.md lists the
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]
+# delete: an A/B/n phase's arm Services and a shadow step's comparator Service, once over
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, list, watch, create, update]
+# a shadow step reads its parent Gateways' classes for the mirror features they implement
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gateways]
+  verbs: [get]
+# on Traefik, a shadow step mirrors through a TraefikService of type mirroring
+- apiGroups: [traefik.io]
+  resources: [traefikservices]
+  verbs: [get, create, update]
 - apiGroups: [""]
   resources: [configmaps, secrets]
   verbs: [get]
@@ -85,4 +94,8 @@ The permissions the operator needs, each for a reason (docs/install.md lists the
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
+# cluster-scoped: a shadow step reads which mirror features a GatewayClass lists
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gatewayclasses]
+  verbs: [get]
 {{- end -}}

@@ -55,6 +55,11 @@ class Context:
     step_since: datetime | None = None
     # Sticky buckets in effect: how many are treatment and control (cohorts.bucket_counts).
     buckets: tuple[int, int] | None = None
+    # A shadow step in effect: the share it mirrors, whether it mirrors every request (no
+    # `match`), and since when the mirror is on the route (None: not yet).
+    shadow: int | None = None
+    shadow_all: bool = True
+    mirror_since: datetime | None = None
 
 
 class Counting:

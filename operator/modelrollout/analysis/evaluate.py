@@ -6,7 +6,7 @@ judge (domain/kinds/), both found by the kind's name; the verdict is the judge's
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from modelrollout.analysis.counting import (
@@ -21,7 +21,10 @@ from modelrollout.api.v1alpha1 import Analysis, SampleRatio, Signal, SignalResul
 from modelrollout.domain import signals, stats
 from modelrollout.domain.experiment import ArmSeen
 from modelrollout.domain.kinds import JUDGES, compare
+from modelrollout.domain.machine import MIRROR_RATIO, USER_ERRORS
 from modelrollout.domain.templating import TemplateError
+from modelrollout.shadow import metrics
+from modelrollout.shadow.metrics import SHADOW_ARM
 
 # Routers take a moment to apply a new weight everywhere; requests in flight meanwhile went by
 # the old one. The sample ratio window starts this long after the weight was seen on the route.
@@ -39,8 +42,48 @@ class Evaluation:
         self.load_reference = load_reference
 
     def run(self, analysis: Analysis) -> list[SignalResult]:
-        results = [self._one(signal)[0] for signal in analysis.signals]
+        """Every signal and the split checks; in a shadow step, the paired signals and the
+        mirror's checks instead (the others have no users' requests of the candidate to judge,
+        and the paired ones have pairs only then)."""
+        shadow = self.c.shadow is not None
+        results = [self._one(s)[0] for s in analysis.signals if (s.paired is not None) == shadow]
+        if shadow:
+            checks = [self._guarded(MIRROR_RATIO, lambda: self._mirror_ratio(analysis)),
+                      self._guarded(USER_ERRORS, lambda: self._user_errors(analysis))]  # fmt: skip
+            return [*results, *(r for r in checks if r is not None)]
         return [*results, *self._sample_ratio(analysis)]
+
+    def _mirror_window(self) -> datetime | None:
+        since = self.c.mirror_since + SETTLE if self.c.mirror_since is not None else None
+        return since if since is not None and since < self.c.now else None
+
+    def _mirror_ratio(self, analysis: Analysis) -> SignalResult | None:
+        """The comparator's mirrored requests against the share of the users' requests the
+        stable served meanwhile (its own calls to the champion are stamped and left out)."""
+        since, share = self._mirror_window(), self.c.shadow
+        if since is None or share is None or not self.c.shadow_all:
+            return None
+        check = analysis.sample_ratio
+        counting = Counting(self.source, self.c, self.load_reference)
+        users = counting.increases(unstamped(check.requests), self.c.stable_version, since=since)
+        mirrored = counting.increases(metrics.selector(metrics.MIRRORED), self.c.canary_version,
+                                      since=since)  # fmt: skip
+        if "" not in users:
+            return None
+        return signals.judge_mirror_ratio(check, mirrored.get("", 0.0), users[""], share,
+                                          self.c.at)  # fmt: skip
+
+    def _user_errors(self, analysis: Analysis) -> SignalResult | None:
+        """The users' error rate since the mirror went on, against as long a time before it."""
+        since = self._mirror_window()
+        if since is None:
+            return None
+        counting = Counting(self.source, self.c, self.load_reference)
+        selector, version = unstamped(analysis.sample_ratio.requests), self.c.stable_version
+        span = (self.c.now - since).total_seconds()
+        after = counting.increases(selector, version, "code", since=since)
+        before = counting.increases(selector, version, "code", since=since, offset=span)
+        return signals.judge_user_errors(_errors(before), _errors(after), self.c.at)
 
     def arm(self, analysis: Analysis) -> ArmSeen:
         """An A/B/n candidate (the context's canary) against the champion (its stable): every
@@ -138,6 +181,22 @@ class Evaluation:
         except (MeasurementError, TemplateError, ValueError):
             return None
         return 0.0 if "" in stable else None
+
+
+def _errors(by_code: dict[str, float]) -> tuple[float, float]:
+    """(5xx answers, all answers) of requests counted by their `code` label."""
+    return sum(v for k, v in by_code.items() if k.startswith("5")), sum(by_code.values())
+
+
+def unstamped(selector: str) -> str:
+    """The selector without the shadow's comparator calls (stamped `arm="shadow"`)."""
+    text = selector.strip()
+    matcher = f'{ARM}!="{SHADOW_ARM}"'
+    if text.endswith("{}"):
+        return f"{text[:-1]}{matcher}}}"
+    if text.endswith("}"):
+        return f"{text[:-1]},{matcher}}}"
+    return f"{text}{{{matcher}}}"
 
 
 def unexpected(error: BaseException) -> str:

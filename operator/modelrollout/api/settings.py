@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from modelrollout import __version__
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -37,5 +39,9 @@ METRICS_PORT = Setting("MODELROLLOUT_METRICS_PORT", "8080",
                        "port of the operator's /metrics (0: off)")  # fmt: skip
 LIVENESS = Setting("MODELROLLOUT_LIVENESS", "",
                    "kopf's liveness endpoint, e.g. http://0.0.0.0:8081/healthz")  # fmt: skip
+COMPARATOR_IMAGE = Setting("MODELROLLOUT_COMPARATOR_IMAGE",
+                           f"ghcr.io/modelrollout/modelrollout:{__version__}",
+                           "the image of a shadow step's comparator: the operator's own, whose "
+                           "modelrollout-comparator command it runs")  # fmt: skip
 SETTINGS = (NAMESPACES, TICK_SECONDS, RESYNC_SECONDS, MAX_WORKERS, PERIOD_SECONDS, FAULT_LIMIT,
-            METRICS_PORT, LIVENESS)  # fmt: skip
+            METRICS_PORT, LIVENESS, COMPARATOR_IMAGE)  # fmt: skip

@@ -68,13 +68,16 @@ from modelrollout.domain.machine import (
     next_due,
     past_progress_deadline,
     plans,
+    shadow_in_effect,
     timestamp,
     with_condition,
 )
 from modelrollout.domain.revision import (
+    COMPARATOR_REVISION,
     FALLBACK_REVISION,
     arm_service,
     candidate_specs,
+    comparator_service,
     deployment_name,
     revision_of,
 )
@@ -87,6 +90,7 @@ from modelrollout.workloads.builders import (
     build_job,
     build_service,
 )
+from modelrollout.workloads.comparator import build_comparator
 
 log = logging.getLogger(__name__)
 FORBIDDEN = "permission denied, the operator's role lacks a rule (see the chart's RBAC)"
@@ -306,6 +310,11 @@ class Ticker:
         acceptance = router.acceptance(moment)
         in_effect = router.read()
         refused_route = acceptance.refused
+        shadow = shadow_in_effect(spec, status)
+        mirror = routes.mirror_of(in_effect)
+        mirrored = None if shadow is None else mirror is not None and mirror.percent == shadow.share
+        world = desired_world(spec, status) if shadow is not None else None
+        mirror_refused = router.refuses(routes.routes_of(owner.name, world)) if world else None
         available = canary is not None and self.cluster.available(
             owner, deployment_name(owner.name, canary.revision))  # fmt: skip
         results, served = self._evaluate(m, rollout, spec, status, moment)
@@ -333,6 +342,8 @@ class Ticker:
             arms=arms,
             shares=shares,
             cohorts_routed=routes.cohorts(in_effect),
+            mirrored=mirrored,
+            mirror_refused=mirror_refused,
         )
         if seen.results is not None:  # what was measured, whatever this tick goes on to decide
             metrics.record(owner.namespace, owner.name, seen.results)
@@ -582,6 +593,7 @@ class Ticker:
                 plans=plans(spec, status, now),
                 step_since=_parse_time(status.step_started_at, now),
                 buckets=_buckets(spec, status),
+                **_shadow_context(spec, status, now),
             )
             load = partial(self._reference, rollout.owner.namespace)
             evaluation = Evaluation(source, context, load)
@@ -679,12 +691,19 @@ class Ticker:
             if revision != world.stable:
                 name = service_of(owner.name, world, revision)
                 services.append(build_service(owner, spec, "arm", revision, name=name))
+        keep = set(world.replicas)
+        if world.shadow is not None:  # the comparator, the mirror's target, while it runs
+            version = world.versions[1] if world.versions else spec.model.version
+            services += build_comparator(owner, spec, world.shadow, version,
+                                         str(settings.COMPARATOR_IMAGE))  # fmt: skip
+            keep.add(COMPARATOR_REVISION)
         desired = Desired(
             apply=[*deployments, *services],
             scale={deployment_name(owner.name, revision): replicas
                    for revision, replicas in world.replicas.items() if revision not in built},
-            keep=frozenset(world.replicas),
-            retire=_retired_arms(owner.name, world, specs),
+            keep=frozenset(keep),
+            retire=_retired_arms(owner.name, world, specs)
+            | (frozenset() if world.shadow else {comparator_service(owner.name)}),
         )  # fmt: skip
         said = self.cluster.converge(owner, desired)
         corrected = router.apply(routes_of(owner.name, world))
@@ -764,6 +783,17 @@ def _retired_arms(rollout: str, world: World, specs: dict[str, ModelRolloutSpec]
     if lingering:
         return frozenset()
     return frozenset(arm_service(rollout, i) for i in range(1, MAX_CHALLENGERS + 2))
+
+
+def _shadow_context(spec: ModelRolloutSpec, status: ModelRolloutStatus,
+                    now: datetime) -> dict[str, Any]:  # fmt: skip
+    """The shadow step in effect, for the evaluation: its share, whether it mirrors every
+    request, and since when the mirror is on the route."""
+    shadow = shadow_in_effect(spec, status)
+    if shadow is None:
+        return {}
+    since = _parse_time(status.mirror_since, now) if status.mirror_since else None
+    return {"shadow": shadow.share, "shadow_all": not shadow.match, "mirror_since": since}
 
 
 def _buckets(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> tuple[int, int] | None:

@@ -37,6 +37,7 @@ from modelrollout.api.v1alpha1 import (
     PlannedLooks,
     RevisionRef,
     ScaleDown,
+    Shadow,
     SignalResult,
 )
 from modelrollout.domain import experiment
@@ -110,6 +111,11 @@ class Observations:
     # The cohorts the route in effect sends somewhere (routes.cohorts); a cohort step counts once
     # its own is among them. None: the router does what it is told.
     cohorts_routed: frozenset[Matches] | None = None
+    # The shadow step's mirror is on the route in effect, accepted by its controller (None: the
+    # router does what it is told); a shadow step's time counts from then.
+    mirrored: bool | None = None
+    # Why the router's data plane cannot mirror (its words, naming the Gateway and the feature)
+    mirror_refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -339,7 +345,7 @@ def _run_steps(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus:
         if not done:
             return s
         index += 1
-        s = s.edit(current_step=index, step_started_at=t.now)
+        s = s.edit(current_step=index, step_started_at=t.now, mirror_since=None)
         t.emit("Normal", "StepAdvanced", f"step {index} of {len(steps)} done")
     return _promote(t, s)
 
@@ -359,9 +365,59 @@ def _step(t: _Tick, s: ModelRolloutStatus, index: int) -> tuple[ModelRolloutStat
         routed = t.seen.cohorts_routed
         here = routed is None or compile_cohort(step.cohort) in routed
         return s, here and t.seen.route_accepted
-    if step.pause is not None:
-        return _pause_step(t, s, index, step.pause.duration)
-    return s, True
+    if step.shadow is not None:
+        return _shadow_step(t, s, step.shadow)
+    return _pause_step(t, s, index, step.pause.duration if step.pause else None)
+
+
+# The checks a shadow step makes beside its paired signals (analysis/evaluate.py): the mirror's
+# share, and the users' error rate since the mirror was installed.
+MIRROR_RATIO, USER_ERRORS = "mirror-ratio", "user-errors"
+
+
+def _unmirrored(t: _Tick, s: ModelRolloutStatus) -> ModelRolloutStatus | None:
+    """While the mirror is not in effect: a rollback when it cannot be (the data plane does not
+    implement it) or was not past progressDeadline, else a hold; None once it is."""
+    if t.seen.mirror_refused is not None:
+        return _rollback(t, s, f"the shadow step cannot run: {t.seen.mirror_refused}")
+    if t.seen.mirrored is not False and t.seen.route_accepted:
+        return None
+    if past_progress_deadline(t.spec, s, t.seen.now):
+        return _rollback(t, s, "the shadow step's mirror was not in effect within "
+                               f"progressDeadline {t.spec.progress_deadline}")  # fmt: skip
+    return _held(t, s, "WaitingForMirror", "waiting for the route to carry the mirror")
+
+
+def _shadow_step(t: _Tick, s: ModelRolloutStatus,
+                 shadow: Shadow) -> tuple[ModelRolloutStatus, bool]:  # fmt: skip
+    """The candidate answers no user: the weight stays 0 while the route mirrors `share`% to the
+    comparator. Done once every paired signal passed; a Fail rolls back (tally, in _judged), and
+    so does at once a rise of the users' errors since the mirror went on; past the step's
+    duration without every Pass, a human is asked."""
+    s = _ask_weight(s, 0)
+    unmirrored = _unmirrored(t, s)
+    if unmirrored is not None:
+        return unmirrored, False
+    if s.mirror_since is None:
+        s = s.edit(mirror_since=t.now)
+    latest = s.analysis.signals if s.analysis is not None else []
+    harm = next((r for r in latest if r.name == USER_ERRORS and r.verdict == "Fail"), None)
+    if harm is not None:
+        return _rollback(t, s, f"the mirror was removed: {harm.message}"), False
+    paired = [r for r in latest if r.kind == "paired"]
+    if paired and all(r.verdict == "Pass" for r in paired):
+        said = "; ".join(f"{r.name}: {r.message}" for r in paired)
+        t.emit("Normal", "ShadowPassed", f"the shadow step passed, no user reached the "
+                                         f"candidate: {said}")  # fmt: skip
+        return s, True
+    if _in_step(t, s) >= parse_duration(shadow.duration):
+        undecided = "; ".join(f"{r.name} ({r.verdict}: {r.message})" for r in paired
+                              if r.verdict != "Pass") or "no paired signal was judged"  # fmt: skip
+        message = (f"the shadow step ran its duration of {shadow.duration} without every paired "
+                   f"signal passing: {undecided}; `promote` goes on to the next step")  # fmt: skip
+        t.emit("Warning", "Paused", message)
+        return _pause(s, "Inconclusive", message, t.now), False
+    return s, False
 
 
 def _analyze_step(t: _Tick, s: ModelRolloutStatus,
@@ -374,6 +430,7 @@ def _analyze_step(t: _Tick, s: ModelRolloutStatus,
 
 def _pause_step(t: _Tick, s: ModelRolloutStatus, index: int,
                 duration: str | None) -> tuple[ModelRolloutStatus, bool]:  # fmt: skip
+    """A pause step (the step's one-of rule leaves no other kind): its duration, or a human."""
     if duration is None:
         t.emit("Normal", "Paused", f"step {index} waits for `promote`")
         return _pause(s, "Step", f"step {index} waits for a human", t.now), False
@@ -544,10 +601,11 @@ def _promoted_by(t: _Tick, s: ModelRolloutStatus,
     if command.kind == "promote":
         step = s.current_step or 0
         t.emit("Normal", "PromotedStep", f"{who} ended step {step}")
-        return _resume(s).edit(current_step=step + 1, step_started_at=now), False
+        return _resume(s).edit(current_step=step + 1, step_started_at=now,
+                               mirror_since=None), False  # fmt: skip
     t.emit("Normal", "PromotedFull", f"{who} skipped the remaining steps and the evidence gate")
     past = len(t.spec.strategy.steps) + 1  # past the last step: approved by a human
-    return _resume(s).edit(current_step=past, step_started_at=now), False
+    return _resume(s).edit(current_step=past, step_started_at=now, mirror_since=None), False
 
 
 def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> ModelRolloutStatus:
@@ -556,6 +614,7 @@ def _start_canary(s: ModelRolloutStatus, desired: RevisionRef, now: str) -> Mode
         canary_since=now,
         canary_weight=0,
         weight_since=None,
+        mirror_since=None,
         current_step=0,
         step_started_at=now,
         phase="Progressing",
@@ -778,7 +837,9 @@ def evaluation_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: date
 
 
 def _served(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> bool:
-    return status.canary_weight > 0 or cohort_in_effect(spec, status) is not None
+    """The canary has something to be judged on: users' requests, or a shadow's mirror."""
+    return (status.canary_weight > 0 or cohort_in_effect(spec, status) is not None
+            or shadow_in_effect(spec, status) is not None)  # fmt: skip
 
 
 def next_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) -> datetime | None:
@@ -800,7 +861,8 @@ def next_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) 
         if status.phase == "Progressing" and index < len(steps):
             step = steps[index]
             length = (step.analyze.duration if step.analyze is not None
-                      else step.pause.duration if step.pause is not None else None)  # fmt: skip
+                      else step.pause.duration if step.pause is not None
+                      else step.shadow.duration if step.shadow is not None else None)  # fmt: skip
             if length is not None:
                 times.append(started + timedelta(seconds=parse_duration(length)))
     # A time already past was this tick's to act on; it does not ask for another one at once.
@@ -823,6 +885,8 @@ class World:
     cohort: Cohort | None = None
     # the stable's and the canary's model versions, which bucket rules stamp on requests
     versions: tuple[str, str] | None = None
+    # the shadow step in effect: the route mirrors its share to the comparator
+    shadow: Shadow | None = None
 
 
 def canary_replicas(total: int, weight: int) -> int:
@@ -846,12 +910,22 @@ def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World |
         replicas.setdefault(canary.revision, 0)  # kept for scaleDownDelay, then 0
         return World(replicas, status.stable.revision, canary.revision, 0)
     full = _promoting(spec, status)
-    replicas[canary.revision] = (
-        spec.replicas if full else canary_replicas(spec.replicas, status.canary_weight)
-    )
+    shadow = shadow_in_effect(spec, status)
+    # a shadow is sized for the share mirrored to it, as a canary for its weight
+    weight = max(status.canary_weight, shadow.share if shadow is not None else 0)
+    replicas[canary.revision] = spec.replicas if full else canary_replicas(spec.replicas, weight)
     return World(replicas, status.stable.revision, canary.revision, status.canary_weight,
                  cohort=cohort_in_effect(spec, status),
-                 versions=(status.stable.version, canary.version))  # fmt: skip
+                 versions=(status.stable.version, canary.version), shadow=shadow)  # fmt: skip
+
+
+def shadow_in_effect(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> Shadow | None:
+    """The shadow step the rollout is at (running, or paused for a human on it), while a canary
+    is in flight; None otherwise: abort, rollback, deletion and the next step all end it."""
+    if status.canary is None or status.phase not in IN_FLIGHT or status.phase == "Baking":
+        return None
+    steps, index = spec.strategy.steps, status.current_step or 0
+    return steps[index].shadow if index < len(steps) else None
 
 
 def cohort_in_effect(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> Cohort | None:
@@ -893,6 +967,7 @@ __all__ = [
     "planned_seconds",
     "plans",
     "promoted_weight",
+    "shadow_in_effect",
     "timestamp",
     "with_condition",
 ]

@@ -29,6 +29,8 @@ def revision_of(spec: ModelRolloutSpec) -> str:
 
 # The fallback (heuristic) revision's name among the revisions: never a hash (those are hex).
 FALLBACK_REVISION = "fallback"
+# The shadow step's comparator: its Deployment NAME-shadow (as if a revision) and its Service.
+COMPARATOR_REVISION = "shadow"
 
 
 def deployment_name(rollout: str, revision: str) -> str:
@@ -41,6 +43,10 @@ def stable_service(rollout: str) -> str:
 
 def canary_service(rollout: str) -> str:
     return f"{rollout}-canary"
+
+
+def comparator_service(rollout: str) -> str:
+    return f"{rollout}-{COMPARATOR_REVISION}"
 
 
 def arm_service(rollout: str, index: int) -> str:

@@ -6,22 +6,38 @@ renders the same plan again and loses nothing.
 One rule without a match: the stable and canary Services (two arms), or in an A/B/n phase the
 champion and each candidate. Cohorts add rules before it: a header or cookie cohort's to the
 canary; sticky buckets' treatment rule to the canary and control rule to the stable, each
-stamping its arm's version on the requests it takes (cohorts.ARM_HEADER).
+stamping its arm's version on the requests it takes (cohorts.ARM_HEADER). A shadow step mirrors
+`share`% of a rule's requests to the comparator: the catch-all rule's, or, with a match, those of
+a rule of its own before it, with the same backends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from modelrollout.api.v1alpha1 import Cohort
 from modelrollout.domain.cohorts import HeaderRegex, Matches, bucket_matches, compile_cohort
 from modelrollout.domain.machine import World
-from modelrollout.domain.revision import arm_service, canary_service, stable_service
+from modelrollout.domain.revision import (
+    arm_service,
+    canary_service,
+    comparator_service,
+    stable_service,
+)
 
 
 @dataclass(frozen=True)
 class Backend:
     service: str
     weight: int
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A copy of `percent`% of a rule's requests goes to `service`, whose answers no one reads."""
+
+    service: str
+    percent: int
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,7 @@ class Rule:
     matches: Matches = ()
     # the version stamped on the requests it takes (cohorts.ARM_HEADER), for bucket rules
     stamp: str | None = None
+    mirror: Mirror | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,8 @@ def routes_of(rollout: str, world: World) -> Routes:
     a cohort's rule first, when one is in effect."""
     if not world.arms:
         plan = two_arms(rollout, world.weight)
+        if world.shadow is not None and world.canary is not None:
+            return _mirrored(rollout, world, plan)
         if world.cohort is None or world.canary is None:
             return plan
         if world.cohort.buckets is None:
@@ -68,6 +87,26 @@ def routes_of(rollout: str, world: World) -> Routes:
                        *plan.rules))  # fmt: skip
     return Routes((Rule(tuple(Backend(service_of(rollout, world, revision), weight)
                               for revision, weight in world.arms)),))  # fmt: skip
+
+
+def _mirrored(rollout: str, world: World, plan: Routes) -> Routes:
+    """The shadow step's plan: the split as it is, and its share mirrored to the comparator, of
+    every request or of those that match its `match`."""
+    shadow = world.shadow
+    if shadow is None:
+        return plan
+    mirror = Mirror(comparator_service(rollout), shadow.share)
+    (catch_all,) = plan.rules
+    if not shadow.match:
+        return Routes((replace(catch_all, mirror=mirror),))
+    matches = compile_cohort(Cohort(match=shadow.match))
+    return Routes((replace(catch_all, matches=matches, mirror=mirror), catch_all))
+
+
+def mirror_of(in_effect: Routes | None) -> Mirror | None:
+    """The mirror the plan in effect carries, if any."""
+    rules = in_effect.rules if in_effect is not None else ()
+    return next((r.mirror for r in rules if r.mirror is not None), None)
 
 
 def service_of(rollout: str, world: World, revision: str) -> str:
@@ -103,11 +142,13 @@ def shares(routes: Routes | None, rollout: str, world: World) -> dict[str, int] 
 __all__ = [
     "Backend",
     "HeaderRegex",
+    "Mirror",
     "Routes",
     "Rule",
     "canary_weight",
     "cohorts",
     "compile_cohort",
+    "mirror_of",
     "routes_of",
     "shares",
     "two_arms",

@@ -166,6 +166,49 @@ def judge_bucket_ratio(settings: SampleRatio, treatment: float | None, control: 
                         at=at, shown=shown)  # fmt: skip
 
 
+def judge_mirror_ratio(settings: SampleRatio, mirrored: float, users: float, share: int,
+                       at: str) -> SignalResult | None:  # fmt: skip
+    """Is the mirror real? The comparator's requests against `share`% of the users' requests
+    the stable served in the same time: a data plane that does not mirror, or a sampling that
+    aliases with a periodic client, shows as a mismatch (an Error, never a pass)."""
+    expected = min(share, 99.9) / 100  # 100%: every request; the test needs a share below 1
+
+    def shown(got: float, total: float) -> str:
+        return (
+            f"the comparator got {int(mirrored)} mirrored requests for {int(users)} of the "
+            f"users' ({got:.2%} of the total {int(total)}) where {share}% are mirrored"
+        )
+
+    return _judge_split(settings, "mirror-ratio", mirrored, max(users - mirrored, 0.0),
+                        expected=expected, at=at, shown=shown)  # fmt: skip
+
+
+# The users' error rate may rise by this much while a mirror is on before it is taken off.
+USER_ERROR_TOLERANCE = 0.01
+USER_ERROR_ALPHA = 0.01
+
+
+def judge_user_errors(before: tuple[float, float], after: tuple[float, float],
+                      at: str) -> SignalResult | None:  # fmt: skip
+    """Did the users' error rate rise since the mirror went on (by more than the tolerance, with
+    confidence)? A Fail takes the mirror off at once (machine._shadow_step). None: no requests
+    on one side to compare."""
+    (eb, nb), (ea, na) = before, after
+    if nb <= 0 or na <= 0:
+        return None
+    interval = stats.exact_difference((ea, na), (eb, nb), USER_ERROR_ALPHA)
+    said = (f"users' error rate {ea / na:.3%} of {int(na)} requests since the mirror went on, "
+            f"{eb / nb:.3%} of {int(nb)} before")  # fmt: skip
+    numbers: dict[str, object] = {"value": interval.estimate, "lower": interval.lower,
+                                  "upper": interval.upper, "bound": USER_ERROR_TOLERANCE,
+                                  "canary": ea / na, "stable": eb / nb}  # fmt: skip
+    if interval.lower > USER_ERROR_TOLERANCE:
+        return result("user-errors", "sampleRatio", "Fail", at, **numbers,
+                      message=f"{said}: up by more than {USER_ERROR_TOLERANCE:.0%} with "
+                      "confidence")  # fmt: skip
+    return result("user-errors", "sampleRatio", "Pass", at, **numbers, message=said)
+
+
 def _judge_split(settings: SampleRatio, name: str, canary: float | None, stable: float | None,
                  *, expected: float, at: str, shown: Callable[[float, float], str],
                  ) -> SignalResult | None:  # fmt: skip

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 from typing import Any, cast
+from urllib.parse import quote
 
 from modelrollout.api.v1alpha1 import GROUP, PLURAL, VERSION
 from modelrollout.domain.machine import Incident
@@ -94,6 +95,15 @@ class KubeCluster:
             raise
 
     # -- reading ---------------------------------------------------------------------------------
+
+    def fetch(self, group: str, version: str, plural: str, namespace: str | None,
+              name: str) -> Manifest | None:  # fmt: skip
+        """Any object as the API server has it now (no store: what is read only while a shadow
+        step runs, a Gateway, a GatewayClass, a TraefikService); None when it does not exist.
+        `namespace` None: a cluster-scoped object."""
+        where = (path(group, version, plural, namespace, name) if namespace is not None
+                 else f"{path(group, version, plural, None)}/{quote(name, safe='')}")  # fmt: skip
+        return self._unless((404,), f"reading {plural} {namespace or ''}/{name}", "GET", where)
 
     def read(self, namespace: str, name: str, *, fresh: bool = False) -> Manifest | None:
         """The ModelRollout, or None once it is gone. `fresh` reads the API server."""

@@ -54,6 +54,10 @@ class Router(Protocol):
     def acceptance(self, now: datetime) -> Acceptance:
         """What the routing controller says of the route at `now`, from one read of it."""
 
+    def refuses(self, routes: Routes) -> str | None:
+        """Why its data plane cannot carry `routes` (a mirror its gateway does not implement),
+        naming what is missing where; None when it can. `apply` then leaves that part out."""
+
     def shape(self, world: World) -> World:
         """The world as this router needs it (a replica-ratio router sizes the revisions by
         the weight and serves both from one Service); most routers leave it as it is."""

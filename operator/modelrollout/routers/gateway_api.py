@@ -4,16 +4,36 @@ weighted backendRefs (two arms, or an A/B/n phase's champion and candidates).
 `spec.rules` is an atomic list, so a weight change is modify and put on the resourceVersion last
 seen (the cluster's store, kept by a watch), retried on a fresh read after a conflict: a
 concurrent writer is never overwritten blindly, and an unchanged weight costs no request.
+
+A shadow step's mirror is written only as the data plane implements it (docs/arms.md): the
+standard RequestMirror filter where every parent Gateway's GatewayClass lists
+HTTPRouteRequestMirror (and HTTPRouteRequestPercentageMirror below 100%) in
+status.supportedFeatures; on Traefik, which lists neither and answers 500 for a whole rule that
+carries the filter while the route stays Accepted, a TraefikService of type mirroring
+(NAME-mirror) in place of the stable's backendRef; anywhere else, nothing, and `refuses` says
+which Gateway lacks which feature.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from typing import Literal
 
 from modelrollout.api.v1alpha1 import GatewayAPITraffic, ModelRolloutSpec
 from modelrollout.domain.cohorts import ARM_HEADER
 from modelrollout.domain.machine import World
-from modelrollout.domain.routes import Backend, HeaderRegex, Routes, Rule, canary_weight, two_arms
+from modelrollout.domain.revision import stable_service
+from modelrollout.domain.routes import (
+    Backend,
+    HeaderRegex,
+    Mirror,
+    Routes,
+    Rule,
+    canary_weight,
+    mirror_of,
+    two_arms,
+)
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Manifest, Owner
 from modelrollout.routers.base import Acceptance, RouterError
@@ -23,6 +43,18 @@ CONFLICT_RETRIES = 5
 # A controller reports on a route it serves within seconds (Traefik: well under one, on a busy
 # machine a few); a route none has reported on this long after its creation is not in effect.
 ACCEPTANCE_SECONDS = 30
+# Traefik's mirroring, as its kubernetesCRD provider serves it to the Gateway API provider.
+TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL = "traefik.io", "v1alpha1", "traefikservices"
+TRAEFIK_CONTROLLER = "traefik.io/gateway-controller"
+# Traefik buffers a mirrored request's body whole, without limit unless told: a larger one is
+# served but not mirrored (the mirror check sees the shortfall).
+MIRROR_MAX_BODY = 1 << 20
+MIRROR_FEATURE, PERCENT_FEATURE = "HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror"
+MirrorMode = Literal["filter", "traefik"]
+
+
+def mirror_service(rollout: str) -> str:
+    return f"{rollout}-mirror"
 
 
 def _parent_key(ref: Manifest, namespace: str) -> tuple[str, str, str]:
@@ -62,10 +94,12 @@ def route_news(before: Manifest | None, after: Manifest) -> bool:
     return accepted_parents(before, current=True) != accepted_parents(after, current=True)
 
 
-def build_route(owner: Owner, traffic: GatewayAPITraffic, port: int, routes: Routes) -> Manifest:
+def build_route(owner: Owner, traffic: GatewayAPITraffic, port: int, routes: Routes,
+                mode: MirrorMode | None = None) -> Manifest:  # fmt: skip
+    """The HTTPRoute; a rule's mirror as `mode` says (None: the plan carries no mirror)."""
     spec: Manifest = {
         "parentRefs": [r.model_dump(by_alias=True, exclude_none=True) for r in traffic.parent_refs],
-        "rules": [_rule(rule, port) for rule in routes.rules],
+        "rules": [_rule(rule, port, owner.name, mode) for rule in routes.rules],
     }
     if traffic.hostnames:
         spec["hostnames"] = list(traffic.hostnames)
@@ -77,8 +111,31 @@ def build_route(owner: Owner, traffic: GatewayAPITraffic, port: int, routes: Rou
     }
 
 
-def _rule(rule: Rule, port: int) -> Manifest:
-    out: Manifest = {"backendRefs": [{"name": b.service, "port": port, "weight": b.weight}
+def build_mirror(owner: Owner, port: int, mirror: Mirror) -> Manifest:
+    """Traefik's mirroring: the stable Service answers, `percent`% is copied to the comparator."""
+    return {
+        "apiVersion": f"{TRAEFIK_GROUP}/{TRAEFIK_VERSION}",
+        "kind": "TraefikService",
+        "metadata": owner.metadata(mirror_service(owner.name), {}),
+        "spec": {"mirroring": {
+            "name": stable_service(owner.name), "port": port, "maxBodySize": MIRROR_MAX_BODY,
+            "mirrors": [{"name": mirror.service, "port": port, "percent": mirror.percent}]}},
+    }  # fmt: skip
+
+
+def _backend(b: Backend, port: int, rollout: str, mirrored: str | None) -> Manifest:
+    if mirrored is not None and b.service == stable_service(rollout):
+        return {"group": TRAEFIK_GROUP, "kind": "TraefikService", "name": mirrored,
+                "weight": b.weight}  # fmt: skip
+    return {"name": b.service, "port": port, "weight": b.weight}
+
+
+def _rule(rule: Rule, port: int, rollout: str, mode: MirrorMode | None) -> Manifest:
+    """One rule; its mirror as the standard RequestMirror filter, or through the TraefikService
+    NAME-mirror in place of the stable's backendRef, or (`mode` None) not at all."""
+    traefik = mode == "traefik" and rule.mirror is not None
+    mirrored = mirror_service(rollout) if traefik else None
+    out: Manifest = {"backendRefs": [_backend(b, port, rollout, mirrored)
                                      for b in rule.backends]}  # fmt: skip
     if rule.matches:
         out["matches"] = [{"headers": [{"type": "RegularExpression", "name": h.name,
@@ -87,7 +144,24 @@ def _rule(rule: Rule, port: int) -> Manifest:
     if rule.stamp is not None:
         out["filters"] = [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
             "set": [{"name": ARM_HEADER, "value": rule.stamp}]}}]  # fmt: skip
+    if rule.mirror is not None and mode == "filter":
+        out.setdefault("filters", []).append({"type": "RequestMirror", "requestMirror": {
+            "backendRef": {"name": rule.mirror.service, "port": port},
+            "percent": rule.mirror.percent}})  # fmt: skip
     return out
+
+
+def _filter_mirror(rule: Manifest) -> Mirror | None:
+    for f in rule.get("filters") or []:
+        if f.get("type") == "RequestMirror":
+            spec = f.get("requestMirror") or {}
+            percent = spec.get("percent", 100 if "fraction" not in spec else None)
+            fraction = spec.get("fraction") or {}
+            if percent is None:
+                percent = round(100 * fraction.get("numerator", 0) / fraction.get(
+                    "denominator", 100))  # fmt: skip
+            return Mirror(str((spec.get("backendRef") or {}).get("name", "")), int(percent))
+    return None
 
 
 def _stamp(rule: Manifest) -> str | None:
@@ -99,16 +173,36 @@ def _stamp(rule: Manifest) -> str | None:
     return None
 
 
-def routes_of_route(route: Manifest) -> Routes:
-    """The plan an HTTPRoute carries (a backendRef without a weight weighs 1, as the API says)."""
-    return Routes(tuple(
-        Rule(tuple(Backend(str(b.get("name", "")), int(b.get("weight", 1)))
-                   for b in rule.get("backendRefs") or []),
-             tuple(tuple(HeaderRegex(str(h.get("name", "")), str(h.get("value", "")))
-                         for h in m.get("headers") or [])
-                   for m in rule.get("matches") or [] if m.get("headers")),
-             _stamp(rule))
-        for rule in (route.get("spec") or {}).get("rules") or []))  # fmt: skip
+def routes_of_route(route: Manifest, mirrors: dict[str, Manifest] | None = None) -> Routes:
+    """The plan an HTTPRoute carries (a backendRef without a weight weighs 1, as the API says);
+    a backendRef to a TraefikService of `mirrors` (by name) reads as its main Service, with
+    the rule mirrored as it says."""
+    rules = []
+    for rule in (route.get("spec") or {}).get("rules") or []:
+        backends, mirror = [], _filter_mirror(rule)
+        for b in rule.get("backendRefs") or []:
+            name, weight = str(b.get("name", "")), int(b.get("weight", 1))
+            traefik = (mirrors or {}).get(name) if b.get("kind") == "TraefikService" else None
+            if traefik is not None:
+                spec = (traefik.get("spec") or {}).get("mirroring") or {}
+                name = str(spec.get("name", ""))
+                copies = spec.get("mirrors") or []
+                if copies:
+                    mirror = Mirror(
+                        str(copies[0].get("name", "")), int(copies[0].get("percent", 0))
+                    )
+            backends.append(Backend(name, weight))
+        matches = tuple(tuple(HeaderRegex(str(h.get("name", "")), str(h.get("value", "")))
+                              for h in m.get("headers") or [])
+                        for m in rule.get("matches") or [] if m.get("headers"))  # fmt: skip
+        rules.append(Rule(tuple(backends), matches, _stamp(rule), mirror))
+    return Routes(tuple(rules))
+
+
+def _features(gateway_class: Manifest) -> set[str]:
+    """A GatewayClass's status.supportedFeatures ({name} objects since v1.2; strings before)."""
+    listed = (gateway_class.get("status") or {}).get("supportedFeatures") or []
+    return {str(f.get("name") if isinstance(f, dict) else f) for f in listed}
 
 
 def canary_weight_of(route: Manifest, name: str) -> int | None:
@@ -146,8 +240,101 @@ class GatewayAPIRouter:
         except ClusterError as error:
             raise RouterError(str(error), error.status, terminating=error.terminating) from error
 
+    def _class_of(self, parent: Manifest) -> tuple[str, Manifest | None]:
+        """A parent Gateway's name and its GatewayClass, as the API server has them."""
+        namespace = str(parent.get("namespace") or self._owner.namespace)
+        where = f"{namespace}/{parent.get('name')}"
+        try:
+            gateway = self._cluster.fetch(GROUP, VERSION, "gateways", namespace,
+                                         str(parent.get("name")))  # fmt: skip
+            if gateway is None:
+                return where, None
+            name = str((gateway.get("spec") or {}).get("gatewayClassName", ""))
+            return where, self._cluster.fetch(GROUP, VERSION, "gatewayclasses", None, name)
+        except ClusterError as error:
+            raise RouterError(str(error), error.status, terminating=error.terminating) from error
+
+    def mirroring(self, percent: int) -> MirrorMode | str:
+        """How a mirror of `percent`% is written on this route's data plane, or why it cannot
+        be (naming the Gateway and the feature its GatewayClass does not list)."""
+        needed = [MIRROR_FEATURE] + ([PERCENT_FEATURE] if percent < 100 else [])
+        modes: set[MirrorMode] = set()
+        for ref in self._traffic.parent_refs:
+            where, gateway_class = self._class_of(ref.model_dump(by_alias=True))
+            if gateway_class is None:
+                return f"Gateway {where} or its GatewayClass does not exist"
+            missing = [f for f in needed if f not in _features(gateway_class)]
+            if not missing:
+                modes.add("filter")
+            elif (gateway_class.get("spec") or {}).get("controllerName") == TRAEFIK_CONTROLLER:
+                modes.add("traefik")
+            else:
+                name = (gateway_class.get("metadata") or {}).get("name")
+                return (f"the shadow step needs {' and '.join(missing)}, which GatewayClass "
+                        f"{name} of Gateway {where} does not list in status.supportedFeatures; "
+                        "the router traffic.gatewayAPI writes no mirror its data plane does not "
+                        "implement")  # fmt: skip
+        if len(modes) > 1:
+            return "the parent Gateways implement mirroring in different ways; give one kind"
+        return modes.pop()
+
+    def refuses(self, routes: Routes) -> str | None:
+        mirror = mirror_of(routes)
+        if mirror is None:
+            return None
+        mode = self.mirroring(mirror.percent)
+        return mode if mode not in ("filter", "traefik") else None
+
     def apply(self, routes: Routes) -> str | None:
-        desired = build_route(self._owner, self._traffic, self._port, routes)
+        mirror = mirror_of(routes)
+        mode: MirrorMode | None = None
+        if mirror is not None:
+            found = self.mirroring(mirror.percent)
+            if found == "filter":
+                mode = "filter"
+            elif found == "traefik":
+                mode = "traefik"
+            else:  # never written blindly: the plan without its mirror (refuses says why)
+                routes = Routes(tuple(replace(r, mirror=None) for r in routes.rules))
+                mirror = None
+        if mode == "traefik" and mirror is not None:
+            self._put(build_mirror(self._owner, self._port, mirror))
+        return self._apply_route(routes, mode)
+
+    def _put(self, manifest: Manifest) -> None:
+        """Create or replace an object this router owns beside the route (its TraefikService)."""
+        name = manifest["metadata"]["name"]
+        try:
+            current = self._cluster.fetch(TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL,
+                                         self._owner.namespace, name)  # fmt: skip
+            if current is not None and covers(current.get("spec"), manifest["spec"]):
+                return
+            body = manifest if current is None else {**current, "spec": manifest["spec"]}
+            self._cluster.write_custom(TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL, body,
+                                       create=current is None)  # fmt: skip
+        except ClusterError as error:
+            raise RouterError(str(error), error.status, terminating=error.terminating) from error
+
+    def _mirrors(self, route: Manifest) -> dict[str, Manifest]:
+        """The TraefikServices the route's backendRefs name, as the API server has them."""
+        found: dict[str, Manifest] = {}
+        for rule in (route.get("spec") or {}).get("rules") or []:
+            for b in rule.get("backendRefs") or []:
+                name = str(b.get("name", ""))
+                if b.get("kind") != "TraefikService" or name in found:
+                    continue
+                try:
+                    got = self._cluster.fetch(TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL,
+                                             self._owner.namespace, name)  # fmt: skip
+                except ClusterError as error:
+                    raise RouterError(str(error), error.status,
+                                      terminating=error.terminating) from error  # fmt: skip
+                if got is not None:
+                    found[name] = got
+        return found
+
+    def _apply_route(self, routes: Routes, mode: MirrorMode | None) -> str | None:
+        desired = build_route(self._owner, self._traffic, self._port, routes, mode)
         for attempt in range(CONFLICT_RETRIES):
             # the route as last seen first; after a conflict, as the API server has it now
             current = self._get(fresh=attempt > 0)
@@ -169,7 +356,8 @@ class GatewayAPIRouter:
                 ) from error
             wanted = _said(routes, self._owner.name)
             before = self._cluster.wrote(self._owner, "HTTPRoute", self._owner.name, wanted)
-            found = None if current is None else _said(routes_of_route(current), self._owner.name)
+            found = None if current is None else _said(
+                routes_of_route(current, self._mirrors(current)), self._owner.name)  # fmt: skip
             if before == wanted and found != wanted:
                 weight = canary_weight(routes, self._owner.name)
                 again = str(weight) if len(routes.split()) == 2 and weight is not None else wanted
@@ -185,7 +373,7 @@ class GatewayAPIRouter:
 
     def read(self) -> Routes | None:
         route = self._get(fresh=False)
-        return None if route is None else routes_of_route(route)
+        return None if route is None else routes_of_route(route, self._mirrors(route))
 
     def set_weight(self, canary_weight: int) -> str | None:
         """Two arms: `canary_weight`% to the canary, the rest to stable."""
@@ -248,9 +436,11 @@ def _said(routes: Routes, name: str) -> str:
     the canary's weight for two arms ("canary weight 50"), every Service's weight otherwise."""
     split = routes.split()
     weight = canary_weight(routes, name)
+    mirror = mirror_of(routes)
+    copied = f", {mirror.percent}% mirrored to {mirror.service}" if mirror is not None else ""
     if len(split) == 2 and weight is not None:
-        return f"canary weight {weight}"
-    return ", ".join(f"{service} {w}" for service, w in split.items())
+        return f"canary weight {weight}{copied}"
+    return ", ".join(f"{service} {w}" for service, w in split.items()) + copied
 
 
 def build(cluster: KubeCluster, owner: Owner, spec: ModelRolloutSpec) -> GatewayAPIRouter | None:

@@ -36,9 +36,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from modelrollout.shadow import metrics
+from modelrollout.shadow.metrics import SHADOW_ARM
 
 ARM_HEADER = "x-modelrollout-arm"  # domain/cohorts.py's; this package stands alone
-SHADOW_ARM = "shadow"
 MAX_PENDING = 100_000
 KEPT = 20
 MAX_BODY = 1 << 20

@@ -7,6 +7,8 @@ comparator itself, so that no scrape relabelling can rename them.
 
 from __future__ import annotations
 
+# The comparator stamps its own calls to the models with x-modelrollout-arm: shadow.
+SHADOW_ARM = "shadow"
 PREFIX = "modelrollout_shadow"
 MIRRORED = f"{PREFIX}_mirrored_total"  # eligible requests the comparator received
 PAIRS = f"{PREFIX}_pairs_total"  # pair: candidate | noise; both sides answered

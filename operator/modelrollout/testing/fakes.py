@@ -23,7 +23,7 @@ from modelrollout.api.v1alpha1 import ModelRolloutSpec, Notifications, Prometheu
 from modelrollout.controller.tick import Ticker
 from modelrollout.domain.judging import Measurement
 from modelrollout.domain.machine import Event, Incident, World
-from modelrollout.domain.routes import Routes, canary_weight
+from modelrollout.domain.routes import Routes, canary_weight, mirror_of
 from modelrollout.k8s.cluster import KubeCluster
 from modelrollout.k8s.owner import ClusterError, Desired, Manifest, Owner
 from modelrollout.routers.base import Acceptance, Capability, Router
@@ -184,6 +184,9 @@ class FakeRouter:
     def acceptance(self, now: datetime) -> Acceptance:
         return Acceptance(accepted=self._routes.accepted, refused=self._routes.refused)
 
+    def refuses(self, routes: Routes) -> str | None:
+        return self._routes.mirror_refused if mirror_of(routes) is not None else None
+
     def shape(self, world: World) -> World:
         return world
 
@@ -210,6 +213,7 @@ class FakeRoutes:
         self.served = True  # False: no registered router serves the spec
         self.refused: str | None = None  # what the routing controller says, if it refuses
         self.accepted = True  # the routing controller accepted the route at its generation
+        self.mirror_refused: str | None = None  # why the data plane cannot mirror, if it cannot
 
     def __call__(self, owner: Owner, spec: ModelRolloutSpec) -> Router | None:
         if not self.served or spec.traffic.gateway_api is None:

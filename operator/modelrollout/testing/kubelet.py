@@ -70,6 +70,8 @@ class Image:
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     workdir: Path | None = None
+    # the other commands the image provides, by the name a container's `command` gives
+    commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def repository(image: str) -> str:
@@ -243,7 +245,7 @@ class Pod:
         assert c.image is not None
         command, args = c.spec.get("command"), c.spec.get("args")
         if command:
-            argv = [*command, *(args or [])]
+            argv = [*c.image.commands.get(command[0], command[:1]), *command[1:], *(args or [])]
         else:
             argv = [*c.image.entrypoint, *(args if args is not None else c.image.args)]
         return [expand(a, env) for a in argv]

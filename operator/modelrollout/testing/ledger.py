@@ -42,6 +42,9 @@ class LedgerRouter:
     def acceptance(self, now: datetime) -> Acceptance:
         return Acceptance(accepted=True)
 
+    def refuses(self, routes: Routes) -> str | None:
+        return None
+
     def shape(self, world: World) -> World:
         return world
 

@@ -34,6 +34,7 @@ from typing import Any
 ECHO, CRASH, JOB = "example/echo", "example/crash", "example/job"
 ARM_HEADER = "x-modelrollout-arm"  # domain/cohorts.py's, not imported: this file must start fast
 MODEL = "example/model"  # the model server of the test manifests (manifests.rollout): an echo
+OPERATOR = "ghcr.io/modelrollout/modelrollout"  # settings.COMPARATOR_IMAGE's repository
 
 
 def images() -> dict[str, Any]:
@@ -41,8 +42,16 @@ def images() -> dict[str, Any]:
     from modelrollout.testing.kubelet import Image  # noqa: PLC0415 (this file must start fast)
 
     run = (sys.executable, "-m", "modelrollout.testing.podserver")
+    # the operator's image, whose modelrollout-comparator command a shadow step runs
+    operator = Image(
+        (sys.executable, "-m", "modelrollout.controller"),
+        commands={
+            "modelrollout-comparator": (sys.executable, "-m", "modelrollout.shadow.comparator")
+        },
+    )
     return {ECHO: Image((*run, "serve")), MODEL: Image((*run, "serve")),
-            CRASH: Image((*run, "crash")), JOB: Image((*run, "job"))}  # fmt: skip
+            CRASH: Image((*run, "crash")), JOB: Image((*run, "job")),
+            OPERATOR: operator}  # fmt: skip
 
 
 def uniform(request_id: str, salt: str = "") -> float:

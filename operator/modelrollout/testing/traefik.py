@@ -16,12 +16,15 @@ import http.client
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from modelrollout.testing.cluster import Binaries
 from modelrollout.testing.netns import Network
 from modelrollout.testing.processes import ManagedProcess, StartStop, built, free_ports, http_ok
 
@@ -58,11 +61,14 @@ class Traefik(StartStop):
             "--ping=true",
             "--ping.entryPoint=ping",
             "--providers.kubernetesGateway=true",
+            # TraefikService (its mirroring: the shadow step's mirror on this data plane)
+            "--providers.kubernetesCRD=true",
             "--global.checkNewVersion=false",
             "--global.sendAnonymousUsage=false",
             "--log.level=INFO",
         ]
         env = {"PATH": os.environ.get("PATH", ""), "KUBECONFIG": str(self.kubeconfig)}
+        self._install_crds()
         if self.network is not None:
             argv = self.network.argv(argv)
             self.network.expose(self.port)
@@ -70,6 +76,22 @@ class Traefik(StartStop):
         self.process = ManagedProcess("traefik", argv, self.workdir / "traefik.log", env=env)
         self.process.start()
         self.process.wait_until(self._pinged, "answering its ping", timeout=60)
+
+    def _install_crds(self) -> None:
+        """The traefik.io CRDs its kubernetesCRD provider lists (build-traefik.sh takes them from
+        its module), Established before it starts."""
+        crds = self.binary.parent.parent / "crds"
+        kubectl = [str(Binaries.locate().kubectl), "--kubeconfig", str(self.kubeconfig)]
+        subprocess.run([*kubectl, "apply", "--server-side", "-f", str(crds)], check=True,
+                       capture_output=True, timeout=120)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            got = subprocess.run([*kubectl, "get", "crd", "-o", "json"], capture_output=True,
+                                 text=True, timeout=60, check=False)  # fmt: skip
+            if got.returncode == 0 and _established(json.loads(got.stdout), "traefik.io"):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the traefik.io CRDs from {crds} were not Established within 60 s")
 
     def _pinged(self) -> bool:
         return http_ok(f"http://127.0.0.1:{self.ping_port}/ping")
@@ -113,6 +135,15 @@ class Traefik(StartStop):
 
     def manifest_json(self, namespace: str) -> str:
         return json.dumps({"apiVersion": "v1", "kind": "List", "items": self.manifests(namespace)})
+
+
+def _established(crds: dict[str, Any], group: str) -> bool:
+    mine = [c for c in crds.get("items", []) if c.get("spec", {}).get("group") == group]
+    return bool(mine) and all(
+        any(k.get("type") == "Established" and k.get("status") == "True"
+            for k in c.get("status", {}).get("conditions") or [])
+        for c in mine
+    )  # fmt: skip
 
 
 def send(

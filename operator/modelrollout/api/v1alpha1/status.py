@@ -285,6 +285,7 @@ class StatusEdit(TypedDict, total=False):
     step_started_at: str | None
     canary_weight: int
     weight_since: str | None
+    mirror_since: str | None
     pause: PauseState | None
     analysis: AnalysisStatus | None
     conditions: list[Condition]
@@ -351,6 +352,9 @@ class ModelRolloutStatus(Reported):
     step_started_at: str | None = None
     canary_weight: int = 0
     weight_since: str | None = None
+    # A shadow step's mirror was first seen in effect on the route (the mirror check counts
+    # from then); cleared when the step ends.
+    mirror_since: str | None = None
     pause: PauseState | None = None
     analysis: AnalysisStatus | None = None
     conditions: list[Condition] = Field(default_factory=list)
