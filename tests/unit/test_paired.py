@@ -19,6 +19,7 @@ from modelrollout.domain import stats
 from modelrollout.domain.kinds.paired import Pairs, judge
 from modelrollout.shadow import metrics
 from modelrollout.shadow.comparator import Comparator, Request, Server, Settings
+from modelrollout.testing.cluster import wait_for
 from modelrollout.testing.podserver import predict, truth
 
 AT = "2026-12-06T00:00:00Z"
@@ -227,20 +228,34 @@ def test_the_comparator_serves_the_mirror_labels_and_metrics(
     while not hasattr(server, "httpd"):
         threading.Event().wait(0.01)
     base = f"http://127.0.0.1:{server.httpd.server_address[1]}"
-    ask = urllib.request.Request(f"{base}/predict", headers={"x-request-id": "a1"})  # noqa: S310
-    with urllib.request.urlopen(ask, timeout=10) as answer:  # noqa: S310
-        assert answer.status == 204
-    label = urllib.request.Request(  # noqa: S310
-        f"{base}/labels",
-        method="POST",
-        data=json.dumps([{"id": "a1", "label": truth("a1")}]).encode(),
-    )
-    with urllib.request.urlopen(label, timeout=10) as answer:  # noqa: S310
-        assert json.load(answer) == {"joined": 1}
-    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:  # noqa: S310
-        text = answer.read().decode()
-    assert f'{metrics.PAIRS}{{pair="candidate",rollout="ns/fraud",version="2"}} 1.0' in text
-    right = "both" if predict("a1", 0.9, 0.0) == truth("a1") else "neither"
-    assert f'{metrics.LABELLED}{{right="{right}",rollout="ns/fraud",version="2"}} 1.0' in text
+
+    def post_label(request_id: str) -> Any:
+        label = urllib.request.Request(  # noqa: S310
+            f"{base}/labels",
+            method="POST",
+            data=json.dumps([{"id": request_id, "label": truth(request_id)}]).encode(),
+        )
+        with urllib.request.urlopen(label, timeout=10) as answer:  # noqa: S310
+            return json.load(answer)
+
+    # a label that comes before its pair waits for it
+    assert post_label("early") == {"joined": 0}
+    for request_id in ("early", "late"):
+        ask = urllib.request.Request(f"{base}/predict", headers={"x-request-id": request_id})  # noqa: S310
+        with urllib.request.urlopen(ask, timeout=10) as answer:  # noqa: S310
+            assert answer.status == 204, "acknowledged at once, compared by a worker"
+
+    def scraped() -> str:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:  # noqa: S310
+            return str(answer.read().decode())
+
+    pairs = f'{metrics.PAIRS}{{pair="candidate",rollout="ns/fraud",version="2"}} 2.0'
+    assert wait_for(lambda: pairs in scraped(), timeout=10), scraped()
+    assert post_label("late") == {"joined": 1}
+    text = scraped()
+    labelled = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(f"{metrics.LABELLED}{{"))  # fmt: skip
+    assert labelled == 2, "both joined: the early label on its pair's arrival, the late one"
+    assert f'{metrics.MIRRORED}{{rollout="ns/fraud",version="2"}} 2.0' in text
     server.httpd.shutdown()
     server.httpd.server_close()

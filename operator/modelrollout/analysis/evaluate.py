@@ -46,6 +46,8 @@ class Evaluation:
         mirror's checks instead (the others have no users' requests of the candidate to judge,
         and the paired ones have pairs only then)."""
         shadow = self.c.shadow is not None
+        if shadow and self._mirror_window() is None:
+            return []  # the mirror is not on, or only just: nothing is paired yet
         results = [self._one(s)[0] for s in analysis.signals if (s.paired is not None) == shadow]
         if shadow:
             checks = [self._guarded(MIRROR_RATIO, lambda: self._mirror_ratio(analysis)),
@@ -65,13 +67,16 @@ class Evaluation:
             return None
         check = analysis.sample_ratio
         counting = Counting(self.source, self.c, self.load_reference)
-        users = counting.increases(unstamped(check.requests), self.c.stable_version, since=since)
-        mirrored = counting.increases(metrics.selector(metrics.MIRRORED), self.c.canary_version,
-                                      since=since)  # fmt: skip
-        if "" not in users:
+        # per second: the largest increase one scrape showed, how far a window's edge can be off
+        users = counting.counted(unstamped(check.requests), self.c.stable_version, since=since,
+                                 every=1.0)  # fmt: skip
+        mirrored = counting.counted(metrics.selector(metrics.MIRRORED), self.c.canary_version,
+                                    since=since, every=1.0)  # fmt: skip
+        if "" not in users.by:
             return None
-        return signals.judge_mirror_ratio(check, mirrored.get("", 0.0), users[""], share,
-                                          self.c.at)  # fmt: skip
+        slack = 2 * sum(max(p.get("", [0.0]) or [0.0]) for p in (users.periods, mirrored.periods))
+        return signals.judge_mirror_ratio(check, mirrored.by.get("", 0.0), users.by[""],
+                                          slack=slack, share=share, at=self.c.at)  # fmt: skip
 
     def _user_errors(self, analysis: Analysis) -> SignalResult | None:
         """The users' error rate since the mirror went on, against as long a time before it."""

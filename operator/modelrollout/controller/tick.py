@@ -77,7 +77,6 @@ from modelrollout.domain.revision import (
     FALLBACK_REVISION,
     arm_service,
     candidate_specs,
-    comparator_service,
     deployment_name,
     revision_of,
 )
@@ -702,8 +701,10 @@ class Ticker:
             scale={deployment_name(owner.name, revision): replicas
                    for revision, replicas in world.replicas.items() if revision not in built},
             keep=frozenset(keep),
-            retire=_retired_arms(owner.name, world, specs)
-            | (frozenset() if world.shadow else {comparator_service(owner.name)}),
+            # the comparator's Service stays once the step is over: Traefik's TraefikService
+            # still names it until the new route is loaded, and a mirror whose Service is gone
+            # takes the whole route down for a moment (404s measured in the e2e story)
+            retire=_retired_arms(owner.name, world, specs),
         )  # fmt: skip
         said = self.cluster.converge(owner, desired)
         corrected = router.apply(routes_of(owner.name, world))

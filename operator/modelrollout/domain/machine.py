@@ -911,12 +911,19 @@ def desired_world(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> World |
         return World(replicas, status.stable.revision, canary.revision, 0)
     full = _promoting(spec, status)
     shadow = shadow_in_effect(spec, status)
-    # a shadow is sized for the share mirrored to it, as a canary for its weight
-    weight = max(status.canary_weight, shadow.share if shadow is not None else 0)
+    # a shadow is sized for the share mirrored to it, as a canary for its weight, and keeps that
+    # size after its step: a pod scaled down under a weight loses the requests in flight to it
+    weight = max(status.canary_weight, _shadowed_share(spec, status))
     replicas[canary.revision] = spec.replicas if full else canary_replicas(spec.replicas, weight)
     return World(replicas, status.stable.revision, canary.revision, status.canary_weight,
                  cohort=cohort_in_effect(spec, status),
                  versions=(status.stable.version, canary.version), shadow=shadow)  # fmt: skip
+
+
+def _shadowed_share(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> int:
+    """The largest share a shadow step mirrored to this canary so far (0: none)."""
+    reached = spec.strategy.steps[: (status.current_step or 0) + 1]
+    return max((step.shadow.share for step in reached if step.shadow is not None), default=0)
 
 
 def shadow_in_effect(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> Shadow | None:

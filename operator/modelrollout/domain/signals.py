@@ -166,21 +166,31 @@ def judge_bucket_ratio(settings: SampleRatio, treatment: float | None, control: 
                         at=at, shown=shown)  # fmt: skip
 
 
-def judge_mirror_ratio(settings: SampleRatio, mirrored: float, users: float, share: int,
-                       at: str) -> SignalResult | None:  # fmt: skip
+def judge_mirror_ratio(settings: SampleRatio, mirrored: float, users: float, *, slack: float,
+                       share: int, at: str) -> SignalResult | None:  # fmt: skip
     """Is the mirror real? The comparator's requests against `share`% of the users' requests
     the stable served in the same time: a data plane that does not mirror, or a sampling that
-    aliases with a periodic client, shows as a mismatch (an Error, never a pass)."""
-    expected = min(share, 99.9) / 100  # 100%: every request; the test needs a share below 1
+    aliases with a periodic client, shows as a mismatch (an Error, never a pass).
 
-    def shown(got: float, total: float) -> str:
-        return (
-            f"the comparator got {int(mirrored)} mirrored requests for {int(users)} of the "
-            f"users' ({got:.2%} of the total {int(total)}) where {share}% are mirrored"
-        )
-
-    return _judge_split(settings, "mirror-ratio", mirrored, max(users - mirrored, 0.0),
-                        expected=expected, at=at, shown=shown)  # fmt: skip
+    The two counts come from different scrapes, so at each end of the window either may be off
+    by what one scrape adds; `slack` (the largest increase one sample showed, of each, twice)
+    widens the count both ways before the always-valid bounds of a binomial share are drawn."""
+    if users < max(settings.min_samples, 1):
+        return None
+    p = share / 100
+    _, upper = stats.bernoulli_bounds(min(mirrored + slack, users), users, settings.p_value)
+    lower, _ = stats.bernoulli_bounds(max(mirrored - slack, 0.0), users, settings.p_value)
+    got = mirrored / users
+    numbers: dict[str, object] = {"value": got, "bound": p, "lower": lower, "upper": upper,
+                                  "samples": arm_samples(mirrored, users)}  # fmt: skip
+    said = (f"the comparator got {int(mirrored)} mirrored requests for {int(users)} of the "
+            f"users' ({got:.2%}, within {int(slack)} for the scrapes' edges) where {share}% are "
+            "mirrored")  # fmt: skip
+    if upper < p or lower > p:
+        return result("mirror-ratio", "sampleRatio", "Error", at, **numbers,
+                      message=f"mirror ratio mismatch: {said}; the data plane is not mirroring "
+                      "as the route says, or its sampling aliases with the traffic")  # fmt: skip
+    return result("mirror-ratio", "sampleRatio", "Pass", at, **numbers, message=said)
 
 
 # The users' error rate may rise by this much while a mirror is on before it is taken off.

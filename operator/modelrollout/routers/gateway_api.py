@@ -17,7 +17,7 @@ which Gateway lacks which feature.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from modelrollout.api.v1alpha1 import GatewayAPITraffic, ModelRolloutSpec
@@ -50,6 +50,11 @@ TRAEFIK_CONTROLLER = "traefik.io/gateway-controller"
 # served but not mirrored (the mirror check sees the shortfall).
 MIRROR_MAX_BODY = 1 << 20
 MIRROR_FEATURE, PERCENT_FEATURE = "HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror"
+# Traefik's Gateway API and CRD providers watch apart: a route naming a TraefikService before the
+# other provider loaded it is dropped (404 for the host, measured in the e2e story). It has no
+# status to say it is loaded, so the route names it only this long after its creation (the
+# providers' throttle is 2 s by default).
+MIRROR_SETTLE_SECONDS = 5.0
 MirrorMode = Literal["filter", "traefik"]
 
 
@@ -298,22 +303,28 @@ class GatewayAPIRouter:
                 routes = Routes(tuple(replace(r, mirror=None) for r in routes.rules))
                 mirror = None
         if mode == "traefik" and mirror is not None:
-            self._put(build_mirror(self._owner, self._port, mirror))
+            created = self._put(build_mirror(self._owner, self._port, mirror))
+            if (datetime.now(UTC) - created).total_seconds() < MIRROR_SETTLE_SECONDS:
+                mode = None  # not yet: the route as it is, without the mirror
+                routes = Routes(tuple(replace(r, mirror=None) for r in routes.rules))
         return self._apply_route(routes, mode)
 
-    def _put(self, manifest: Manifest) -> None:
-        """Create or replace an object this router owns beside the route (its TraefikService)."""
+    def _put(self, manifest: Manifest) -> datetime:
+        """Create or replace an object this router owns beside the route (its TraefikService);
+        when it was created."""
         name = manifest["metadata"]["name"]
         try:
             current = self._cluster.fetch(TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL,
-                                         self._owner.namespace, name)  # fmt: skip
-            if current is not None and covers(current.get("spec"), manifest["spec"]):
-                return
-            body = manifest if current is None else {**current, "spec": manifest["spec"]}
-            self._cluster.write_custom(TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL, body,
-                                       create=current is None)  # fmt: skip
+                                          self._owner.namespace, name)  # fmt: skip
+            if current is None or not covers(current.get("spec"), manifest["spec"]):
+                body = manifest if current is None else {**current, "spec": manifest["spec"]}
+                current = self._cluster.write_custom(TRAEFIK_GROUP, TRAEFIK_VERSION,
+                                                     TRAEFIK_PLURAL, body,
+                                                     create=current is None)  # fmt: skip
         except ClusterError as error:
             raise RouterError(str(error), error.status, terminating=error.terminating) from error
+        created = (current.get("metadata") or {}).get("creationTimestamp")
+        return datetime.fromisoformat(created) if created else datetime.now(UTC)
 
     def _mirrors(self, route: Manifest) -> dict[str, Manifest]:
         """The TraefikServices the route's backendRefs name, as the API server has them."""

@@ -4,11 +4,17 @@ judge (shadow/metrics.py): pairs and disagreements of the candidate against the 
 the champion against itself (the noise floor: a model server that is not deterministic disagrees
 with itself); requests that failed on one side only; the candidate's latency over the
 champion's. Each pair waits for its label (POST /labels, joined by the request id header) until
-the label delay has passed; then it is counted right or wrong on each side. docs/arms.md says why
+the label delay has passed; then it is counted right or wrong on each side. A label that comes
+before its pair (the comparison still queued) waits for it as long. docs/arms.md says why
 a comparator and not a join of prediction logs.
 
-Memory is bounded: at most MAX_PENDING pairs wait for labels (the oldest go first, counted as
-unlabelled) and the last KEPT disagreements are kept for a human (GET /disagreements).
+A mirrored request is counted and acknowledged at once (Traefik holds a goroutine per mirror
+until it is answered, and the mirror check compares what arrived with the users' requests), then
+compared by a pool of workers; when QUEUE requests already wait, it is shed, and counted so.
+
+Memory is bounded: at most QUEUE requests wait to be compared, at most MAX_PENDING pairs wait
+for labels (the oldest go first, counted as unlabelled) and the last KEPT disagreements are kept
+for a human (GET /disagreements).
 
 Its own calls carry x-modelrollout-arm: shadow, so that the model servers' request counters can
 tell them from the users' (the mirror check and the sample-ratio check count unstamped ones).
@@ -26,6 +32,7 @@ import http.server
 import json
 import math
 import os
+import queue
 import threading
 import time
 import urllib.parse
@@ -41,6 +48,8 @@ from modelrollout.shadow.metrics import SHADOW_ARM
 ARM_HEADER = "x-modelrollout-arm"  # domain/cohorts.py's; this package stands alone
 MAX_PENDING = 100_000
 KEPT = 20
+QUEUE = 2_000
+WORKERS = 16
 MAX_BODY = 1 << 20
 # Headers not forwarded: hop-by-hop ones, and those the comparator sets itself.
 DROPPED = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
@@ -128,6 +137,7 @@ class Counts:
         self.one_sided = counter(metrics.ONE_SIDED, "requests failed on one side only", "failed")
         self.labelled = counter(metrics.LABELLED, "pairs joined with their label", "right")
         self.unlabelled = counter(metrics.UNLABELLED, "pairs whose label did not come in time")
+        self.shed = counter(metrics.SHED, "mirrored requests not compared: the queue was full")
         self.ratio = Histogram(metrics.LATENCY_RATIO, "candidate over champion latency", common,
                                buckets=metrics.RATIO_EDGES, registry=self.registry)  # fmt: skip
         self.pending = Gauge(metrics.PENDING, "pairs waiting for a label", common,
@@ -142,6 +152,7 @@ class Counts:
             self.labelled.labels(**self.base, right=right)
         self.mirrored.labels(**self.base)
         self.unlabelled.labels(**self.base)
+        self.shed.labels(**self.base)
         self.ratio.labels(**self.base)
         self.pending.labels(**self.base)
 
@@ -154,16 +165,39 @@ class Comparator:
         self.counts = Counts(settings.rollout, settings.version)
         self.lock = threading.Lock()
         self.waiting: collections.OrderedDict[str, Pending] = collections.OrderedDict()
+        # labels that came before their pair: request id -> (label, deadline)
+        self.early: collections.OrderedDict[str, tuple[Any, float]] = collections.OrderedDict()
         self.kept: collections.deque[dict[str, Any]] = collections.deque(maxlen=KEPT)
         self.ask = ask or self._ask
-        self.pool = ThreadPoolExecutor(max_workers=48, thread_name_prefix="ask")
+        self.pool = ThreadPoolExecutor(max_workers=3 * WORKERS, thread_name_prefix="ask")
+        self.queue: queue.Queue[Request] = queue.Queue(maxsize=QUEUE)
+        self.workers: list[threading.Thread] = []
 
     def _c(self, metric: Counter | Histogram | Gauge, **labels: str) -> Any:
         return metric.labels(**self.counts.base, **labels)
 
-    def mirrored(self, request: Request) -> None:
-        """One mirrored request: ask both models, count, and keep the pair for its label."""
+    def start(self) -> None:
+        """The workers that compare what `received` queued."""
+        for i in range(WORKERS):
+            worker = threading.Thread(target=self._work, name=f"compare-{i}", daemon=True)
+            worker.start()
+            self.workers.append(worker)
+
+    def _work(self) -> None:
+        while True:
+            self.mirrored(self.queue.get())
+
+    def received(self, request: Request) -> None:
+        """A mirrored request arrived: counted at once, compared when a worker is free, or
+        shed when QUEUE wait already."""
         self._c(self.counts.mirrored).inc()
+        try:
+            self.queue.put_nowait(request)
+        except queue.Full:
+            self._c(self.counts.shed).inc()
+
+    def mirrored(self, request: Request) -> None:
+        """One mirrored request compared: ask both models, count, keep the pair for its label."""
         futures = [self.pool.submit(self.ask, base, request)
                    for base in (self.s.candidate, self.s.champion, self.s.champion)]  # fmt: skip
         candidate, primary, secondary = (f.result() for f in futures)
@@ -186,10 +220,13 @@ class Comparator:
                                   "champion": primary.value, "candidate": candidate.value,
                                   "at": time.time()})  # fmt: skip
         if request.request_id:
-            self._wait_for_label(
-                request.request_id,
-                Pending(primary.value, candidate.value, time.monotonic() + self.s.label_delay),
-            )
+            pending = Pending(primary.value, candidate.value, time.monotonic() + self.s.label_delay)
+            with self.lock:
+                early = self.early.pop(request.request_id, None)
+            if early is not None:
+                self._count(pending, early[0])
+            else:
+                self._wait_for_label(request.request_id, pending)
 
     def _wait_for_label(self, request_id: str, pending: Pending) -> None:
         with self.lock:
@@ -203,27 +240,38 @@ class Comparator:
             self._c(self.counts.pending).set(len(self.waiting))
 
     def _expire(self, now: float) -> None:
-        """Drop the pairs past their label delay (held under the lock; oldest first)."""
+        """Drop the pairs past their label delay, and the labels that waited as long for their
+        pair (held under the lock; oldest first)."""
         while self.waiting:
             key, first = next(iter(self.waiting.items()))
             if first.deadline > now:
                 break
             del self.waiting[key]
             self._c(self.counts.unlabelled).inc()
+        while self.early and next(iter(self.early.values()))[1] <= now:
+            self.early.popitem(last=False)
 
     def label(self, request_id: str, truth: Any) -> bool:
-        """A label arrived: count who was right on its pair. False: no pair waits for it."""
+        """A label arrived: count who was right on its pair. False: no pair waits for it yet
+        (the label waits for it, within the label delay)."""
+        now = time.monotonic()
         with self.lock:
-            self._expire(time.monotonic())
+            self._expire(now)
             pending = self.waiting.pop(request_id, None)
             self._c(self.counts.pending).set(len(self.waiting))
-        if pending is None:
-            return False
+            if pending is None:
+                while len(self.early) >= self.s.max_pending:
+                    self.early.popitem(last=False)
+                self.early[request_id] = (truth, now + self.s.label_delay)
+                return False
+        self._count(pending, truth)
+        return True
+
+    def _count(self, pending: Pending, truth: Any) -> None:
         champion, candidate = same(pending.champion, truth), same(pending.candidate, truth)
         right = {(True, True): "both", (True, False): "champion", (False, True): "candidate",
                  (False, False): "neither"}[(champion, candidate)]  # fmt: skip
         self._c(self.counts.labelled, right=right).inc()
-        return True
 
     def disagreements(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -300,7 +348,7 @@ def handler(comparator: Comparator) -> type[http.server.BaseHTTPRequestHandler]:
                 self._send(200, json.dumps({"joined": joined}).encode())
             else:
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                comparator.mirrored(Request(self.command, self.path, headers, self._body(),
+                comparator.received(Request(self.command, self.path, headers, self._body(),
                                             headers.get(comparator.s.request_id)))  # fmt: skip
                 self._send(204)
 
@@ -315,6 +363,7 @@ class Server:
     httpd: http.server.ThreadingHTTPServer = field(init=False)
 
     def serve(self, host: str, port: int) -> None:
+        self.comparator.start()
         self.httpd = http.server.ThreadingHTTPServer((host, port), handler(self.comparator))
         self.httpd.daemon_threads = True
         self.httpd.serve_forever()

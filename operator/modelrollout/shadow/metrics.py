@@ -16,6 +16,7 @@ DISAGREEMENTS = f"{PREFIX}_disagreements_total"  # pair: candidate | noise
 ONE_SIDED = f"{PREFIX}_one_sided_errors_total"  # failed: candidate | champion
 LABELLED = f"{PREFIX}_labelled_total"  # right: both | champion | candidate | neither
 UNLABELLED = f"{PREFIX}_unlabelled_total"  # pairs whose label did not come within the delay
+SHED = f"{PREFIX}_shed_total"  # mirrored requests not compared: the comparator's queue was full
 LATENCY_RATIO = f"{PREFIX}_latency_ratio"  # histogram: candidate's latency over the champion's
 PENDING = f"{PREFIX}_pending_labels"  # gauge: pairs waiting for their label
 

@@ -1,6 +1,7 @@
 """The shadow step's comparator (modelrollout.shadow.comparator), as the rollout owns it while the
-step runs: a Deployment NAME-shadow of one pod, from the operator's own image, and its Service,
-the mirror's target. It reaches the candidate and the champion through their Services, by the
+step runs: a Deployment NAME-shadow of one pod, from the operator's own image, placed as the
+model's pods are (their nodeSelector, tolerations, affinity), and its Service, the mirror's
+target. It reaches the candidate and the champion through their Services, by the
 addresses a kubelet puts in every container's environment ({SERVICE}_SERVICE_HOST and _PORT)."""
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ COMMAND = "modelrollout-comparator"  # the image's console script (pyproject.tom
 def _service_url(service: str) -> str:
     variable = service.upper().replace("-", "_")
     return f"http://$({variable}_SERVICE_HOST):$({variable}_SERVICE_PORT)"
+
+
+# Where the model's pods may run, the comparator may too (a node pool of its own, taints).
+PLACEMENT_FIELDS = ("nodeSelector", "tolerations", "affinity", "priorityClassName",
+                    "imagePullSecrets")  # fmt: skip
+
+
+def _placement(spec: ModelRolloutSpec) -> Manifest:
+    template = spec.template.model_dump(mode="json", by_alias=True, exclude_none=True)["spec"]
+    return {k: template[k] for k in PLACEMENT_FIELDS if k in template}
 
 
 def build_comparator(owner: Owner, spec: ModelRolloutSpec, shadow: Shadow, version: str,
@@ -65,7 +76,7 @@ def build_comparator(owner: Owner, spec: ModelRolloutSpec, shadow: Shadow, versi
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels, "annotations": annotations},
-                "spec": {"containers": [container]},
+                "spec": {**_placement(spec), "containers": [container]},
             },
         },
     }

@@ -25,7 +25,8 @@ def measure(counting: Counting, signal: PairedSignal) -> Pairs:
     if signal.test == "correctness":
         return Pairs(labelled=by(metrics.LABELLED, "right"))
     if signal.test == "errors":
-        mirrored = by(metrics.MIRRORED, None).get("", 0.0)
+        # the requests compared: those mirrored, less those the comparator shed
+        mirrored = by(metrics.MIRRORED, None).get("", 0.0) - by(metrics.SHED, None).get("", 0.0)
         return Pairs(one_sided=by(metrics.ONE_SIDED, "failed"), mirrored=mirrored)
     buckets = by(f"{metrics.LATENCY_RATIO}_bucket", "le")
     try:
