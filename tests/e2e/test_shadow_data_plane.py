@@ -170,3 +170,40 @@ def test_a_shadow_that_fails_five_percent_of_requests_is_caught(
     assert "signal shadow-errors: the candidate fails where the champion does not" in message
     assert set(answered) == {"v1"}, answered
     assert candidate_served_users(pods_metrics, story.namespace) == 0
+
+
+def test_a_gateway_that_does_not_advertise_mirroring_gets_no_mirror_and_the_step_fails(
+    story: Story, pods_metrics: PrometheusServer, host: str
+) -> None:
+    """The standard filter only where advertised, Traefik's own mirror only on Traefik: on a
+    class that lists neither feature, nothing is written and the step says why."""
+    # Given a Gateway whose class (another controller's) lists no mirror feature
+    listener = {"name": "web", "protocol": "HTTP", "port": 80}
+    story.apply({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                 "metadata": {"name": "no-mirror"},
+                 "spec": {"controllerName": "example.com/gateway-controller"}})  # fmt: skip
+    story.apply({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                 "metadata": {"name": "elsewhere"},
+                 "spec": {"gatewayClassName": "no-mirror", "listeners": [listener]}})  # fmt: skip
+    v1, v2 = (shadowed(v, host, pods_metrics.url, ACCURACY="0.9") for v in ("v1", "v2"))
+    for m in (v1, v2):
+        m["spec"]["traffic"]["gatewayAPI"]["parentRefs"] = [{"name": "elsewhere"}]
+        m["spec"]["strategy"]["steps"][0]["shadow"]["share"] = 10
+    story.apply(v1)
+    story.until("v1 is stable", lambda: story.phase() == "Promoted")
+    # When v2 rolls out with a shadow step
+    story.apply(v2)
+    story.until("v2 is rolled back", lambda: story.phase() == "RolledBack", timeout=60)
+    # Then the step failed naming the Gateway, its class and the missing feature
+    message = str(story.status().get("message"))
+    assert (
+        "the shadow step cannot run: the shadow step needs HTTPRouteRequestMirror and "
+        "HTTPRouteRequestPercentageMirror, which GatewayClass no-mirror of Gateway "
+        f"{story.namespace}/elsewhere does not list in status.supportedFeatures"
+    ) in message
+    # and no mirror of any kind was ever written to its route
+    route = story.get("httproute", NAME) or {}
+    rules = route["spec"]["rules"]
+    assert all("filters" not in r for r in rules), rules
+    assert all("kind" not in b or b["kind"] == "Service" for r in rules for b in r["backendRefs"])
+    assert story.get("traefikservice", f"{NAME}-mirror") is None
