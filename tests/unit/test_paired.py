@@ -132,6 +132,7 @@ def test_a_shadow_step_comes_before_users_and_with_a_paired_signal() -> None:
 
 class _Model(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     accuracy = 0.9
     fail = False
     seen: list[str]
@@ -201,6 +202,7 @@ def test_the_comparator_pairs_answers_and_joins_labels(champion: tuple[str, list
         assert set(seen) == {"shadow"}, "its calls are stamped, so users' counts leave them out"
         assert set(champion[1]) == {"shadow"}
         assert len(champion[1]) == 600, "the champion is asked twice: the noise floor"
+        comparator.close()
 
 
 def test_one_sided_failures_and_bounded_memory(champion: tuple[str, list[str]]) -> None:
@@ -211,12 +213,14 @@ def test_one_sided_failures_and_bounded_memory(champion: tuple[str, list[str]]) 
         assert _sample(comparator, metrics.ONE_SIDED, failed="candidate") == 80
         assert _sample(comparator, metrics.PAIRS, pair="candidate") == 0
         assert len(comparator.waiting) == 0, "a failed pair waits for no label"
+        comparator.close()
     for candidate, _ in _model(accuracy=0.9):
         comparator = _comparator(champion[0], candidate, max_pending=50)
         for i in range(80):
             comparator.mirrored(Request("GET", "/predict", {}, b"", f"r{i}"))
         assert len(comparator.waiting) == 50
         assert _sample(comparator, metrics.UNLABELLED) == 30
+        comparator.close()
 
 
 def test_the_comparator_serves_the_mirror_labels_and_metrics(
@@ -259,3 +263,4 @@ def test_the_comparator_serves_the_mirror_labels_and_metrics(
     assert f'{metrics.MIRRORED}{{rollout="ns/fraud",version="2"}} 2.0' in text
     server.httpd.shutdown()
     server.httpd.server_close()
+    comparator.close()

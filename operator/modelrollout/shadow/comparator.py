@@ -33,6 +33,7 @@ import json
 import math
 import os
 import queue
+import socket
 import threading
 import time
 import urllib.parse
@@ -171,6 +172,8 @@ class Comparator:
         self.ask = ask or self._ask
         self.pool = ThreadPoolExecutor(max_workers=3 * WORKERS, thread_name_prefix="ask")
         self.queue: queue.Queue[Request] = queue.Queue(maxsize=QUEUE)
+        self._local = threading.local()
+        self._opened: list[http.client.HTTPConnection] = []
         self.workers: list[threading.Thread] = []
 
     def _c(self, metric: Counter | Histogram | Gauge, **labels: str) -> Any:
@@ -277,24 +280,55 @@ class Comparator:
         with self.lock:
             return list(self.kept)
 
-    def _ask(self, base: str, request: Request) -> Answer:
-        """Send the request to one side and read its answer's field."""
+    def _connection(self, base: str, *, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's kept-alive connection to `base` (a new one when `fresh`, or none yet);
+        whether it was reused. A connection per call would cost a handshake per answer, and
+        through a Service proxy a proxied connection too."""
+        kept: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("kept", {})
+        connection = kept.get(base)
+        if connection is not None and not fresh:
+            return connection, True
+        if connection is not None:
+            connection.close()
         url = urllib.parse.urlsplit(base)
+        kept[base] = _Connection(url.hostname or "", url.port or 80, timeout=self.s.timeout)
+        with self.lock:
+            self._opened.append(kept[base])
+        return kept[base], False
+
+    def close(self) -> None:
+        """Stop asking: the pool's threads, and every kept-alive connection."""
+        self.pool.shutdown(wait=True)
+        with self.lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+
+    def _ask(self, base: str, request: Request) -> Answer:
+        """Send the request to one side and read its answer's field; once more on a new
+        connection when a kept-alive one turns out closed before it answered."""
         headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED}
         headers[ARM_HEADER] = SHADOW_ARM
-        started = time.perf_counter()
-        connection = http.client.HTTPConnection(url.hostname or "", url.port or 80,
-                                                timeout=self.s.timeout)  # fmt: skip
-        try:
-            connection.request(request.method, request.path, body=request.body or None,
-                               headers=headers)  # fmt: skip
-            response = connection.getresponse()
-            body = response.read(MAX_BODY)
-            seconds = time.perf_counter() - started
-        except (OSError, http.client.HTTPException) as error:
-            return Answer(None, time.perf_counter() - started, f"{type(error).__name__}: {error}")
-        finally:
-            connection.close()
+        fresh = False
+        while True:
+            connection, reused = self._connection(base, fresh=fresh)
+            started = time.perf_counter()
+            try:
+                connection.request(request.method, request.path, body=request.body or None,
+                                   headers=headers)  # fmt: skip
+                response = connection.getresponse()
+                body = response.read(MAX_BODY)
+                seconds = time.perf_counter() - started
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                if reused:
+                    fresh = True
+                    continue
+                return self._failed(base, started, e)
+            except (OSError, http.client.HTTPException) as error:
+                return self._failed(base, started, error)
+            if not response.isclosed():  # a body longer than MAX_BODY: not reusable
+                self._connection(base, fresh=True)
+            break
         if not 200 <= response.status < 300:
             return Answer(None, seconds, f"HTTP {response.status}")
         try:
@@ -302,6 +336,19 @@ class Comparator:
             return Answer(answer[self.s.field], seconds)
         except (ValueError, KeyError, TypeError):
             return Answer(None, seconds, f"no {self.s.field!r} in the answer")
+
+    def _failed(self, base: str, started: float, error: BaseException) -> Answer:
+        self._connection(base, fresh=True)  # whatever state it was left in
+        return Answer(None, time.perf_counter() - started, f"{type(error).__name__}: {error}")
+
+
+class _Connection(http.client.HTTPConnection):
+    """Without Nagle's algorithm: a request's headers and body are two writes, and on a kept-alive
+    connection the second would wait for the peer's delayed ACK (40 ms)."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _labels(body: bytes) -> list[tuple[str, Any]]:
