@@ -60,10 +60,14 @@ def test_rendered_manifests_are_accepted_by_the_api_server(
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     namespaced = render(helm, "--set", f"watchNamespaces={{{namespace}}}", namespace=namespace)
     cluster_rules = [r for d in namespaced if d["kind"] == "ClusterRole" for r in d["rules"]]
-    # namespaced: only reading CRDs and namespaces (for kopf) is cluster-wide; the rest in a Role
+    # namespaced: only reading CRDs, GatewayClasses (cluster-scoped: a shadow step reads what
+    # mirroring its gateway implements) and namespaces (for kopf) is cluster-wide; the rest in a
+    # Role
     assert cluster_rules == [
         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
          "verbs": ["list", "watch"]},
+        {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gatewayclasses"],
+         "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     ]  # fmt: skip
     assert "Role" in {d["kind"] for d in namespaced}
