@@ -237,6 +237,16 @@ class GatewayAPIRouter:
         self._owner = owner
         self._traffic = traffic
         self._port = port
+        # a router lives one tick: the parents' classes read once for `refuses` and `apply`
+        self._classes: dict[str, tuple[str, Manifest | None]] = {}
+
+    def _fetch(self, group: str, version: str, plural: str, namespace: str | None,
+               name: str) -> Manifest | None:  # fmt: skip
+        """An object beside the route, as the API server has it; its refusal as a RouterError."""
+        try:
+            return self._cluster.fetch(group, version, plural, namespace, name)
+        except ClusterError as error:
+            raise RouterError(str(error), error.status, terminating=error.terminating) from error
 
     def _get(self, *, fresh: bool) -> Manifest | None:
         try:
@@ -249,15 +259,13 @@ class GatewayAPIRouter:
         """A parent Gateway's name and its GatewayClass, as the API server has them."""
         namespace = str(parent.get("namespace") or self._owner.namespace)
         where = f"{namespace}/{parent.get('name')}"
-        try:
-            gateway = self._cluster.fetch(GROUP, VERSION, "gateways", namespace,
-                                         str(parent.get("name")))  # fmt: skip
-            if gateway is None:
-                return where, None
-            name = str((gateway.get("spec") or {}).get("gatewayClassName", ""))
-            return where, self._cluster.fetch(GROUP, VERSION, "gatewayclasses", None, name)
-        except ClusterError as error:
-            raise RouterError(str(error), error.status, terminating=error.terminating) from error
+        if where not in self._classes:
+            gateway = self._fetch(GROUP, VERSION, "gateways", namespace, str(parent.get("name")))
+            name = str(((gateway or {}).get("spec") or {}).get("gatewayClassName", ""))
+            found = None if gateway is None else self._fetch(GROUP, VERSION, "gatewayclasses",
+                                                             None, name)  # fmt: skip
+            self._classes[where] = (where, found)
+        return self._classes[where]
 
     def mirroring(self, percent: int) -> MirrorMode | str:
         """How a mirror of `percent`% is written on this route's data plane, or why it cannot
@@ -313,9 +321,9 @@ class GatewayAPIRouter:
         """Create or replace an object this router owns beside the route (its TraefikService);
         when it was created."""
         name = manifest["metadata"]["name"]
+        current = self._fetch(TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL,
+                              self._owner.namespace, name)  # fmt: skip
         try:
-            current = self._cluster.fetch(TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL,
-                                          self._owner.namespace, name)  # fmt: skip
             if current is None or not covers(current.get("spec"), manifest["spec"]):
                 body = manifest if current is None else {**current, "spec": manifest["spec"]}
                 current = self._cluster.write_custom(TRAEFIK_GROUP, TRAEFIK_VERSION,
@@ -334,12 +342,8 @@ class GatewayAPIRouter:
                 name = str(b.get("name", ""))
                 if b.get("kind") != "TraefikService" or name in found:
                     continue
-                try:
-                    got = self._cluster.fetch(TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL,
-                                             self._owner.namespace, name)  # fmt: skip
-                except ClusterError as error:
-                    raise RouterError(str(error), error.status,
-                                      terminating=error.terminating) from error  # fmt: skip
+                got = self._fetch(TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL,
+                                  self._owner.namespace, name)  # fmt: skip
                 if got is not None:
                     found[name] = got
         return found
